@@ -1,0 +1,51 @@
+# wearcast: `make demo` and `make test` bootstrap everything from python3 (3.11+) and the lock file.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast test-slow lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced ## Create .venv from uv.lock (pinned versions) and install wearcast into it
+
+demo: install ## Simulate a fleet, train, register, score its last day, print the risk list
+	$(VENV)/bin/wearcast demo
+
+test: install lint ## Lint, then the test suite (real-data runs are marked slow and excluded)
+	$(VENV)/bin/pytest -q
+
+test-fast: install ## Unit tests only (no Prefect, no MLflow end-to-end)
+	$(VENV)/bin/pytest -q -m "not slow and not e2e"
+
+test-slow: install ## Tests on ../shared/data (real bearings), slow
+	$(VENV)/bin/pytest -q -m slow
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install ## Benchmarks on ../shared/data (prints ratios against named baselines)
+	$(VENV)/bin/python benchmarks/femto_pronostia.py ../shared/data/femto-pronostia
+
+clean: ## Remove the virtualenvs, outputs and local stores (mlruns/ keeps its .gitignore)
+	rm -rf $(VENV) .tools outputs .prefect
+	find mlruns -mindepth 1 ! -name .gitignore -exec rm -rf {} +

@@ -1,0 +1,164 @@
+"""Assemble the feature table: one row per machine and as-of time, one column per feature.
+
+Column names carry their kind, signal and parameters (``vib__acc_horizontal__envelope__bpfo_amp``,
+``tel__temperature_bearing__slope__24h``), so a ``FeatureSpec`` stored with a model is enough to rebuild the
+same columns at scoring time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from features.bearings import defect_orders
+from features.dataset import Dataset
+from features.telemetry import asof_join, hours_since_maintenance, telemetry_feature_rows
+from features.vibration import VibrationConfig, nan_reasons, vibration_features
+
+KEYS = ["machine_id", "timestamp"]
+TREND_SUFFIXES = ("rms", "kurtosis", "velocity_rms_mm_s", "order_1x_amp", "envelope__rms")
+SNAPSHOTS_PER_CHUNK = 2048
+
+
+class FeatureConfig(BaseModel):
+    """How features are computed; stored with every model inside its FeatureSpec."""
+
+    model_config = ConfigDict(frozen=True)
+    windows_h: tuple[int, ...] = (24, 168)
+    bands_hz: tuple[tuple[float, float], ...] = ((10, 500), (500, 1000), (1000, 2000), (2000, 5000))
+    baseline_snapshots: int = 5
+    vibration_max_age_h: float = 48.0
+    telemetry_max_age_h: float = 24.0
+
+
+class FeatureSpec(BaseModel):
+    """The exact feature columns a model was trained on, and the configuration that computes them."""
+
+    model_config = ConfigDict(frozen=True)
+    config: FeatureConfig = FeatureConfig()
+    columns: tuple[str, ...]
+    contract_version: str = "v1"
+
+    def missing_from(self, frame: pd.DataFrame) -> list[str]:
+        """Spec columns the frame cannot provide (absent, or NaN in every row)."""
+        return [c for c in self.columns if c not in frame or frame[c].isna().all()]
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's input: the spec's columns in the spec's order (absent ones as NaN), float32."""
+        return frame.reindex(columns=list(self.columns)).astype(np.float32)
+
+
+@dataclass
+class FeatureTable:
+    frame: pd.DataFrame  # machine_id, timestamp, feature columns
+    notes: pd.DataFrame  # machine_id, timestamp, feature, reason: why a feature is NaN
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c not in KEYS]
+
+
+def default_as_of(dataset: Dataset) -> pd.DataFrame:
+    """Training rows: the snapshot times where there are waveforms, else the telemetry times."""
+    source = dataset.waveforms.meta if not dataset.waveforms.meta.empty else dataset.telemetry
+    return source[KEYS].drop_duplicates().sort_values(KEYS).reset_index(drop=True)
+
+
+def latest_as_of(dataset: Dataset) -> pd.DataFrame:
+    """Scoring rows: each machine as of its latest reading."""
+    return dataset.latest_reading().rename("timestamp").reset_index()[KEYS]
+
+
+def shaft_speed_hz(dataset: Dataset, max_age_h: float = 24.0) -> np.ndarray:
+    """Shaft speed per snapshot: the snapshot's speed_rpm, else the latest telemetry speed_rpm, else rated speed."""
+    meta = dataset.waveforms.meta
+    rpm = meta["speed_rpm"].to_numpy(dtype=float)
+    if "speed_rpm" in dataset.telemetry:
+        speeds = dataset.telemetry[[*KEYS, "speed_rpm"]].dropna()
+        from_tel = asof_join(meta[KEYS], speeds, max_age_h)["speed_rpm"].to_numpy(dtype=float)
+        rpm = np.where(np.isnan(rpm), from_tel, rpm)
+    if "rated_speed_rpm" in dataset.machines:
+        rated = meta["machine_id"].map(dataset.machines.set_index("machine_id")["rated_speed_rpm"])
+        rpm = np.where(np.isnan(rpm), rated.to_numpy(dtype=float), rpm)
+    return rpm / 60.0
+
+
+def snapshot_defect_orders(dataset: Dataset) -> dict[str, np.ndarray]:
+    """Bearing defect orders (BPFO, BPFI, BSF, FTF per shaft revolution) for each snapshot's machine; NaN if unknown."""
+    geometry = ["bearing_n_balls", "bearing_ball_diameter_mm", "bearing_pitch_diameter_mm", "bearing_contact_angle_deg"]
+    machines = dataset.machines.set_index("machine_id").reindex(columns=geometry)
+    machines["bearing_contact_angle_deg"] = machines["bearing_contact_angle_deg"].fillna(0.0)
+    per_snapshot = machines.reindex(dataset.waveforms.meta["machine_id"]).to_numpy(dtype=float)
+    return defect_orders(*per_snapshot.T)
+
+
+def snapshot_features(dataset: Dataset, config: FeatureConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Vibration features per snapshot (long: one row per snapshot and channel) and the NaN reasons."""
+    meta = dataset.waveforms.meta
+    if meta.empty:
+        return pd.DataFrame(columns=[*KEYS, "channel"]), _empty_notes()
+    shaft, orders = shaft_speed_hz(dataset, config.telemetry_max_age_h), snapshot_defect_orders(dataset)
+    vib_config = VibrationConfig(bands_hz=config.bands_hz)
+    parts, notes = [], []
+    for (rate, _), group in meta.groupby(["sample_rate_hz", "n_samples"], sort=True):
+        rows = group.index.to_numpy()
+        for start in range(0, len(rows), SNAPSHOTS_PER_CHUNK):
+            chunk = rows[start : start + SNAPSHOTS_PER_CHUNK]
+            chunk_orders = {k: v[chunk] for k, v in orders.items()}
+            values = vibration_features(dataset.waveforms.batch(chunk), float(rate), shaft[chunk], chunk_orders, vib_config)
+            parts.append(pd.DataFrame(values, index=chunk))
+            notes.append(_reason_notes(meta.loc[chunk], nan_reasons(shaft[chunk], chunk_orders)))
+    features = pd.concat(parts).sort_index()
+    return pd.concat([meta[[*KEYS, "channel"]], features], axis=1), pd.concat(notes, ignore_index=True)
+
+
+def _empty_notes() -> pd.DataFrame:
+    return pd.DataFrame(columns=[*KEYS, "feature", "reason"])
+
+
+def _reason_notes(meta: pd.DataFrame, reasons: list[str | None]) -> pd.DataFrame:
+    rows = [(m, t, f"vib__{c}__envelope", r) for (m, t, c), r in
+            zip(meta[[*KEYS, "channel"]].itertuples(index=False), reasons, strict=True) if r]
+    return pd.DataFrame(rows, columns=[*KEYS, "feature", "reason"])
+
+
+def add_baseline_ratios(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataFrame:
+    """Add ``<feature>__ratio_to_baseline``: value over the median of the machine's first snapshots (as of t)."""
+    columns = [c for c in snapshots.columns if c.endswith(TREND_SUFFIXES) or "_amp" in c or "band_energy" in c]
+    ordered = snapshots.sort_values([*KEYS]).reset_index(drop=True)
+    early = ordered[columns].where(ordered.groupby("machine_id").cumcount() < baseline_snapshots)
+    baseline = early.groupby(ordered["machine_id"]).expanding().median().reset_index(level=0, drop=True).sort_index()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = ordered[columns] / baseline.where(baseline > 0)
+    ratios.columns = [f"{c}__ratio_to_baseline" for c in columns]
+    return pd.concat([ordered, ratios], axis=1)
+
+
+def vibration_wide(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataFrame:
+    """One row per machine and snapshot time, columns ``vib__<channel>__<feature>``."""
+    frames = []
+    for channel, group in snapshots.groupby("channel", sort=True):
+        group = add_baseline_ratios(group.drop(columns="channel"), baseline_snapshots)
+        frames.append(group.set_index(KEYS).add_prefix(f"vib__{channel}__"))
+    wide = pd.concat(frames, axis=1, join="outer") if frames else pd.DataFrame(columns=KEYS).set_index(KEYS)
+    return wide.reset_index()
+
+
+def build_features(dataset: Dataset, as_of: pd.DataFrame | None = None, config: FeatureConfig | None = None) -> FeatureTable:
+    """Feature table for ``as_of`` rows (default: every snapshot time, else every telemetry time)."""
+    config = config or FeatureConfig()
+    as_of = default_as_of(dataset) if as_of is None else as_of[KEYS].reset_index(drop=True)
+    parts = [as_of]
+    snapshots, notes = snapshot_features(dataset, config)
+    if not snapshots.empty:
+        wide = vibration_wide(snapshots, config.baseline_snapshots)
+        parts.append(asof_join(as_of, wide, config.vibration_max_age_h).drop(columns=KEYS))
+    if not dataset.telemetry.empty:
+        rows = telemetry_feature_rows(dataset.telemetry, config.windows_h)
+        parts.append(asof_join(as_of, rows, config.telemetry_max_age_h).drop(columns=KEYS))
+    frame = pd.concat(parts, axis=1)
+    frame["tel__maintenance__hours_since"] = hours_since_maintenance(as_of, dataset.events)
+    return FeatureTable(frame, notes)

@@ -1,0 +1,73 @@
+"""Feature names in words: units, one-line descriptions, and the phrases a maintenance crew reads."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from features.vibration import vibration_feature_info
+
+_WINDOW = re.compile(r"^(mean|std|min|max|slope)__(\d+)h$")
+_STAT_WORDS = {"mean": "mean", "std": "variability (std)", "min": "minimum", "max": "maximum", "slope": "trend"}
+
+
+@dataclass(frozen=True)
+class Described:
+    unit: str
+    description: str
+
+
+def sensor_words(sensor: str) -> str:
+    """``temperature_bearing`` -> ``bearing temperature``; other names with spaces for underscores."""
+    if sensor.startswith("temperature_"):
+        return f"{sensor.removeprefix('temperature_').replace('_', ' ')} temperature"
+    return sensor.replace("_", " ")
+
+
+def sensor_unit(sensor: str) -> str:
+    """Unit of a telemetry column from the data contract's naming rules."""
+    if sensor.startswith("temperature"):
+        return "°C"
+    for suffix, unit in (("_rpm", "rpm"), ("_pct", "%"), ("_psia", "psia"), ("_hz", "Hz"), ("_mm_s", "mm/s")):
+        if sensor.endswith(suffix):
+            return unit
+    return ""
+
+
+def describe(name: str) -> Described:
+    """Unit and one-line description of any feature column."""
+    kind, signal, rest = (name.split("__", 2) + ["", ""])[:3]
+    if kind == "vib":
+        ratio = rest.endswith("__ratio_to_baseline")
+        info = vibration_feature_info(rest.removesuffix("__ratio_to_baseline"))
+        where = f" ({signal.replace('_', ' ')})"
+        if ratio:
+            return Described("x", f"{info.description}{where} relative to its healthy level")
+        return Described(info.unit, f"{info.description}{where}")
+    if kind == "tel" and signal == "maintenance":
+        return Described("h", "time since last maintenance or repair")
+    words, unit = sensor_words(signal), sensor_unit(signal)
+    if rest == "last":
+        return Described(unit, f"{words}")
+    if rest == "rise_over_ambient":
+        return Described(unit, f"{words} above ambient")
+    if match := _WINDOW.match(rest):
+        stat, hours = match.groups()
+        slope_unit = f"{unit}/h" if unit else "per h"
+        return Described(slope_unit if stat == "slope" else unit, f"{words} {_STAT_WORDS[stat]} over {hours} h")
+    return Described("", name)
+
+
+def driver_phrase(name: str, value: float) -> str:
+    """How a crew reads a risk driver: 'bearing temperature 14 °C above ambient', 'outer-race ... 6.0x its healthy level'."""
+    info = describe(name)
+    if name.endswith("__ratio_to_baseline"):
+        base = info.description.removesuffix(" relative to its healthy level")
+        return f"{base} {value:.1f}x its healthy level"
+    if name.endswith("__rise_over_ambient"):
+        return f"{info.description.removesuffix(' above ambient')} {value:.0f} {info.unit} above ambient"
+    if "__slope__" in name:
+        direction = "rising" if value >= 0 else "falling"
+        return f"{info.description.replace(' trend', '')} {direction} {abs(value):.2g} {info.unit}"
+    unit = f" {info.unit}" if info.unit and info.unit != "x" else ""
+    return f"{info.description} {value:.3g}{unit}"

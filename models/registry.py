@@ -1,0 +1,109 @@
+"""The one module that talks to MLflow: tracking runs, the pyfunc bundle, the registry and its champion alias."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from features.errors import InputError
+from models.bundle import RiskModel
+
+CHAMPION = "champion"
+
+
+class RegistryError(InputError):
+    """The registry cannot give what was asked (no champion, unknown version); the message says what to do."""
+
+
+class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc that returns calibrated failure probabilities (not class labels) from a feature table."""
+
+    def load_context(self, context) -> None:
+        self.model: RiskModel = joblib.load(context.artifacts["risk_model"])
+
+    def predict(self, context, model_input, params=None):
+        return pd.DataFrame({"failure_probability": self.model.predict_proba(model_input)})
+
+
+@dataclass(frozen=True)
+class RegisteredRun:
+    run_id: str
+    version: str
+    experiment_id: str
+
+
+def connect(tracking_uri: str, experiment: str, artifact_location: str | None) -> str:
+    """Point MLflow at the tracking/registry store and return the experiment id (created if missing)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(experiment, artifact_location=artifact_location)
+
+
+def log_training_run(model: RiskModel, model_name: str, experiment_id: str, params: dict, metrics: dict,
+                     tags: dict, sample: pd.DataFrame, files: dict[str, Path] | None = None) -> RegisteredRun:
+    """Log one training run (params, metrics, data tags, files) and register its pyfunc bundle under ``model_name``."""
+    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_dict({"columns": list(model.spec.columns), "spec": model.spec.model_dump(mode="json")},
+                        "feature_spec.json")
+        mlflow.log_dict({"thresholds": model.thresholds, "horizon_h": model.horizon_h, **model.info}, "model_info.json")
+        for name, path in (files or {}).items():
+            mlflow.log_artifact(str(path), artifact_path=name)
+        bundle = Path(tmp) / "risk_model.joblib"
+        joblib.dump(model, bundle)
+        x = model.spec.matrix(sample)
+        signature = infer_signature(x, pd.DataFrame({"failure_probability": model.predict_proba(sample)}))
+        info = mlflow.pyfunc.log_model(
+            name="risk_model", python_model=RiskModelPyfunc(), artifacts={"risk_model": str(bundle)},
+            registered_model_name=model_name, signature=signature,
+        )
+    return RegisteredRun(run.info.run_id, str(info.registered_model_version), experiment_id)
+
+
+def champion_version(model_name: str) -> str | None:
+    """Version number behind the ``champion`` alias, or None."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def load_model(model_name: str, version: str | None = None) -> tuple[RiskModel, str]:
+    """Load a registered version (default: the champion) as a RiskModel, with its version number."""
+    version = version or champion_version(model_name)
+    if version is None:
+        raise RegistryError(
+            f"model '{model_name}' has no champion in the registry at {mlflow.get_tracking_uri()}; "
+            f"fix: run `wearcast train DATA --model-name {model_name}` first, or pass --model VERSION"
+        )
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    except MlflowException as exc:
+        raise RegistryError(f"model '{model_name}' version {version} cannot be loaded: {exc.message}") from exc
+    return pyfunc.unwrap_python_model().model, str(version)
+
+
+def set_champion(model_name: str, version: str, audit: dict) -> None:
+    """Move the ``champion`` alias to ``version`` and record why on the version (an audit trail in the registry)."""
+    client = MlflowClient()
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    client.set_model_version_tag(model_name, version, "promotion", json.dumps(audit, default=str))
+
+
+def tag_version(model_name: str, version: str, key: str, value: str) -> None:
+    MlflowClient().set_model_version_tag(model_name, version, key, value)

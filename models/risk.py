@@ -1,0 +1,67 @@
+"""The risk list: one row per known machine, ranked, with a risk band and the drivers in words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.describe import driver_phrase
+from models.bundle import RiskModel
+
+RISK_LIST_COLUMNS = [
+    "rank", "machine_id", "site", "machine_type", "as_of", "status", "failure_probability", "risk_band",
+    "drivers", "model_name", "model_version",
+]
+STATUS_ORDER = {"scored": 0, "insufficient_history": 1, "no_recent_data": 2}
+
+
+def feature_coverage(model: RiskModel, frame: pd.DataFrame) -> np.ndarray:
+    """Share of the model's features that each row has a value for."""
+    return model.spec.matrix(frame).notna().mean(axis=1).to_numpy()
+
+
+def row_status(frame: pd.DataFrame, coverage: np.ndarray, stale_after_h: float, min_coverage: float) -> np.ndarray:
+    """``no_recent_data`` if the latest reading is older than ``stale_after_h`` before the fleet's latest one,
+    ``insufficient_history`` if too few features can be computed, else ``scored``."""
+    newest = frame["timestamp"].max()
+    stale = (frame["timestamp"] < newest - pd.Timedelta(hours=stale_after_h)).to_numpy()
+    status = np.where(coverage < min_coverage, "insufficient_history", "scored").astype(object)
+    status[stale] = "no_recent_data"
+    return status
+
+
+def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> list[str]:
+    """The features that most raised each row's risk, as phrases a crew reads."""
+    if frame.empty:
+        return []
+    contrib = model.contributions(frame)
+    values = model.spec.matrix(frame)
+    phrases = []
+    for i in range(len(frame)):
+        row = contrib.iloc[i]
+        up = row[row > 0].sort_values(ascending=False).index[:how_many]
+        phrases.append("; ".join(driver_phrase(name, float(values.iloc[i][name])) for name in up
+                                 if np.isfinite(values.iloc[i][name])))
+    return phrases
+
+
+def build_risk_list(model: RiskModel, frame: pd.DataFrame, machines: pd.DataFrame, model_name: str,
+                    model_version: str, stale_after_h: float = 48.0, min_coverage: float = 0.5,
+                    explain_top: int = 100) -> pd.DataFrame:
+    """Rank machines by failure probability; drivers for the ``explain_top`` highest that are not low risk."""
+    frame = frame.reset_index(drop=True)
+    status = row_status(frame, feature_coverage(model, frame), stale_after_h, min_coverage)
+    probability = np.where(status == "scored", model.predict_proba(frame), np.nan)
+    band = np.where(status == "scored", model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
+    out = pd.DataFrame({"machine_id": frame["machine_id"], "as_of": frame["timestamp"], "status": status,
+                        "failure_probability": probability, "risk_band": band, "drivers": ""})
+    attributes = machines.set_index("machine_id").reindex(columns=["site", "machine_type"])
+    out = out.join(attributes, on="machine_id").fillna({"site": "", "machine_type": ""})
+    out = out.assign(_order=out["status"].map(STATUS_ORDER), _p=-np.nan_to_num(probability, nan=1.0))
+    out = out.sort_values(["_order", "_p", "machine_id"]).reset_index(drop=True)
+    explain = out.index[(out["status"] == "scored") & (out["risk_band"] != "low")][:explain_top]
+    by_id = frame.set_index("machine_id")
+    out.loc[explain, "drivers"] = top_drivers(model, by_id.loc[out.loc[explain, "machine_id"]].reset_index())
+    out["rank"] = np.arange(1, len(out) + 1)
+    out["model_name"], out["model_version"] = model_name, str(model_version)
+    return out[RISK_LIST_COLUMNS]

@@ -1,0 +1,210 @@
+"""The ``wearcast`` command: simulate, train, score, demo.
+
+Exit codes: 0 done, 2 input unusable (one line says why and how to fix it), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.errors import InputError
+from pipelines.settings import Settings, load_settings, prepare_environment
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="wearcast: predictive maintenance from equipment data.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _start() -> Settings:
+    settings = load_settings()
+    prepare_environment(settings)
+    return settings
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Argument(help="Folder to write the fleet into (must not exist or be empty).")],
+    machines: Annotated[int, typer.Option(help="Number of machines.")] = 200,
+    days: Annotated[int, typer.Option(help="Days of history.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 0,
+    start: Annotated[str, typer.Option(help="First day (UTC), YYYY-MM-DD.")] = "2026-01-01",
+    inbox_days: Annotated[int, typer.Option(help="Write the last K days as batches under OUT/inbox/.")] = 0,
+) -> None:
+    """Write a simulated fleet in the equipment data contract layout (hidden truth in OUT/truth.parquet)."""
+    summary = run_simulation(out, machines=machines, days=days, seed=seed, start=start, inbox_days=inbox_days)
+    console.print(f"wrote {summary.machines} machines x {summary.days} days to {summary.out} "
+                  f"({summary.bytes_written / 1e6:.0f} MB): {summary.telemetry_rows} telemetry rows, "
+                  f"{summary.waveform_rows} snapshots, {summary.failures} failures, "
+                  f"{summary.faulty_at_end} machines degrading at the end")
+    for batch in summary.inbox_batches:
+        console.print(f"inbox batch: {batch}")
+
+
+def run_simulation(out: Path, **options):
+    from features.simulator import SimulationConfig, simulate as simulate_fleet
+
+    try:
+        config = SimulationConfig(**options)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    with _progress() as progress:
+        bar = progress.add_task("simulating", total=config.days)
+        try:
+            return simulate_fleet(out, config, progress=lambda done, total: progress.update(bar, completed=done))
+        except (ValueError, FileExistsError) as exc:
+            raise InputError(str(exc)) from exc
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=err, transient=True)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (equipment data contract v1).")],
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = "wearcast",
+    horizon_h: Annotated[float, typer.Option(help="Predict failure within this many hours.")] = 168.0,
+    holdout: Annotated[str, typer.Option(help="Hold-out: 'time' (latest period) or 'machines' (unseen machines).")] = "time",
+) -> None:
+    """Train a failure predictor on DATA, track it in MLflow, register it, promote it if it beats the champion."""
+    result = run_training(data, model_name, horizon_h, holdout)
+    print_training(result)
+
+
+def run_training(data: Path, model_name: str, horizon_h: float = 168.0, holdout: str = "time") -> dict:
+    settings = _start()
+    from models.train import TrainConfig
+    from pipelines.flows import TrainParams, train_flow
+
+    if not Path(data).is_dir():
+        raise InputError(f"{data}: not a folder; fix: give a dataset folder in the equipment data contract layout")
+    params = TrainParams(data=str(Path(data).resolve()), model_name=model_name,
+                         train=TrainConfig(horizon_h=horizon_h, holdout=holdout))
+    result = train_flow(params)
+    console.print(f"MLflow store: {settings.tracking_uri}")
+    return result
+
+
+def print_training(result: dict) -> None:
+    m = result["metrics"]
+    console.print(
+        f"trained {result['features']} features on {result['train_rows']} rows; hold-out {result['holdout_rows']} rows: "
+        f"ROC AUC {m['roc_auc']:.3f}, PR AUC {m['pr_auc']:.3f}, recall {m['recall_at_alert']:.2f}, "
+        f"precision {m['precision_at_alert']:.2f} at the alert threshold, "
+        f"{m['false_alarms_per_machine_month']:.2f} false alarms per machine-month, "
+        f"{m['failures_caught']:.0f} of {m['failures_in_holdout']:.0f} failures caught"
+    )
+    promo = result["promotion"]
+    verdict = "promoted to champion" if promo["promoted"] else "not promoted"
+    console.print(f"registered version {result['version']}: {verdict} ({promo['reason']})")
+
+
+@app.command()
+def score(
+    path: Annotated[Path, typer.Argument(help="Batch folder (equipment data contract v1); read, never written.")],
+    history: Annotated[Path | None, typer.Option(help="Dataset with earlier readings, used as history.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the risk list (default: outputs/).")] = None,
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = "wearcast",
+    model: Annotated[str | None, typer.Option(help="Model version (default: the champion).")] = None,
+) -> None:
+    """Score each machine in PATH as of its latest reading into a ranked risk list."""
+    result = run_scoring(path, history, out, model_name, model)
+    print_scoring(result)
+
+
+def run_scoring(path: Path, history: Path | None, out: Path | None, model_name: str, model: str | None) -> dict:
+    _start()
+    from pipelines.flows import ScoreParams, score_flow
+
+    for folder in (path, history):
+        if folder is not None and not Path(folder).is_dir():
+            raise InputError(f"{folder}: not a folder; fix: give a batch folder in the equipment data contract layout")
+    params = ScoreParams(path=str(Path(path).resolve()), history=str(Path(history).resolve()) if history else None,
+                         out=str(Path(out).resolve()) if out else None, model_name=model_name, model_version=model)
+    return score_flow(params)
+
+
+def print_scoring(result: dict, top: int = 10) -> None:
+    balance = ", ".join(f"{t} {c['rows_in']} in / {c['rows_used']} used / {c['rows_quarantined']} quarantined"
+                        for t, c in result["counts"].items() if c["rows_in"])
+    console.print(f"batch rows: {balance}")
+    table = Table(title=f"risk list (model v{result['model_version']}, top {top} of {result['rows']})")
+    for col in ("rank", "machine_id", "machine_type", "status", "failure_probability", "risk_band", "drivers"):
+        table.add_column(col, overflow="fold", max_width=60 if col == "drivers" else None)
+    for row in result["top"][:top]:
+        p = row["failure_probability"]
+        table.add_row(str(row["rank"]), row["machine_id"], row["machine_type"], row["status"],
+                      "" if p != p else f"{p:.3f}", row["risk_band"], row["drivers"])
+    console.print(table)
+    for name, where in result["paths"].items():
+        console.print(f"{name}: {where}")
+
+
+@app.command()
+def demo(
+    machines: Annotated[int, typer.Option(help="Machines in the simulated fleet.")] = 200,
+    days: Annotated[int, typer.Option(help="Days of simulated history.")] = 60,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 7,
+    top: Annotated[int, typer.Option(help="How many of the top of the list to check against the hidden truth.")] = 10,
+) -> None:
+    """Simulate a fleet, train, score its last day, and check the top of the list against the hidden truth."""
+    settings = _start()
+    started = time.perf_counter()
+    base = settings.outputs / "demo"
+    fleet = base / "fleet"
+    shutil.rmtree(fleet, ignore_errors=True)
+    summary = run_simulation(fleet, machines=machines, days=days, seed=seed, inbox_days=1)
+    console.print(f"simulated {summary.machines} machines x {summary.days} days ({summary.failures} failures, "
+                  f"{summary.faulty_at_end} degrading at the end) in {fleet}")
+    print_training(run_training(fleet, "wearcast-demo"))
+    result = run_scoring(summary.inbox_batches[-1], fleet, base, "wearcast-demo", None)
+    print_scoring(result)
+    print_truth_check(result, fleet, top)
+    console.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")
+    console.print(f"Prefect runs: PREFECT_HOME={settings.prefect_home} .venv/bin/prefect server start")
+    console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
+
+
+def print_truth_check(result: dict, fleet: Path, top: int) -> None:
+    import pandas as pd
+
+    from models.evaluate import truth_check
+
+    risk = pd.read_parquet(result["paths"]["risk_list_parquet"])
+    check = truth_check(risk, pd.read_parquet(fleet / "truth.parquet"), top)
+    console.print(f"hidden-truth check: {check['hits']} of the top {top} machines are truly degrading "
+                  f"(fleet base rate {check['base_rate']:.0%}, so chance would give {check['chance']:.1f}); "
+                  f"{check['found']} of {check['degrading']} degrading machines are in the top {top}")
+
+
+def main() -> None:
+    """Entry point: run the Typer app and turn errors into exit codes without tracebacks."""
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except InputError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+    except Exception as exc:
+        if os.environ.get("WEARCAST_DEBUG"):
+            traceback.print_exc()
+        err.print(f"internal error: {type(exc).__name__}: {exc} (set WEARCAST_DEBUG=1 for the traceback)", markup=False)
+        sys.exit(1)

@@ -1,0 +1,155 @@
+"""The contract loader: precise errors, quarantine with reasons, and rows in = used + quarantined."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_tiny, shared_data, write_waveforms
+from features.dataset import CONTRACT_VERSION, ContractError, load_dataset
+
+
+def balanced(ds) -> None:
+    for table, c in ds.counts.items():
+        assert c["rows_in"] == c["rows_used"] + c["rows_quarantined"], table
+
+
+def reasons(ds) -> set[str]:
+    return set(ds.quarantine["reason"])
+
+
+def test_valid_dataset_loads_everything(tiny):
+    ds = load_dataset(tiny)
+    balanced(ds)
+    assert ds.contract_version == CONTRACT_VERSION == "v1"
+    assert ds.quarantine.empty
+    assert len(ds.telemetry) == 3 * 48 and len(ds.waveforms.meta) == 3 * 4
+    assert str(ds.telemetry["timestamp"].dt.tz) == "UTC"
+    batch = ds.waveforms.batch(np.arange(2))
+    assert batch.shape == (2, 4096) and batch.dtype == np.float32
+
+
+def test_missing_folder_and_missing_tables_are_contract_errors(tmp_path):
+    with pytest.raises(ContractError, match="not a folder"):
+        load_dataset(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    pd.DataFrame({"machine_id": ["a"]}).to_parquet(tmp_path / "empty" / "machines.parquet")
+    with pytest.raises(ContractError, match="no telemetry or waveforms"):
+        load_dataset(tmp_path / "empty")
+
+
+def test_bad_keys_are_quarantined_with_reasons(tiny):
+    tel = pd.read_parquet(tiny / "telemetry" / "part-0.parquet")
+    tel["timestamp"] = tel["timestamp"].astype(str)
+    tel.loc[3, "timestamp"] = "n/a"
+    tel.loc[4, "machine_id"] = ""
+    tel.loc[5, "machine_id"] = "../etc/passwd"
+    tel.loc[6, "machine_id"] = "bad\x07id"
+    tel.to_csv(tiny / "telemetry" / "part-1.csv", index=False)
+    (tiny / "telemetry" / "part-0.parquet").unlink()
+    ds = load_dataset(tiny)
+    balanced(ds)
+    q = ds.quarantine.set_index("row")
+    assert q.loc[3, "reason"] == "timestamp is missing or not a timestamp" and q.loc[3, "value"] == "NaT"
+    assert q.loc[4, "reason"] == "machine_id is empty"
+    assert "path separator" in q.loc[5, "reason"] and "path separator" in q.loc[6, "reason"]
+    assert (ds.quarantine["file"] == "telemetry/part-1.csv").all()
+    assert len(ds.telemetry) == 3 * 48 - 4
+
+
+def test_missing_required_column_quarantines_the_file_and_names_the_column(tiny):
+    pd.DataFrame({"machine_id": ["M00"], "when": ["2026-01-01"], "kind": ["failure"]}).to_csv(
+        tiny / "events.csv", index=False)
+    (tiny / "events.parquet").unlink()
+    ds = load_dataset(tiny)
+    balanced(ds)
+    row = ds.quarantine.iloc[0]
+    assert row["file"] == "events.csv" and row["column"] == "timestamp" and "missing" in row["reason"]
+
+
+def test_unknown_event_kind_and_duplicates(tiny):
+    events = pd.read_parquet(tiny / "events.parquet")
+    events = pd.concat([events, events, events.assign(kind="exploded")])
+    events.to_parquet(tiny / "events.parquet")
+    tel = pd.read_parquet(tiny / "telemetry" / "part-0.parquet")
+    tel.iloc[:5].to_parquet(tiny / "telemetry" / "part-1.parquet")  # the same readings again
+    ds = load_dataset(tiny)
+    balanced(ds)
+    assert "kind must be 'failure' or 'maintenance'" in reasons(ds)
+    assert "duplicate event" in reasons(ds)
+    dup = ds.quarantine[ds.quarantine["reason"].str.startswith("duplicate reading")]
+    assert len(dup) == 5 and set(dup["file"]) == {"telemetry/part-1.parquet"}
+
+
+def test_sensor_values_that_are_not_numbers_become_nan_with_a_note(tiny):
+    tel = pd.read_parquet(tiny / "telemetry" / "part-0.parquet")
+    tel["temperature_bearing"] = tel["temperature_bearing"].astype(object)
+    tel.loc[7, "temperature_bearing"] = "error"
+    tel.loc[8, "temperature_bearing"] = np.inf
+    tel.to_csv(tiny / "telemetry" / "part-0.csv", index=False)
+    (tiny / "telemetry" / "part-0.parquet").unlink()
+    ds = load_dataset(tiny)
+    balanced(ds)
+    assert ds.quarantine.empty
+    note = ds.notes.iloc[0]
+    assert note["column"] == "temperature_bearing" and note["cells"] == 2 and "'error'" in note["note"]
+
+
+def test_bad_snapshots_are_quarantined(tiny):
+    stamp = pd.Timestamp("2026-02-01", tz="UTC")
+    bad = np.ones(4096, np.float32)
+    bad[10] = np.nan
+    write_waveforms(tiny / "waveforms" / "part-1.parquet", [
+        {"machine_id": "M00", "timestamp": stamp, "values": bad},
+        {"machine_id": "M00", "timestamp": stamp + pd.Timedelta(hours=1), "values": np.zeros(0)},
+        {"machine_id": "M00", "timestamp": stamp + pd.Timedelta(hours=2), "values": np.ones(64), "sample_rate_hz": -1},
+    ])
+    ds = load_dataset(tiny)
+    balanced(ds)
+    assert {"snapshot contains NaN or infinite samples", "snapshot has no samples",
+            "sample_rate_hz must be a positive number"} <= reasons(ds)
+
+
+def test_truncated_parquet_is_recorded_and_the_rest_is_used(tiny):
+    good = (tiny / "telemetry" / "part-0.parquet").read_bytes()
+    (tiny / "telemetry" / "part-9.parquet").write_bytes(good[: len(good) // 2])
+    ds = load_dataset(tiny)
+    balanced(ds)
+    row = ds.quarantine.iloc[0]
+    assert row["file"] == "telemetry/part-9.parquet" and row["row"] == -1 and "cannot be read" in row["reason"]
+    assert len(ds.telemetry) == 3 * 48
+
+
+def test_nothing_usable_names_the_first_problem(tmp_path):
+    root = tmp_path / "bad"
+    (root / "telemetry").mkdir(parents=True)
+    pd.DataFrame({"machine_id": ["a", "b"], "timestamp": ["soon", "later"], "temperature_x": [1, 2]}).to_csv(
+        root / "telemetry" / "t.csv", index=False)
+    with pytest.raises(ContractError, match=r"telemetry/t.csv row 0, column 'timestamp'"):
+        load_dataset(root)
+
+
+def test_machines_missing_from_the_machine_table_are_known_by_id(tiny):
+    machines = pd.read_parquet(tiny / "machines.parquet")
+    machines.iloc[:1].to_parquet(tiny / "machines.parquet")
+    ds = load_dataset(tiny)
+    assert ds.machine_ids == ["M00", "M01", "M02"]
+    assert ds.counts["machines"]["known_by_id_only"] == 2
+
+
+def test_loader_never_writes_into_the_dataset(tmp_path):
+    root = make_tiny(tmp_path / "ro")
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    load_dataset(root)
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+
+
+@pytest.mark.parametrize("name", ["femto-pronostia", "cmapss-fd001/train", "cwru-12k"])
+def test_real_datasets_load_unchanged_and_balance(name):
+    ds = load_dataset(shared_data(name))
+    balanced(ds)
+    assert len(ds.machines) > 0 and (len(ds.telemetry) + len(ds.waveforms.meta)) > 0
+    if name == "femto-pronostia":  # Bearing1_1's first timestamp holds two snapshots per channel
+        dup = ds.quarantine[ds.quarantine["reason"].str.startswith("second snapshot")]
+        assert set(dup["machine_id"]) == {"Bearing1_1"} and len(dup) == 2

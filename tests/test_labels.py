@@ -1,0 +1,40 @@
+"""Labels and splits: known answers on a hand-made timeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.labels import failure_within
+from models.split import machine_holdout, time_holdout
+
+
+def day(d: int) -> pd.Timestamp:
+    return pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(days=d)
+
+
+def test_failure_within_horizon_censoring_and_min_lead():
+    rows = pd.DataFrame({"machine_id": ["A"] * 5 + ["B"] * 3,
+                         "timestamp": [day(0), day(5), day(8), day(9.9), day(10)] + [day(0), day(5), day(9)]})
+    events = pd.DataFrame({"machine_id": ["A", "B"], "timestamp": [day(10), day(1)],
+                           "kind": ["failure", "maintenance"]})
+    end = pd.Series({"A": day(10), "B": day(9)})
+    label = failure_within(rows, events, end, horizon_h=72, min_lead_h=6).to_numpy()
+    # A: 10 days before -> 0; 5 days -> 0; 2 days -> 1; 2.4 h (< min lead) -> masked; at failure -> masked
+    np.testing.assert_array_equal(label[:5], [0, 0, 1, np.nan, np.nan])
+    # B never fails: healthy while 72 h of data follow, censored near its end of data
+    np.testing.assert_array_equal(label[5:], [0, 0, np.nan])
+
+
+def test_time_holdout_purges_the_horizon():
+    rows = pd.DataFrame({"machine_id": "A", "timestamp": [day(d) for d in range(100)]})
+    train, test = time_holdout(rows, test_fraction=0.3, purge_h=24 * 7)
+    assert rows["timestamp"].iloc[train].max() + pd.Timedelta(days=7) < rows["timestamp"].iloc[test].min()
+    assert len(test) == 30
+
+
+def test_machine_holdout_never_shares_machines():
+    rows = pd.DataFrame({"machine_id": np.repeat([f"M{i}" for i in range(10)], 5), "timestamp": day(0)})
+    train, test = machine_holdout(rows, 0.3, seed=1)
+    assert not set(rows["machine_id"].iloc[train]) & set(rows["machine_id"].iloc[test])
+    assert rows["machine_id"].iloc[test].nunique() == 3
