@@ -88,7 +88,12 @@ def shaft_speed_hz(dataset: Dataset, max_age_h: float = 24.0) -> np.ndarray:
 
 def snapshot_defect_orders(dataset: Dataset) -> dict[str, np.ndarray]:
     """Bearing defect orders (BPFO, BPFI, BSF, FTF per shaft revolution) for each snapshot's machine; NaN if unknown."""
-    geometry = ["bearing_n_balls", "bearing_ball_diameter_mm", "bearing_pitch_diameter_mm", "bearing_contact_angle_deg"]
+    geometry = [
+        "bearing_n_balls",
+        "bearing_ball_diameter_mm",
+        "bearing_pitch_diameter_mm",
+        "bearing_contact_angle_deg",
+    ]
     machines = dataset.machines.set_index("machine_id").reindex(columns=geometry)
     machines["bearing_contact_angle_deg"] = machines["bearing_contact_angle_deg"].fillna(0.0)
     per_snapshot = machines.reindex(dataset.waveforms.meta["machine_id"]).to_numpy(dtype=float)
@@ -108,7 +113,9 @@ def snapshot_features(dataset: Dataset, config: FeatureConfig) -> tuple[pd.DataF
         for start in range(0, len(rows), SNAPSHOTS_PER_CHUNK):
             chunk = rows[start : start + SNAPSHOTS_PER_CHUNK]
             chunk_orders = {k: v[chunk] for k, v in orders.items()}
-            values = vibration_features(dataset.waveforms.batch(chunk), float(rate), shaft[chunk], chunk_orders, vib_config)
+            values = vibration_features(
+                dataset.waveforms.batch(chunk), float(rate), shaft[chunk], chunk_orders, vib_config
+            )
             parts.append(pd.DataFrame(values, index=chunk))
             notes.append(_reason_notes(meta.loc[chunk], nan_reasons(shaft[chunk], chunk_orders)))
     features = pd.concat(parts).sort_index()
@@ -120,17 +127,24 @@ def _empty_notes() -> pd.DataFrame:
 
 
 def _reason_notes(meta: pd.DataFrame, reasons: list[str | None]) -> pd.DataFrame:
-    rows = [(m, t, f"vib__{c}__envelope", r) for (m, t, c), r in
-            zip(meta[[*KEYS, "channel"]].itertuples(index=False), reasons, strict=True) if r]
+    rows = [
+        (m, t, f"vib__{c}__envelope", r)
+        for (m, t, c), r in zip(meta[[*KEYS, "channel"]].itertuples(index=False), reasons, strict=True)
+        if r
+    ]
     return pd.DataFrame(rows, columns=[*KEYS, "feature", "reason"])
 
 
 def add_baseline_ratios(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataFrame:
     """Add ``<feature>__ratio_to_baseline``: value over the median of the machine's first snapshots (as of t)."""
-    columns = [c for c in snapshots.columns if c.endswith(TREND_SUFFIXES) or "_amp" in c or "band_energy" in c]
+    columns = [
+        c for c in snapshots.columns if c.endswith(TREND_SUFFIXES) or "_amp" in c or "band_energy" in c
+    ]
     ordered = snapshots.sort_values([*KEYS]).reset_index(drop=True)
     early = ordered[columns].where(ordered.groupby("machine_id").cumcount() < baseline_snapshots)
-    baseline = early.groupby(ordered["machine_id"]).expanding().median().reset_index(level=0, drop=True).sort_index()
+    baseline = (
+        early.groupby(ordered["machine_id"]).expanding().median().reset_index(level=0, drop=True).sort_index()
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = ordered[columns] / baseline.where(baseline > 0)
     ratios.columns = [f"{c}__ratio_to_baseline" for c in columns]
@@ -147,7 +161,9 @@ def vibration_wide(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataF
     return wide.reset_index()
 
 
-def build_features(dataset: Dataset, as_of: pd.DataFrame | None = None, config: FeatureConfig | None = None) -> FeatureTable:
+def build_features(
+    dataset: Dataset, as_of: pd.DataFrame | None = None, config: FeatureConfig | None = None
+) -> FeatureTable:
     """Feature table for ``as_of`` rows (default: every snapshot time, else every telemetry time)."""
     config = config or FeatureConfig()
     as_of = default_as_of(dataset) if as_of is None else as_of[KEYS].reset_index(drop=True)

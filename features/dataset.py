@@ -95,7 +95,10 @@ class Dataset:
 
     def latest_reading(self) -> pd.Series:
         """Timestamp of each machine's latest telemetry row or snapshot."""
-        stamps = [self.telemetry[["machine_id", "timestamp"]], self.waveforms.meta[["machine_id", "timestamp"]]]
+        stamps = [
+            self.telemetry[["machine_id", "timestamp"]],
+            self.waveforms.meta[["machine_id", "timestamp"]],
+        ]
         return pd.concat(stamps).groupby("machine_id")["timestamp"].max()
 
 
@@ -131,8 +134,21 @@ class _Collector:
     def unreadable(self, table: str, file: str, exc: Exception) -> None:
         """Record a whole file that cannot be read (row -1: its rows are unknown)."""
         reason = f"file cannot be read ({type(exc).__name__}: {str(exc)[:160]}); fix: re-export the file"
-        self.records.append(pd.DataFrame([{"table": table, "file": file, "row": -1, "machine_id": "",
-                                           "column": "", "reason": reason, "value": ""}]))
+        self.records.append(
+            pd.DataFrame(
+                [
+                    {
+                        "table": table,
+                        "file": file,
+                        "row": -1,
+                        "machine_id": "",
+                        "column": "",
+                        "reason": reason,
+                        "value": "",
+                    }
+                ]
+            )
+        )
 
     def frame(self) -> pd.DataFrame:
         if not self.records:
@@ -178,7 +194,14 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
     if "timestamp" in frame:
         stamps = _to_utc(frame["timestamp"])
         frame = frame.assign(timestamp=stamps)
-        frame = q.reject(table, file, frame, stamps.isna().to_numpy(), "timestamp", "timestamp is missing or not a timestamp")
+        frame = q.reject(
+            table,
+            file,
+            frame,
+            stamps.isna().to_numpy(),
+            "timestamp",
+            "timestamp is missing or not a timestamp",
+        )
     return frame
 
 
@@ -211,8 +234,14 @@ def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.
         frame = frame.assign(_row=np.arange(len(frame)), _file=file)
         if missing := _missing_columns(table, frame):
             frame = frame.assign(machine_id=frame.get("machine_id", ""))
-            q.reject(table, file, frame, np.ones(len(frame), bool), missing[0],
-                     f"required column '{missing[0]}' is missing (columns present: {', '.join(map(str, frame.columns[:-2]))})")
+            q.reject(
+                table,
+                file,
+                frame,
+                np.ones(len(frame), bool),
+                missing[0],
+                f"required column '{missing[0]}' is missing (columns present: {', '.join(map(str, frame.columns[:-2]))})",
+            )
             continue
         frames.append(_check_keys(table, file, frame, q))
     return frames
@@ -223,11 +252,18 @@ def _clean_machines(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
         return pd.DataFrame({"machine_id": pd.Series(dtype=object)})
     machines = pd.concat(frames, ignore_index=True)
     dup = machines.duplicated("machine_id", keep="first").to_numpy()
-    machines = q.reject("machines", "", machines, dup, "machine_id", "machine_id listed twice; the first row is kept")
+    machines = q.reject(
+        "machines", "", machines, dup, "machine_id", "machine_id listed twice; the first row is kept"
+    )
     if "installed_at" in machines:
         machines["installed_at"] = _to_utc(machines["installed_at"])
-    for col in ("rated_speed_rpm", "bearing_n_balls", "bearing_ball_diameter_mm", "bearing_pitch_diameter_mm",
-                "bearing_contact_angle_deg"):
+    for col in (
+        "rated_speed_rpm",
+        "bearing_n_balls",
+        "bearing_ball_diameter_mm",
+        "bearing_pitch_diameter_mm",
+        "bearing_contact_angle_deg",
+    ):
         if col in machines:
             machines[col] = pd.to_numeric(machines[col], errors="coerce")
     return machines
@@ -236,7 +272,9 @@ def _clean_machines(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
 def _clean_telemetry(frames: list[pd.DataFrame], q: _Collector, notes: list[dict]) -> pd.DataFrame:
     """Coerce sensor columns to float; quarantine duplicate readings and rows with no sensor value."""
     if not frames:
-        return pd.DataFrame({"machine_id": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[us, UTC]")})
+        return pd.DataFrame(
+            {"machine_id": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[us, UTC]")}
+        )
     tel = pd.concat(frames, ignore_index=True)
     sensors = [c for c in tel.columns if c not in ("machine_id", "timestamp", "_row", "_file")]
     for col in sensors:
@@ -246,20 +284,31 @@ def _clean_telemetry(frames: list[pd.DataFrame], q: _Collector, notes: list[dict
         repaired = numeric.isna() & raw.notna()
         if repaired.any():
             first = int(np.flatnonzero(repaired.to_numpy())[0])
-            notes.append({"table": "telemetry", "file": tel["_file"].iloc[first], "column": col,
-                          "cells": int(repaired.sum()), "first_row": int(tel["_row"].iloc[first]),
-                          "note": f"{int(repaired.sum())} values are not finite numbers (first: {raw.iloc[first]!r}); set to NaN"})
+            notes.append(
+                {
+                    "table": "telemetry",
+                    "file": tel["_file"].iloc[first],
+                    "column": col,
+                    "cells": int(repaired.sum()),
+                    "first_row": int(tel["_row"].iloc[first]),
+                    "note": f"{int(repaired.sum())} values are not finite numbers (first: {raw.iloc[first]!r}); set to NaN",
+                }
+            )
         tel[col] = numeric
     if sensors:
         empty = tel[sensors].isna().all(axis=1).to_numpy()
         tel = q.reject("telemetry", "", tel, empty, sensors[0], "no sensor value in the row")
     tel = tel.sort_values(["machine_id", "timestamp", "_file", "_row"], kind="stable")
     dup = tel.duplicated(["machine_id", "timestamp"], keep="first").to_numpy()
-    tel = _reject_per_file(q, "telemetry", tel, dup, "timestamp", "duplicate reading (same machine and timestamp)")
+    tel = _reject_per_file(
+        q, "telemetry", tel, dup, "timestamp", "duplicate reading (same machine and timestamp)"
+    )
     return tel.drop(columns=["_row", "_file"]).reset_index(drop=True)
 
 
-def _reject_per_file(q: _Collector, table: str, frame: pd.DataFrame, mask: np.ndarray, column: str, reason: str):
+def _reject_per_file(
+    q: _Collector, table: str, frame: pd.DataFrame, mask: np.ndarray, column: str, reason: str
+):
     """Quarantine rows of a frame made of several files, naming each row's own file."""
     mask = np.asarray(mask, dtype=bool)
     for file in frame.loc[mask, "_file"].unique():
@@ -269,8 +318,14 @@ def _reject_per_file(q: _Collector, table: str, frame: pd.DataFrame, mask: np.nd
 
 def _clean_events(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
     if not frames:
-        return pd.DataFrame({"machine_id": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[us, UTC]"),
-                             "kind": pd.Series(dtype=object), "component": pd.Series(dtype=object)})
+        return pd.DataFrame(
+            {
+                "machine_id": pd.Series(dtype=object),
+                "timestamp": pd.Series(dtype="datetime64[us, UTC]"),
+                "kind": pd.Series(dtype=object),
+                "component": pd.Series(dtype=object),
+            }
+        )
     events = pd.concat(frames, ignore_index=True)
     events["kind"] = events["kind"].astype(str).str.strip().str.lower()
     unknown = ~events["kind"].isin(EVENT_KINDS).to_numpy()
@@ -279,10 +334,14 @@ def _clean_events(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
         events["component"] = None
     dup = events.duplicated(["machine_id", "timestamp", "kind"], keep="first").to_numpy()
     events = _reject_per_file(q, "events", events, dup, "timestamp", "duplicate event")
-    return events.drop(columns=["_row", "_file"]).sort_values(["machine_id", "timestamp"]).reset_index(drop=True)
+    return (
+        events.drop(columns=["_row", "_file"]).sort_values(["machine_id", "timestamp"]).reset_index(drop=True)
+    )
 
 
-def _read_waveform_file(root: Path, path: Path, q: _Collector, counts: dict) -> tuple[pd.DataFrame, np.ndarray] | None:
+def _read_waveform_file(
+    root: Path, path: Path, q: _Collector, counts: dict
+) -> tuple[pd.DataFrame, np.ndarray] | None:
     """Read one waveform file without per-snapshot Python objects; quarantine unusable snapshots."""
     file = _rel(root, path)
     try:
@@ -293,15 +352,33 @@ def _read_waveform_file(root: Path, path: Path, q: _Collector, counts: dict) -> 
     counts["waveforms"]["rows_in"] += table.num_rows
     meta = table.drop_columns(["values"]).to_pandas() if "values" in table.column_names else table.to_pandas()
     meta = meta.assign(_row=np.arange(len(meta)), _file=file)
-    if missing := _missing_columns("waveforms", meta.assign(values=0) if "values" in table.column_names else meta):
+    if missing := _missing_columns(
+        "waveforms", meta.assign(values=0) if "values" in table.column_names else meta
+    ):
         meta = meta.assign(machine_id=meta.get("machine_id", ""))
-        q.reject("waveforms", file, meta, np.ones(len(meta), bool), missing[0], f"required column '{missing[0]}' is missing")
+        q.reject(
+            "waveforms",
+            file,
+            meta,
+            np.ones(len(meta), bool),
+            missing[0],
+            f"required column '{missing[0]}' is missing",
+        )
         return None
     values = table.column("values").combine_chunks()
-    if not pa.types.is_list(values.type) and not pa.types.is_large_list(values.type) \
-            and not pa.types.is_fixed_size_list(values.type):
-        q.reject("waveforms", file, meta, np.ones(len(meta), bool), "values",
-                 f"values must be a list of float32, found {values.type}")
+    if (
+        not pa.types.is_list(values.type)
+        and not pa.types.is_large_list(values.type)
+        and not pa.types.is_fixed_size_list(values.type)
+    ):
+        q.reject(
+            "waveforms",
+            file,
+            meta,
+            np.ones(len(meta), bool),
+            "values",
+            f"values must be a list of float32, found {values.type}",
+        )
         return None
     if pa.types.is_fixed_size_list(values.type):
         values = values.cast(pa.list_(values.type.value_type))
@@ -311,15 +388,34 @@ def _read_waveform_file(root: Path, path: Path, q: _Collector, counts: dict) -> 
     not_finite = np.concatenate([[0], np.cumsum(~np.isfinite(flat))])
     bad_values = (not_finite[offsets[1:]] - not_finite[offsets[:-1]]) > 0
     meta = meta.assign(offset=offsets[:-1] - offsets[0], n_samples=n_samples)
-    flat = flat[offsets[0]: offsets[-1]]
+    flat = flat[offsets[0] : offsets[-1]]
     meta = _check_keys("waveforms", file, meta, q)
     keep = meta.index.to_numpy()
-    meta = q.reject("waveforms", file, meta, values.is_null().to_numpy(zero_copy_only=False)[keep] | (n_samples[keep] == 0),
-                    "values", "snapshot has no samples")
-    meta = q.reject("waveforms", file, meta, bad_values[meta.index.to_numpy()], "values", "snapshot contains NaN or infinite samples")
+    meta = q.reject(
+        "waveforms",
+        file,
+        meta,
+        values.is_null().to_numpy(zero_copy_only=False)[keep] | (n_samples[keep] == 0),
+        "values",
+        "snapshot has no samples",
+    )
+    meta = q.reject(
+        "waveforms",
+        file,
+        meta,
+        bad_values[meta.index.to_numpy()],
+        "values",
+        "snapshot contains NaN or infinite samples",
+    )
     rate = pd.to_numeric(meta["sample_rate_hz"], errors="coerce")
-    meta = q.reject("waveforms", file, meta.assign(sample_rate_hz=rate), ~(rate > 0).to_numpy(), "sample_rate_hz",
-                    "sample_rate_hz must be a positive number")
+    meta = q.reject(
+        "waveforms",
+        file,
+        meta.assign(sample_rate_hz=rate),
+        ~(rate > 0).to_numpy(),
+        "sample_rate_hz",
+        "sample_rate_hz must be a positive number",
+    )
     meta = q.reject("waveforms", file, meta, meta["channel"].isna().to_numpy(), "channel", "channel is empty")
     speed = pd.to_numeric(meta["speed_rpm"], errors="coerce") if "speed_rpm" in meta else np.nan
     meta = meta.assign(channel=meta["channel"].astype(str), speed_rpm=speed)
@@ -338,10 +434,18 @@ def _read_waveforms(root: Path, q: _Collector, counts: dict) -> Waveforms:
         base += len(flat)
     if not metas:
         return Waveforms.empty()
-    meta = pd.concat(metas, ignore_index=True).sort_values(["machine_id", "timestamp", "channel", "_file", "_row"])
+    meta = pd.concat(metas, ignore_index=True).sort_values(
+        ["machine_id", "timestamp", "channel", "_file", "_row"]
+    )
     dup = meta.duplicated(["machine_id", "timestamp", "channel"], keep="first").to_numpy()
-    meta = _reject_per_file(q, "waveforms", meta, dup, "timestamp",
-                            "second snapshot for the same machine, channel and timestamp; the first is kept")
+    meta = _reject_per_file(
+        q,
+        "waveforms",
+        meta,
+        dup,
+        "timestamp",
+        "second snapshot for the same machine, channel and timestamp; the first is kept",
+    )
     columns = ["machine_id", "timestamp", "channel", "sample_rate_hz", "speed_rpm", "offset", "n_samples"]
     return Waveforms(meta[columns].reset_index(drop=True), np.concatenate(flats))
 
@@ -359,7 +463,9 @@ def load_dataset(root: str | Path) -> Dataset:
     """Read and validate the dataset folder ``root``; raise ContractError when nothing in it is usable."""
     root = Path(root)
     if not root.is_dir():
-        raise ContractError(f"{root}: not a folder; fix: give the path of a dataset folder (equipment data contract v1)")
+        raise ContractError(
+            f"{root}: not a folder; fix: give the path of a dataset folder (equipment data contract v1)"
+        )
     present = [t for t in ("telemetry", "waveforms") if table_files(root, t)]
     if not present:
         raise ContractError(
@@ -372,7 +478,9 @@ def load_dataset(root: str | Path) -> Dataset:
     telemetry = _clean_telemetry(_read_table(root, "telemetry", q, counts), q, notes)
     waveforms = _read_waveforms(root, q, counts)
     events = _clean_events(_read_table(root, "events", q, counts), q)
-    machines = _known_machines(machines, telemetry["machine_id"], waveforms.meta["machine_id"], events["machine_id"])
+    machines = _known_machines(
+        machines, telemetry["machine_id"], waveforms.meta["machine_id"], events["machine_id"]
+    )
     quarantine = q.frame()
     used = {"telemetry": len(telemetry), "waveforms": len(waveforms.meta), "events": len(events)}
     _balance(counts, used, quarantine, machines)
@@ -390,7 +498,9 @@ def _balance(counts: dict, used: dict, quarantine: pd.DataFrame, machines: pd.Da
         c["rows_quarantined"] = int((rows["table"] == table).sum())
         c["rows_used"] = c["rows_in"] - c["rows_quarantined"] if table == "machines" else used[table]
         if c["rows_in"] != c["rows_used"] + c["rows_quarantined"]:
-            raise AssertionError(f"row balance broken for {table}: {c}")  # a bug in this module, never bad input
+            raise AssertionError(
+                f"row balance broken for {table}: {c}"
+            )  # a bug in this module, never bad input
     counts["machines"]["known_by_id_only"] = len(machines) - counts["machines"]["rows_used"]
 
 
@@ -408,17 +518,23 @@ def combine(history: Dataset, batch: Dataset) -> Dataset:
     machines = pd.concat([batch.machines, history.machines]).drop_duplicates("machine_id", keep="first")
     telemetry = pd.concat([batch.telemetry, history.telemetry], ignore_index=True)
     telemetry = telemetry.drop_duplicates(["machine_id", "timestamp"], keep="first")
-    meta_b, meta_h = batch.waveforms.meta, history.waveforms.meta.assign(
-        offset=history.waveforms.meta["offset"] + len(batch.waveforms.samples))
-    meta = pd.concat([meta_b, meta_h], ignore_index=True).drop_duplicates(["machine_id", "timestamp", "channel"])
+    meta_b, meta_h = (
+        batch.waveforms.meta,
+        history.waveforms.meta.assign(offset=history.waveforms.meta["offset"] + len(batch.waveforms.samples)),
+    )
+    meta = pd.concat([meta_b, meta_h], ignore_index=True).drop_duplicates(
+        ["machine_id", "timestamp", "channel"]
+    )
     events = pd.concat([batch.events, history.events], ignore_index=True)
     events = events.drop_duplicates(["machine_id", "timestamp", "kind"])
     return Dataset(
         root=batch.root,
         machines=machines.reset_index(drop=True),
         telemetry=telemetry.sort_values(["machine_id", "timestamp"]).reset_index(drop=True),
-        waveforms=Waveforms(meta.sort_values(["machine_id", "timestamp", "channel"]).reset_index(drop=True),
-                            np.concatenate([batch.waveforms.samples, history.waveforms.samples])),
+        waveforms=Waveforms(
+            meta.sort_values(["machine_id", "timestamp", "channel"]).reset_index(drop=True),
+            np.concatenate([batch.waveforms.samples, history.waveforms.samples]),
+        ),
         events=events.sort_values(["machine_id", "timestamp"]).reset_index(drop=True),
         quarantine=pd.concat([batch.quarantine, history.quarantine], ignore_index=True),
         notes=pd.concat([batch.notes, history.notes], ignore_index=True),

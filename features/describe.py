@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from features.vibration import vibration_feature_info
 
 _WINDOW = re.compile(r"^(mean|std|min|max|slope)__(\d+)h$")
-_STAT_WORDS = {"mean": "mean", "std": "variability (std)", "min": "minimum", "max": "maximum", "slope": "trend"}
+_STAT_WORDS = {
+    "mean": "mean",
+    "std": "variability (std)",
+    "min": "minimum",
+    "max": "maximum",
+    "slope": "trend",
+}
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ def sensor_unit(sensor: str) -> str:
 
 def describe(name: str) -> Described:
     """Unit and one-line description of any feature column."""
-    kind, signal, rest = (name.split("__", 2) + ["", ""])[:3]
+    kind, signal, rest = [*name.split("__", 2), "", ""][:3]
     if kind == "vib":
         ratio = rest.endswith("__ratio_to_baseline")
         info = vibration_feature_info(rest.removesuffix("__ratio_to_baseline"))
@@ -54,7 +60,9 @@ def describe(name: str) -> Described:
     if match := _WINDOW.match(rest):
         stat, hours = match.groups()
         slope_unit = f"{unit}/h" if unit else "per h"
-        return Described(slope_unit if stat == "slope" else unit, f"{words} {_STAT_WORDS[stat]} over {hours} h")
+        return Described(
+            slope_unit if stat == "slope" else unit, f"{words} {_STAT_WORDS[stat]} over {hours} h"
+        )
     return Described("", name)
 
 

@@ -46,7 +46,11 @@ def _window_slopes(tel: pd.DataFrame, sensors: list[str], hours: int) -> dict[st
         ).assign(machine_id=tel["machine_id"].to_numpy(), timestamp=tel["timestamp"].to_numpy())
     out = {}
     for col, frame in parts.items():
-        s = frame.groupby("machine_id", sort=False).rolling(f"{hours}h", on="timestamp")[["n", "t", "x", "tx", "tt"]].sum()
+        s = (
+            frame.groupby("machine_id", sort=False)
+            .rolling(f"{hours}h", on="timestamp")[["n", "t", "x", "tx", "tt"]]
+            .sum()
+        )
         n, st, sx, stx, stt = (s[k].to_numpy() for k in ("n", "t", "x", "tx", "tt"))
         denom = n * stt - st * st
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -80,8 +84,14 @@ def asof_join(as_of: pd.DataFrame, rows: pd.DataFrame, max_age_h: float | None) 
     right = rows.rename(columns={"timestamp": "_source_ts"}).sort_values("_source_ts")
     tolerance = pd.Timedelta(hours=max_age_h) if max_age_h is not None else None
     merged = pd.merge_asof(
-        left, right, left_on="timestamp", right_on="_source_ts", by="machine_id",
-        direction="backward", allow_exact_matches=True, tolerance=tolerance,
+        left,
+        right,
+        left_on="timestamp",
+        right_on="_source_ts",
+        by="machine_id",
+        direction="backward",
+        allow_exact_matches=True,
+        tolerance=tolerance,
     )
     return merged.sort_values("_order").drop(columns=["_order", "_source_ts"]).reset_index(drop=True)
 

@@ -15,10 +15,16 @@ def false_alarm_rate(rows: pd.DataFrame, alert: np.ndarray, y: np.ndarray) -> fl
     false = rows.loc[alert & (y == 0)].assign(day=days[alert & (y == 0)])
     span_days = rows.assign(day=days).groupby("machine_id")["day"].agg(lambda d: (d.max() - d.min()).days + 1)
     months = span_days.sum() / DAYS_PER_MONTH
-    return float(false[["machine_id", "day"]].drop_duplicates().shape[0] / months) if months > 0 else float("nan")
+    return (
+        float(false[["machine_id", "day"]].drop_duplicates().shape[0] / months)
+        if months > 0
+        else float("nan")
+    )
 
 
-def failures_caught(rows: pd.DataFrame, alert: np.ndarray, events: pd.DataFrame, horizon_h: float) -> tuple[int, int]:
+def failures_caught(
+    rows: pd.DataFrame, alert: np.ndarray, events: pd.DataFrame, horizon_h: float
+) -> tuple[int, int]:
     """Failures inside the evaluated period, and how many had an alert in the horizon before them."""
     start, end = rows["timestamp"].min(), rows["timestamp"].max() + pd.Timedelta(hours=horizon_h)
     failures = events[(events["kind"] == "failure") & events["machine_id"].isin(rows["machine_id"])]
@@ -31,8 +37,14 @@ def failures_caught(rows: pd.DataFrame, alert: np.ndarray, events: pd.DataFrame,
     return len(failures), caught
 
 
-def evaluate(rows: pd.DataFrame, y: np.ndarray, probability: np.ndarray, threshold: float,
-             events: pd.DataFrame, horizon_h: float) -> dict[str, float]:
+def evaluate(
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    probability: np.ndarray,
+    threshold: float,
+    events: pd.DataFrame,
+    horizon_h: float,
+) -> dict[str, float]:
     """Metrics of calibrated probabilities on labelled hold-out rows (``rows`` holds machine_id, timestamp)."""
     alert = probability >= threshold
     both = len(np.unique(y)) == 2
@@ -69,5 +81,11 @@ def truth_check(risk: pd.DataFrame, truth: pd.DataFrame, top: int) -> dict[str, 
     degrading = degrading_at(truth, scored["machine_id"], scored["as_of"])
     hits = int(degrading[:top].sum())
     base_rate = float(degrading.mean()) if len(degrading) else float("nan")
-    return {"hits": hits, "top": top, "degrading": int(degrading.sum()), "found": hits,
-            "base_rate": base_rate, "chance": base_rate * min(top, len(scored))}
+    return {
+        "hits": hits,
+        "top": top,
+        "degrading": int(degrading.sum()),
+        "found": hits,
+        "base_rate": base_rate,
+        "chance": base_rate * min(top, len(scored)),
+    }

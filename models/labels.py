@@ -16,7 +16,11 @@ def next_failure(rows: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
 
 
 def failure_within(
-    rows: pd.DataFrame, events: pd.DataFrame, end_of_data: pd.Series, horizon_h: float, min_lead_h: float = 0.0
+    rows: pd.DataFrame,
+    events: pd.DataFrame,
+    end_of_data: pd.Series,
+    horizon_h: float,
+    min_lead_h: float = 0.0,
 ) -> pd.Series:
     """1 if the machine fails within ``horizon_h`` hours (but not sooner than ``min_lead_h``), 0 if it does not, NaN if unknown.
 

@@ -7,8 +7,12 @@ import math
 PROMOTION_METRIC = "pr_auc"
 
 
-def promotion_decision(challenger: dict[str, float], champion: dict[str, float] | None,
-                       margin: float = 0.0, metric: str = PROMOTION_METRIC) -> tuple[bool, str]:
+def promotion_decision(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    margin: float = 0.0,
+    metric: str = PROMOTION_METRIC,
+) -> tuple[bool, str]:
     """Whether to promote, and why, comparing ``metric`` on one hold-out (higher is better)."""
     new = challenger.get(metric, float("nan"))
     if not math.isfinite(new):

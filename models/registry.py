@@ -31,7 +31,7 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.model: RiskModel = joblib.load(context.artifacts["risk_model"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         return pd.DataFrame({"failure_probability": self.model.predict_proba(model_input)})
 
 
@@ -53,15 +53,30 @@ def connect(tracking_uri: str, experiment: str, artifact_location: str | None) -
     return client.create_experiment(experiment, artifact_location=artifact_location)
 
 
-def log_training_run(model: RiskModel, model_name: str, experiment_id: str, params: dict, metrics: dict,
-                     tags: dict, sample: pd.DataFrame, files: dict[str, Path] | None = None) -> RegisteredRun:
+def log_training_run(
+    model: RiskModel,
+    model_name: str,
+    experiment_id: str,
+    params: dict,
+    metrics: dict,
+    tags: dict,
+    sample: pd.DataFrame,
+    files: dict[str, Path] | None = None,
+) -> RegisteredRun:
     """Log one training run (params, metrics, data tags, files) and register its pyfunc bundle under ``model_name``."""
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(experiment_id=experiment_id, tags=tags) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mlflow.log_params(params)
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        mlflow.log_dict({"columns": list(model.spec.columns), "spec": model.spec.model_dump(mode="json")},
-                        "feature_spec.json")
-        mlflow.log_dict({"thresholds": model.thresholds, "horizon_h": model.horizon_h, **model.info}, "model_info.json")
+        mlflow.log_dict(
+            {"columns": list(model.spec.columns), "spec": model.spec.model_dump(mode="json")},
+            "feature_spec.json",
+        )
+        mlflow.log_dict(
+            {"thresholds": model.thresholds, "horizon_h": model.horizon_h, **model.info}, "model_info.json"
+        )
         for name, path in (files or {}).items():
             mlflow.log_artifact(str(path), artifact_path=name)
         bundle = Path(tmp) / "risk_model.joblib"
@@ -69,10 +84,38 @@ def log_training_run(model: RiskModel, model_name: str, experiment_id: str, para
         x = model.spec.matrix(sample)
         signature = infer_signature(x, pd.DataFrame({"failure_probability": model.predict_proba(sample)}))
         info = mlflow.pyfunc.log_model(
-            name="risk_model", python_model=RiskModelPyfunc(), artifacts={"risk_model": str(bundle)},
-            registered_model_name=model_name, signature=signature,
+            name="risk_model",
+            python_model=RiskModelPyfunc(),
+            artifacts={"risk_model": str(bundle)},
+            registered_model_name=model_name,
+            signature=signature,
+            pip_requirements=pinned_requirements(),
         )
     return RegisteredRun(run.info.run_id, str(info.registered_model_version), experiment_id)
+
+
+def pinned_requirements() -> list[str]:
+    """The packages the bundle needs to load, at the versions installed here (no slow pip inference)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = (
+        "mlflow",
+        "numpy",
+        "pandas",
+        "scipy",
+        "scikit-learn",
+        "xgboost-cpu",
+        "joblib",
+        "pydantic",
+        "pyarrow",
+    )
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pins
 
 
 def champion_version(model_name: str) -> str | None:
@@ -94,7 +137,9 @@ def load_model(model_name: str, version: str | None = None) -> tuple[RiskModel, 
     try:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     except MlflowException as exc:
-        raise RegistryError(f"model '{model_name}' version {version} cannot be loaded: {exc.message}") from exc
+        raise RegistryError(
+            f"model '{model_name}' version {version} cannot be loaded: {exc.message}"
+        ) from exc
     return pyfunc.unwrap_python_model().model, str(version)
 
 

@@ -9,8 +9,17 @@ from features.describe import driver_phrase
 from models.bundle import RiskModel
 
 RISK_LIST_COLUMNS = [
-    "rank", "machine_id", "site", "machine_type", "as_of", "status", "failure_probability", "risk_band",
-    "drivers", "model_name", "model_version",
+    "rank",
+    "machine_id",
+    "site",
+    "machine_type",
+    "as_of",
+    "status",
+    "failure_probability",
+    "risk_band",
+    "drivers",
+    "model_name",
+    "model_version",
 ]
 STATUS_ORDER = {"scored": 0, "insufficient_history": 1, "no_recent_data": 2}
 
@@ -20,7 +29,9 @@ def feature_coverage(model: RiskModel, frame: pd.DataFrame) -> np.ndarray:
     return model.spec.matrix(frame).notna().mean(axis=1).to_numpy()
 
 
-def row_status(frame: pd.DataFrame, coverage: np.ndarray, stale_after_h: float, min_coverage: float) -> np.ndarray:
+def row_status(
+    frame: pd.DataFrame, coverage: np.ndarray, stale_after_h: float, min_coverage: float
+) -> np.ndarray:
     """``no_recent_data`` if the latest reading is older than ``stale_after_h`` before the fleet's latest one,
     ``insufficient_history`` if too few features can be computed, else ``scored``."""
     newest = frame["timestamp"].max()
@@ -40,21 +51,41 @@ def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> lis
     for i in range(len(frame)):
         row = contrib.iloc[i]
         up = row[row > 0].sort_values(ascending=False).index[:how_many]
-        phrases.append("; ".join(driver_phrase(name, float(values.iloc[i][name])) for name in up
-                                 if np.isfinite(values.iloc[i][name])))
+        phrases.append(
+            "; ".join(
+                driver_phrase(name, float(values.iloc[i][name]))
+                for name in up
+                if np.isfinite(values.iloc[i][name])
+            )
+        )
     return phrases
 
 
-def build_risk_list(model: RiskModel, frame: pd.DataFrame, machines: pd.DataFrame, model_name: str,
-                    model_version: str, stale_after_h: float = 48.0, min_coverage: float = 0.5,
-                    explain_top: int = 100) -> pd.DataFrame:
+def build_risk_list(
+    model: RiskModel,
+    frame: pd.DataFrame,
+    machines: pd.DataFrame,
+    model_name: str,
+    model_version: str,
+    stale_after_h: float = 48.0,
+    min_coverage: float = 0.5,
+    explain_top: int = 100,
+) -> pd.DataFrame:
     """Rank machines by failure probability; drivers for the ``explain_top`` highest that are not low risk."""
     frame = frame.reset_index(drop=True)
     status = row_status(frame, feature_coverage(model, frame), stale_after_h, min_coverage)
     probability = np.where(status == "scored", model.predict_proba(frame), np.nan)
     band = np.where(status == "scored", model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
-    out = pd.DataFrame({"machine_id": frame["machine_id"], "as_of": frame["timestamp"], "status": status,
-                        "failure_probability": probability, "risk_band": band, "drivers": ""})
+    out = pd.DataFrame(
+        {
+            "machine_id": frame["machine_id"],
+            "as_of": frame["timestamp"],
+            "status": status,
+            "failure_probability": probability,
+            "risk_band": band,
+            "drivers": "",
+        }
+    )
     attributes = machines.set_index("machine_id").reindex(columns=["site", "machine_type"])
     out = out.join(attributes, on="machine_id").fillna({"site": "", "machine_type": ""})
     out = out.assign(_order=out["status"].map(STATUS_ORDER), _p=-np.nan_to_num(probability, nan=1.0))

@@ -38,10 +38,16 @@ class TrainConfig(BaseModel):
 def xgb_params(config: TrainConfig, y: np.ndarray) -> dict:
     positives = max(float(y.sum()), 1.0)
     return {
-        "objective": "binary:logistic", "eval_metric": "aucpr", "tree_method": "hist",
-        "learning_rate": config.learning_rate, "max_depth": config.max_depth, "subsample": config.subsample,
-        "colsample_bytree": config.colsample_bytree, "scale_pos_weight": (len(y) - positives) / positives,
-        "seed": config.seed, "nthread": config.nthread,
+        "objective": "binary:logistic",
+        "eval_metric": "aucpr",
+        "tree_method": "hist",
+        "learning_rate": config.learning_rate,
+        "max_depth": config.max_depth,
+        "subsample": config.subsample,
+        "colsample_bytree": config.colsample_bytree,
+        "scale_pos_weight": (len(y) - positives) / positives,
+        "seed": config.seed,
+        "nthread": config.nthread,
     }
 
 
@@ -50,7 +56,9 @@ def usable_columns(x: pd.DataFrame) -> list[str]:
     return [c for c in x.columns if x[c].notna().any()]
 
 
-def out_of_fold_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, int]:
+def out_of_fold_scores(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, config: TrainConfig
+) -> tuple[np.ndarray, int]:
     """Raw scores of each row from a model that never saw its machine, and the median best iteration."""
     folds = min(config.folds, len(np.unique(groups)))
     if folds < 2:
@@ -59,8 +67,14 @@ def out_of_fold_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, config:
     for fit_rows, val_rows in GroupKFold(n_splits=folds).split(x, y, groups):
         dfit = xgb.DMatrix(x[fit_rows], label=y[fit_rows])
         dval = xgb.DMatrix(x[val_rows], label=y[val_rows])
-        booster = xgb.train(xgb_params(config, y[fit_rows]), dfit, config.n_estimators, evals=[(dval, "val")],
-                            early_stopping_rounds=config.early_stopping_rounds, verbose_eval=False)
+        booster = xgb.train(
+            xgb_params(config, y[fit_rows]),
+            dfit,
+            config.n_estimators,
+            evals=[(dval, "val")],
+            early_stopping_rounds=config.early_stopping_rounds,
+            verbose_eval=False,
+        )
         scores[val_rows] = booster.predict(dval, iteration_range=(0, booster.best_iteration + 1))
         rounds.append(booster.best_iteration + 1)
     return scores, int(np.median(rounds))
@@ -83,7 +97,9 @@ def train_risk_model(
     known = labels.notna().to_numpy()
     rows, y = frame.loc[known].reset_index(drop=True), labels[known].to_numpy(dtype=np.float32)
     if y.sum() < 2 or (1 - y).sum() < 2:
-        raise ValueError(f"training needs at least 2 positive and 2 negative rows; got {int(y.sum())} positive of {len(y)}")
+        raise ValueError(
+            f"training needs at least 2 positive and 2 negative rows; got {int(y.sum())} positive of {len(y)}"
+        )
     features = [c for c in rows.columns if c not in ("machine_id", "timestamp")]
     spec = FeatureSpec(config=feature_config, columns=tuple(usable_columns(rows[features])))
     x = spec.matrix(rows).to_numpy()
@@ -91,6 +107,10 @@ def train_risk_model(
     calibrator = PlattCalibrator().fit(oof, y)
     thresholds = choose_thresholds(calibrator.predict(oof), y, config.medium_recall)
     booster = xgb.train(xgb_params(config, y), xgb.DMatrix(x, label=y), n_rounds)
-    info = {"train_rows": len(y), "train_positives": int(y.sum()), "boosting_rounds": n_rounds,
-            "train_machines": int(rows["machine_id"].nunique())}
+    info = {
+        "train_rows": len(y),
+        "train_positives": int(y.sum()),
+        "boosting_rounds": n_rounds,
+        "train_machines": int(rows["machine_id"].nunique()),
+    }
     return RiskModel(booster, spec, calibrator, thresholds, config.horizon_h, info)

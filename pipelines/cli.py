@@ -22,7 +22,9 @@ from rich.table import Table
 from features.errors import InputError
 from pipelines.settings import Settings, load_settings, prepare_environment
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="wearcast: predictive maintenance from equipment data.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="wearcast: predictive maintenance from equipment data."
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -44,16 +46,19 @@ def simulate(
 ) -> None:
     """Write a simulated fleet in the equipment data contract layout (hidden truth in OUT/truth.parquet)."""
     summary = run_simulation(out, machines=machines, days=days, seed=seed, start=start, inbox_days=inbox_days)
-    console.print(f"wrote {summary.machines} machines x {summary.days} days to {summary.out} "
-                  f"({summary.bytes_written / 1e6:.0f} MB): {summary.telemetry_rows} telemetry rows, "
-                  f"{summary.waveform_rows} snapshots, {summary.failures} failures, "
-                  f"{summary.faulty_at_end} machines degrading at the end")
+    console.print(
+        f"wrote {summary.machines} machines x {summary.days} days to {summary.out} "
+        f"({summary.bytes_written / 1e6:.0f} MB): {summary.telemetry_rows} telemetry rows, "
+        f"{summary.waveform_rows} snapshots, {summary.failures} failures, "
+        f"{summary.faulty_at_end} machines degrading at the end"
+    )
     for batch in summary.inbox_batches:
         console.print(f"inbox batch: {batch}")
 
 
 def run_simulation(out: Path, **options):
-    from features.simulator import SimulationConfig, simulate as simulate_fleet
+    from features.simulator import SimulationConfig
+    from features.simulator import simulate as simulate_fleet
 
     try:
         config = SimulationConfig(**options)
@@ -62,14 +67,22 @@ def run_simulation(out: Path, **options):
     with _progress() as progress:
         bar = progress.add_task("simulating", total=config.days)
         try:
-            return simulate_fleet(out, config, progress=lambda done, total: progress.update(bar, completed=done))
+            return simulate_fleet(
+                out, config, progress=lambda done, total: progress.update(bar, completed=done)
+            )
         except (ValueError, FileExistsError) as exc:
             raise InputError(str(exc)) from exc
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=err, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 @app.command()
@@ -77,7 +90,9 @@ def train(
     data: Annotated[Path, typer.Argument(help="Dataset folder (equipment data contract v1).")],
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = "wearcast",
     horizon_h: Annotated[float, typer.Option(help="Predict failure within this many hours.")] = 168.0,
-    holdout: Annotated[str, typer.Option(help="Hold-out: 'time' (latest period) or 'machines' (unseen machines).")] = "time",
+    holdout: Annotated[
+        str, typer.Option(help="Hold-out: 'time' (latest period) or 'machines' (unseen machines).")
+    ] = "time",
 ) -> None:
     """Train a failure predictor on DATA, track it in MLflow, register it, promote it if it beats the champion."""
     result = run_training(data, model_name, horizon_h, holdout)
@@ -90,9 +105,14 @@ def run_training(data: Path, model_name: str, horizon_h: float = 168.0, holdout:
     from pipelines.flows import TrainParams, train_flow
 
     if not Path(data).is_dir():
-        raise InputError(f"{data}: not a folder; fix: give a dataset folder in the equipment data contract layout")
-    params = TrainParams(data=str(Path(data).resolve()), model_name=model_name,
-                         train=TrainConfig(horizon_h=horizon_h, holdout=holdout))
+        raise InputError(
+            f"{data}: not a folder; fix: give a dataset folder in the equipment data contract layout"
+        )
+    params = TrainParams(
+        data=str(Path(data).resolve()),
+        model_name=model_name,
+        train=TrainConfig(horizon_h=horizon_h, holdout=holdout),
+    )
     result = train_flow(params)
     console.print(f"MLflow store: {settings.tracking_uri}")
     return result
@@ -114,9 +134,15 @@ def print_training(result: dict) -> None:
 
 @app.command()
 def score(
-    path: Annotated[Path, typer.Argument(help="Batch folder (equipment data contract v1); read, never written.")],
-    history: Annotated[Path | None, typer.Option(help="Dataset with earlier readings, used as history.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write the risk list (default: outputs/).")] = None,
+    path: Annotated[
+        Path, typer.Argument(help="Batch folder (equipment data contract v1); read, never written.")
+    ],
+    history: Annotated[
+        Path | None, typer.Option(help="Dataset with earlier readings, used as history.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the risk list (default: outputs/).")
+    ] = None,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = "wearcast",
     model: Annotated[str | None, typer.Option(help="Model version (default: the champion).")] = None,
 ) -> None:
@@ -125,29 +151,56 @@ def score(
     print_scoring(result)
 
 
-def run_scoring(path: Path, history: Path | None, out: Path | None, model_name: str, model: str | None) -> dict:
+def run_scoring(
+    path: Path, history: Path | None, out: Path | None, model_name: str, model: str | None
+) -> dict:
     _start()
     from pipelines.flows import ScoreParams, score_flow
 
     for folder in (path, history):
         if folder is not None and not Path(folder).is_dir():
-            raise InputError(f"{folder}: not a folder; fix: give a batch folder in the equipment data contract layout")
-    params = ScoreParams(path=str(Path(path).resolve()), history=str(Path(history).resolve()) if history else None,
-                         out=str(Path(out).resolve()) if out else None, model_name=model_name, model_version=model)
+            raise InputError(
+                f"{folder}: not a folder; fix: give a batch folder in the equipment data contract layout"
+            )
+    params = ScoreParams(
+        path=str(Path(path).resolve()),
+        history=str(Path(history).resolve()) if history else None,
+        out=str(Path(out).resolve()) if out else None,
+        model_name=model_name,
+        model_version=model,
+    )
     return score_flow(params)
 
 
 def print_scoring(result: dict, top: int = 10) -> None:
-    balance = ", ".join(f"{t} {c['rows_in']} in / {c['rows_used']} used / {c['rows_quarantined']} quarantined"
-                        for t, c in result["counts"].items() if c["rows_in"])
+    balance = ", ".join(
+        f"{t} {c['rows_in']} in / {c['rows_used']} used / {c['rows_quarantined']} quarantined"
+        for t, c in result["counts"].items()
+        if c["rows_in"]
+    )
     console.print(f"batch rows: {balance}")
     table = Table(title=f"risk list (model v{result['model_version']}, top {top} of {result['rows']})")
-    for col in ("rank", "machine_id", "machine_type", "status", "failure_probability", "risk_band", "drivers"):
+    for col in (
+        "rank",
+        "machine_id",
+        "machine_type",
+        "status",
+        "failure_probability",
+        "risk_band",
+        "drivers",
+    ):
         table.add_column(col, overflow="fold", max_width=60 if col == "drivers" else None)
     for row in result["top"][:top]:
         p = row["failure_probability"]
-        table.add_row(str(row["rank"]), row["machine_id"], row["machine_type"], row["status"],
-                      "" if p != p else f"{p:.3f}", row["risk_band"], row["drivers"])
+        table.add_row(
+            str(row["rank"]),
+            row["machine_id"],
+            row["machine_type"],
+            row["status"],
+            "" if p != p else f"{p:.3f}",
+            row["risk_band"],
+            row["drivers"],
+        )
     console.print(table)
     for name, where in result["paths"].items():
         console.print(f"{name}: {where}")
@@ -158,7 +211,9 @@ def demo(
     machines: Annotated[int, typer.Option(help="Machines in the simulated fleet.")] = 200,
     days: Annotated[int, typer.Option(help="Days of simulated history.")] = 60,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 7,
-    top: Annotated[int, typer.Option(help="How many of the top of the list to check against the hidden truth.")] = 10,
+    top: Annotated[
+        int, typer.Option(help="How many of the top of the list to check against the hidden truth.")
+    ] = 10,
 ) -> None:
     """Simulate a fleet, train, score its last day, and check the top of the list against the hidden truth."""
     settings = _start()
@@ -167,8 +222,10 @@ def demo(
     fleet = base / "fleet"
     shutil.rmtree(fleet, ignore_errors=True)
     summary = run_simulation(fleet, machines=machines, days=days, seed=seed, inbox_days=1)
-    console.print(f"simulated {summary.machines} machines x {summary.days} days ({summary.failures} failures, "
-                  f"{summary.faulty_at_end} degrading at the end) in {fleet}")
+    console.print(
+        f"simulated {summary.machines} machines x {summary.days} days ({summary.failures} failures, "
+        f"{summary.faulty_at_end} degrading at the end) in {fleet}"
+    )
     print_training(run_training(fleet, "wearcast-demo"))
     result = run_scoring(summary.inbox_batches[-1], fleet, base, "wearcast-demo", None)
     print_scoring(result)
@@ -185,9 +242,11 @@ def print_truth_check(result: dict, fleet: Path, top: int) -> None:
 
     risk = pd.read_parquet(result["paths"]["risk_list_parquet"])
     check = truth_check(risk, pd.read_parquet(fleet / "truth.parquet"), top)
-    console.print(f"hidden-truth check: {check['hits']} of the top {top} machines are truly degrading "
-                  f"(fleet base rate {check['base_rate']:.0%}, so chance would give {check['chance']:.1f}); "
-                  f"{check['found']} of {check['degrading']} degrading machines are in the top {top}")
+    console.print(
+        f"hidden-truth check: {check['hits']} of the top {top} machines are truly degrading "
+        f"(fleet base rate {check['base_rate']:.0%}, so chance would give {check['chance']:.1f}); "
+        f"{check['found']} of {check['degrading']} degrading machines are in the top {top}"
+    )
 
 
 def main() -> None:
@@ -206,5 +265,8 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("WEARCAST_DEBUG"):
             traceback.print_exc()
-        err.print(f"internal error: {type(exc).__name__}: {exc} (set WEARCAST_DEBUG=1 for the traceback)", markup=False)
+        err.print(
+            f"internal error: {type(exc).__name__}: {exc} (set WEARCAST_DEBUG=1 for the traceback)",
+            markup=False,
+        )
         sys.exit(1)

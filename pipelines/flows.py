@@ -68,7 +68,9 @@ def featurize(dataset: Dataset, config: FeatureConfig, as_of: pd.DataFrame | Non
 
 @step
 def label(frame: pd.DataFrame, dataset: Dataset, config: TrainConfig) -> pd.Series:
-    return failure_within(frame, dataset.events, dataset.latest_reading(), config.horizon_h, config.min_lead_h)
+    return failure_within(
+        frame, dataset.events, dataset.latest_reading(), config.horizon_h, config.min_lead_h
+    )
 
 
 @step
@@ -77,24 +79,40 @@ def fit(frame: pd.DataFrame, labels: pd.Series, features: FeatureConfig, config:
 
 
 @step
-def evaluate_on(model: RiskModel, frame: pd.DataFrame, labels: pd.Series, dataset: Dataset) -> dict[str, float]:
+def evaluate_on(
+    model: RiskModel, frame: pd.DataFrame, labels: pd.Series, dataset: Dataset
+) -> dict[str, float]:
     probability = model.predict_proba(frame)
-    return evaluate(frame, labels.to_numpy(), probability, model.thresholds["high"], dataset.events, model.horizon_h)
+    return evaluate(
+        frame, labels.to_numpy(), probability, model.thresholds["high"], dataset.events, model.horizon_h
+    )
 
 
 @step
-def register(model: RiskModel, params: TrainParams, settings: Settings, metrics: dict, data_info: dict,
-             sample: pd.DataFrame) -> registry.RegisteredRun:
+def register(
+    model: RiskModel,
+    params: TrainParams,
+    settings: Settings,
+    metrics: dict,
+    data_info: dict,
+    sample: pd.DataFrame,
+) -> registry.RegisteredRun:
     experiment_id = registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
-    flat = {"data_path": params.data, "model_name": params.model_name, "promote_margin": params.promote_margin,
-            **{f"train.{k}": v for k, v in params.train.model_dump().items()},
-            **{f"features.{k}": v for k, v in params.features.model_dump().items()},
-            **{f"data.{k}": v for k, v in data_info.items() if k != "fingerprint"}}
+    flat = {
+        "data_path": params.data,
+        "model_name": params.model_name,
+        "promote_margin": params.promote_margin,
+        **{f"train.{k}": v for k, v in params.train.model_dump().items()},
+        **{f"features.{k}": v for k, v in params.features.model_dump().items()},
+        **{f"data.{k}": v for k, v in data_info.items() if k != "fingerprint"},
+    }
     tags = {"data_fingerprint": data_info["fingerprint"], "contract_version": data_info["contract_version"]}
     return registry.log_training_run(model, params.model_name, experiment_id, flat, metrics, tags, sample)
 
 
-def holdout_rows(frame: pd.DataFrame, labels: pd.Series, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def holdout_rows(
+    frame: pd.DataFrame, labels: pd.Series, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions of labelled training and hold-out rows."""
     if config.holdout == "machines":
         train, test = machine_holdout(frame, config.test_fraction, config.seed)
@@ -104,7 +122,9 @@ def holdout_rows(frame: pd.DataFrame, labels: pd.Series, config: TrainConfig) ->
     return train[known[train]], test[known[test]]
 
 
-def champion_metrics(params: TrainParams, dataset: Dataset, test: pd.DataFrame, labels: pd.Series) -> dict | None:
+def champion_metrics(
+    params: TrainParams, dataset: Dataset, test: pd.DataFrame, labels: pd.Series
+) -> dict | None:
     """The current champion's metrics on the challenger's hold-out (NaN metrics if it cannot be computed)."""
     version = registry.champion_version(params.model_name)
     if version is None:
@@ -115,19 +135,28 @@ def champion_metrics(params: TrainParams, dataset: Dataset, test: pd.DataFrame, 
     if champion.spec.missing_from(test):
         return {"pr_auc": float("nan"), "version": version}
     probability = champion.predict_proba(test)
-    metrics = evaluate(test, labels.to_numpy(), probability, champion.thresholds["high"], dataset.events,
-                       champion.horizon_h)
+    metrics = evaluate(
+        test, labels.to_numpy(), probability, champion.thresholds["high"], dataset.events, champion.horizon_h
+    )
     return {**metrics, "version": version}
 
 
 @step
-def decide_promotion(params: TrainParams, settings: Settings, run: registry.RegisteredRun, metrics: dict,
-                     champion: dict | None) -> dict:
+def decide_promotion(
+    params: TrainParams, settings: Settings, run: registry.RegisteredRun, metrics: dict, champion: dict | None
+) -> dict:
     promote, reason = promotion_decision(metrics, champion, params.promote_margin)
-    audit = {"at": datetime.now(UTC).isoformat(), "by": "wearcast train flow", "model_name": params.model_name,
-             "challenger_version": run.version, "champion_version": (champion or {}).get("version"),
-             "promoted": promote, "reason": reason, "challenger_metrics": metrics,
-             "champion_metrics": champion}
+    audit = {
+        "at": datetime.now(UTC).isoformat(),
+        "by": "wearcast train flow",
+        "model_name": params.model_name,
+        "challenger_version": run.version,
+        "champion_version": (champion or {}).get("version"),
+        "promoted": promote,
+        "reason": reason,
+        "challenger_metrics": metrics,
+        "champion_metrics": champion,
+    }
     if promote:
         registry.set_champion(params.model_name, run.version, audit)
     else:
@@ -147,26 +176,49 @@ def train_flow(params: TrainParams) -> dict:
     table = featurize(dataset, params.features)
     labels = label(table.frame, dataset, params.train)
     train_rows, test_rows = holdout_rows(table.frame, labels, params.train)
-    logger.info("%d feature rows, %d labelled for training, %d for the hold-out", len(table.frame),
-                len(train_rows), len(test_rows))
+    logger.info(
+        "%d feature rows, %d labelled for training, %d for the hold-out",
+        len(table.frame),
+        len(train_rows),
+        len(test_rows),
+    )
     train_frame, test_frame = table.frame.iloc[train_rows], table.frame.iloc[test_rows].reset_index(drop=True)
     model = fit(train_frame, labels.iloc[train_rows], params.features, params.train)
     test_labels = labels.iloc[test_rows].reset_index(drop=True)
     metrics = evaluate_on(model, test_frame, test_labels, dataset)
     champion = champion_metrics(params, dataset, test_frame, test_labels)
-    data_info = {"fingerprint": fingerprint(params.data), "contract_version": dataset.contract_version,
-                 "feature_rows": len(table.frame), "train_rows": len(train_rows), "holdout_rows": len(test_rows),
-                 "machines": len(dataset.machines), "rows_quarantined": len(dataset.quarantine)}
+    data_info = {
+        "fingerprint": fingerprint(params.data),
+        "contract_version": dataset.contract_version,
+        "feature_rows": len(table.frame),
+        "train_rows": len(train_rows),
+        "holdout_rows": len(test_rows),
+        "machines": len(dataset.machines),
+        "rows_quarantined": len(dataset.quarantine),
+    }
     run = register(model, params, settings, metrics, data_info, test_frame.head(200))
     audit = decide_promotion(params, settings, run, metrics, champion)
     create_markdown_artifact(key="training-summary", markdown=_training_markdown(params, run, metrics, audit))
-    return {"run_id": run.run_id, "version": run.version, "metrics": metrics, "promotion": audit,
-            "features": len(model.spec.columns), "thresholds": model.thresholds, **data_info}
+    return {
+        "run_id": run.run_id,
+        "version": run.version,
+        "metrics": metrics,
+        "promotion": audit,
+        "features": len(model.spec.columns),
+        "thresholds": model.thresholds,
+        **data_info,
+    }
 
 
 def _training_markdown(params: TrainParams, run: registry.RegisteredRun, metrics: dict, audit: dict) -> str:
-    lines = [f"# {params.model_name} v{run.version}", "", f"Promoted: **{audit['promoted']}** ({audit['reason']})", "",
-             "| metric | value |", "|---|---|"]
+    lines = [
+        f"# {params.model_name} v{run.version}",
+        "",
+        f"Promoted: **{audit['promoted']}** ({audit['reason']})",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v:.4g} |" for k, v in metrics.items()]
     return "\n".join(lines)
 
@@ -191,8 +243,11 @@ def check_features(model: RiskModel, frame: pd.DataFrame, model_name: str, versi
 @step
 def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"risk_list_csv": out / "risk_list.csv", "risk_list_parquet": out / "risk_list.parquet",
-             "quarantine": out / "quarantine.parquet"}
+    paths = {
+        "risk_list_csv": out / "risk_list.csv",
+        "risk_list_parquet": out / "risk_list.parquet",
+        "quarantine": out / "quarantine.parquet",
+    }
     risk.to_csv(paths["risk_list_csv"], index=False)
     risk.to_parquet(paths["risk_list_parquet"], index=False)
     dataset.quarantine.to_parquet(paths["quarantine"], index=False)
@@ -208,10 +263,21 @@ def score_flow(params: ScoreParams) -> dict:
     dataset = combine(load(params.history), batch) if params.history else batch
     table = featurize(dataset, model.spec.config, latest_as_of(dataset))
     check_features(model, table.frame, params.model_name, version)
-    risk = build_risk_list(model, table.frame, dataset.machines, params.model_name, version, params.stale_after_h)
+    risk = build_risk_list(
+        model, table.frame, dataset.machines, params.model_name, version, params.stale_after_h
+    )
     paths = write_outputs(risk, dataset, Path(params.out) if params.out else settings.outputs)
     shown = risk.head(100).astype({"as_of": str}).replace({np.nan: None})
-    create_table_artifact(key="risk-list", table=shown.to_dict("records"),
-                          description=f"Top of the risk list ({params.model_name} v{version})")
-    return {"paths": paths, "counts": batch.counts, "model_version": version, "rows": len(risk),
-            "statuses": risk["status"].value_counts().to_dict(), "top": risk.head(10).to_dict("records")}
+    create_table_artifact(
+        key="risk-list",
+        table=shown.to_dict("records"),
+        description=f"Top of the risk list ({params.model_name} v{version})",
+    )
+    return {
+        "paths": paths,
+        "counts": batch.counts,
+        "model_version": version,
+        "rows": len(risk),
+        "statuses": risk["status"].value_counts().to_dict(),
+        "top": risk.head(10).to_dict("records"),
+    }

@@ -32,16 +32,22 @@ class Settings(BaseModel):
         return self.root / "mlruns"
 
 
+def local_artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts beside a local SQLite store (``<db folder>/artifacts``), not in the working directory."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None  # a tracking server decides where its artifacts go
+    return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
+
+
 def load_settings(experiment: str = "wearcast") -> Settings:
     """Embedded defaults (SQLite MLflow store in mlruns/, Prefect home in .prefect/), overridden by the environment."""
     root = project_root()
     default_uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", default_uri)
-    local_store = tracking_uri == default_uri
     return Settings(
         root=root,
         tracking_uri=tracking_uri,
-        artifact_location=(root / "mlruns" / "artifacts").as_uri() if local_store else None,
+        artifact_location=local_artifact_location(tracking_uri),
         prefect_home=Path(os.environ.get("PREFECT_HOME", root / ".prefect")),
         outputs=root / "outputs",
         experiment=experiment,

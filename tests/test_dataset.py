@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_tiny, shared_data, write_waveforms
+
 from features.dataset import CONTRACT_VERSION, ContractError, load_dataset
 
 
@@ -60,7 +60,8 @@ def test_bad_keys_are_quarantined_with_reasons(tiny):
 
 def test_missing_required_column_quarantines_the_file_and_names_the_column(tiny):
     pd.DataFrame({"machine_id": ["M00"], "when": ["2026-01-01"], "kind": ["failure"]}).to_csv(
-        tiny / "events.csv", index=False)
+        tiny / "events.csv", index=False
+    )
     (tiny / "events.parquet").unlink()
     ds = load_dataset(tiny)
     balanced(ds)
@@ -100,15 +101,26 @@ def test_bad_snapshots_are_quarantined(tiny):
     stamp = pd.Timestamp("2026-02-01", tz="UTC")
     bad = np.ones(4096, np.float32)
     bad[10] = np.nan
-    write_waveforms(tiny / "waveforms" / "part-1.parquet", [
-        {"machine_id": "M00", "timestamp": stamp, "values": bad},
-        {"machine_id": "M00", "timestamp": stamp + pd.Timedelta(hours=1), "values": np.zeros(0)},
-        {"machine_id": "M00", "timestamp": stamp + pd.Timedelta(hours=2), "values": np.ones(64), "sample_rate_hz": -1},
-    ])
+    write_waveforms(
+        tiny / "waveforms" / "part-1.parquet",
+        [
+            {"machine_id": "M00", "timestamp": stamp, "values": bad},
+            {"machine_id": "M00", "timestamp": stamp + pd.Timedelta(hours=1), "values": np.zeros(0)},
+            {
+                "machine_id": "M00",
+                "timestamp": stamp + pd.Timedelta(hours=2),
+                "values": np.ones(64),
+                "sample_rate_hz": -1,
+            },
+        ],
+    )
     ds = load_dataset(tiny)
     balanced(ds)
-    assert {"snapshot contains NaN or infinite samples", "snapshot has no samples",
-            "sample_rate_hz must be a positive number"} <= reasons(ds)
+    assert {
+        "snapshot contains NaN or infinite samples",
+        "snapshot has no samples",
+        "sample_rate_hz must be a positive number",
+    } <= reasons(ds)
 
 
 def test_truncated_parquet_is_recorded_and_the_rest_is_used(tiny):
@@ -117,7 +129,9 @@ def test_truncated_parquet_is_recorded_and_the_rest_is_used(tiny):
     ds = load_dataset(tiny)
     balanced(ds)
     row = ds.quarantine.iloc[0]
-    assert row["file"] == "telemetry/part-9.parquet" and row["row"] == -1 and "cannot be read" in row["reason"]
+    assert (
+        row["file"] == "telemetry/part-9.parquet" and row["row"] == -1 and "cannot be read" in row["reason"]
+    )
     assert len(ds.telemetry) == 3 * 48
 
 
@@ -125,7 +139,8 @@ def test_nothing_usable_names_the_first_problem(tmp_path):
     root = tmp_path / "bad"
     (root / "telemetry").mkdir(parents=True)
     pd.DataFrame({"machine_id": ["a", "b"], "timestamp": ["soon", "later"], "temperature_x": [1, 2]}).to_csv(
-        root / "telemetry" / "t.csv", index=False)
+        root / "telemetry" / "t.csv", index=False
+    )
     with pytest.raises(ContractError, match=r"telemetry/t.csv row 0, column 'timestamp'"):
         load_dataset(root)
 

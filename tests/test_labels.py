@@ -14,10 +14,15 @@ def day(d: int) -> pd.Timestamp:
 
 
 def test_failure_within_horizon_censoring_and_min_lead():
-    rows = pd.DataFrame({"machine_id": ["A"] * 5 + ["B"] * 3,
-                         "timestamp": [day(0), day(5), day(8), day(9.9), day(10)] + [day(0), day(5), day(9)]})
-    events = pd.DataFrame({"machine_id": ["A", "B"], "timestamp": [day(10), day(1)],
-                           "kind": ["failure", "maintenance"]})
+    rows = pd.DataFrame(
+        {
+            "machine_id": ["A"] * 5 + ["B"] * 3,
+            "timestamp": [day(0), day(5), day(8), day(9.9), day(10), day(0), day(5), day(9)],
+        }
+    )
+    events = pd.DataFrame(
+        {"machine_id": ["A", "B"], "timestamp": [day(10), day(1)], "kind": ["failure", "maintenance"]}
+    )
     end = pd.Series({"A": day(10), "B": day(9)})
     label = failure_within(rows, events, end, horizon_h=72, min_lead_h=6).to_numpy()
     # A: 10 days before -> 0; 5 days -> 0; 2 days -> 1; 2.4 h (< min lead) -> masked; at failure -> masked

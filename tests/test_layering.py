@@ -45,6 +45,8 @@ def test_import_rules_hold_file_by_file():
 def test_importing_the_cli_configures_nothing(tmp_path):
     code = "import os, pipelines.cli, pipelines.flows; print(os.environ.get('PREFECT_HOME', ''))"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, check=True
+    )
     assert out.stdout.strip() == ""
     assert list(tmp_path.iterdir()) == [] or all(p.name.startswith(".") for p in tmp_path.iterdir())

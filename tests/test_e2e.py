@@ -1,0 +1,95 @@
+"""End to end: the real train and score flows on a small simulated fleet, Prefect's test harness, a temporary
+MLflow SQLite store; then the registry and the risk list are read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    import os
+
+    home = tmp_path_factory.mktemp("prefect")
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, prefect_api):
+    root = tmp_path_factory.mktemp("home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WEARCAST_HOME", str(root))
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    (root / "mlruns").mkdir()
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory) -> Path:
+    from features.simulator import SimulationConfig, simulate
+
+    out = tmp_path_factory.mktemp("fleet") / "fleet"
+    simulate(out, SimulationConfig(machines=80, days=40, seed=3, inbox_days=1, snapshot_samples=2048))
+    return out
+
+
+def test_train_then_score_end_to_end(store, fleet):
+    from pipelines.flows import ScoreParams, TrainParams, score_flow, train_flow
+
+    first = train_flow(TrainParams(data=str(fleet), model_name="e2e"))
+    assert first["promotion"]["promoted"], first["promotion"]["reason"]
+    assert first["metrics"]["roc_auc"] > 0.7
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlruns' / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("e2e", "champion")
+    assert str(champion.version) == first["version"] == "1"
+    run = client.get_run(first["run_id"])
+    for key in (
+        "roc_auc",
+        "pr_auc",
+        "recall_at_alert",
+        "precision_at_alert",
+        "false_alarms_per_machine_month",
+    ):
+        assert key in run.data.metrics
+    assert run.data.params["data_path"] == str(fleet) and len(run.data.tags["data_fingerprint"]) == 64
+    assert (store / "mlruns" / "artifacts").is_dir()
+
+    # the same data again: the challenger does not beat the champion, so the alias stays
+    second = train_flow(TrainParams(data=str(fleet), model_name="e2e"))
+    assert not second["promotion"]["promoted"]
+    assert str(client.get_model_version_by_alias("e2e", "champion").version) == "1"
+    assert "promotion" in client.get_model_version("e2e", second["version"]).tags
+
+    batch = sorted((fleet / "inbox").iterdir())[-1]
+    out = store / "scored"
+    result = score_flow(ScoreParams(path=str(batch), history=str(fleet), model_name="e2e", out=str(out)))
+    risk = pd.read_parquet(out / "risk_list.parquet")
+    machines = pd.read_parquet(fleet / "machines.parquet")
+    assert sorted(risk["machine_id"]) == sorted(machines["machine_id"])
+    assert list(risk["rank"]) == list(range(1, len(risk) + 1))
+    scored = risk[risk["status"] == "scored"]
+    assert scored["failure_probability"].is_monotonic_decreasing
+    assert set(risk["model_version"]) == {"1"} and result["model_version"] == "1"
+    assert (out / "risk_list.csv").is_file() and (out / "quarantine.parquet").is_file()
+    assert scored.iloc[0]["drivers"] != ""
+
+
+def test_score_without_champion_is_an_input_error(store, fleet):
+    from features.errors import InputError
+    from pipelines.flows import ScoreParams, score_flow
+
+    with pytest.raises(InputError, match="has no champion"):
+        score_flow(ScoreParams(path=str(fleet), model_name="never-trained"))

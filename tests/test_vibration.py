@@ -1,0 +1,359 @@
+"""Known answers on synthetic signals for features.vibration and features.bearings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from features.bearings import defect_orders
+from features.vibration import (
+    STANDARD_GRAVITY_M_S2,
+    VibrationConfig,
+    band_feature_name,
+    envelope_bands_hz,
+    envelope_spectrum,
+    nan_reasons,
+    vibration_feature_info,
+    vibration_feature_names,
+    vibration_features,
+)
+
+FS = 10240.0  # with N = FS samples (1 s) every integer frequency sits on a bin
+SKF_6205 = {"n_balls": 9, "ball_diameter_mm": 7.94, "pitch_diameter_mm": 39.04}
+ENVELOPE_NAMES = [
+    name for name in vibration_feature_names() if name.startswith("envelope__") and "rms" not in name
+]
+
+
+def sine(
+    amplitude: float, freq_hz: float, fs: float = FS, n: int = int(FS), phase: float = 0.0
+) -> np.ndarray:
+    """One snapshot (1, n) float32 of amplitude * sin(2 pi f t + phase)."""
+    t = np.arange(n) / fs
+    return (amplitude * np.sin(2 * np.pi * freq_hz * t + phase)).astype(np.float32)[None, :]
+
+
+def impacting_bearing(rate_hz: float, resonance_hz: float, fs: float, n: int, seed: int = 0) -> np.ndarray:
+    """One snapshot (1, n): impacts at rate_hz, each ringing a decaying resonance, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    train = np.zeros(n)
+    train[np.rint(np.arange(0, n / fs, 1 / rate_hz) * fs).astype(int)] = 1.0
+    t = np.arange(int(0.01 * fs)) / fs
+    ring = np.exp(-t / 0.0008) * np.sin(2 * np.pi * resonance_hz * t)
+    signal = np.convolve(train, ring)[:n] + 0.05 * rng.standard_normal(n)
+    return signal.astype(np.float32)[None, :]
+
+
+def bearing_at(defect_hz: float, which: str = "bpfo") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Shaft speed (1,) making the SKF 6205 `which` frequency equal defect_hz, and its defect orders (1,)."""
+    orders = {name: np.atleast_1d(value) for name, value in defect_orders(**SKF_6205).items()}
+    return np.array([defect_hz]) / orders[which], orders
+
+
+# --- waveform statistics -------------------------------------------------------------------------------
+
+
+def test_sine_waveform_statistics() -> None:
+    amplitude = 2.5
+    f = vibration_features(sine(amplitude, 50.0), FS)
+    assert f["rms"][0] == pytest.approx(amplitude / math.sqrt(2), rel=1e-5)
+    assert f["peak"][0] == pytest.approx(amplitude, rel=1e-5)
+    assert f["peak_to_peak"][0] == pytest.approx(2 * amplitude, rel=1e-5)
+    assert f["crest_factor"][0] == pytest.approx(math.sqrt(2), rel=1e-5)
+    assert f["shape_factor"][0] == pytest.approx(math.pi / (2 * math.sqrt(2)), rel=1e-4)
+    assert f["impulse_factor"][0] == pytest.approx(math.pi / 2, rel=1e-4)
+    assert f["kurtosis"][0] == pytest.approx(1.5, rel=1e-4)
+    assert abs(f["skewness"][0]) < 1e-4
+
+
+def test_gaussian_noise_kurtosis_3_skewness_0() -> None:
+    noise = np.random.default_rng(1).standard_normal((1, 400_000)).astype(np.float32)
+    f = vibration_features(noise, FS)
+    assert f["kurtosis"][0] == pytest.approx(3.0, abs=0.05)  # sd of the estimate: sqrt(24/n) = 0.008
+    assert abs(f["skewness"][0]) < 0.02  # sd: sqrt(6/n) = 0.004
+    assert f["rms"][0] == pytest.approx(1.0, rel=0.01)
+
+
+def test_dc_offset_is_removed() -> None:
+    with_offset = vibration_features(sine(1.0, 50.0) + np.float32(3.0), FS)
+    without = vibration_features(sine(1.0, 50.0), FS)
+    for name in ("rms", "peak", "crest_factor", "kurtosis", band_feature_name(10, 500)):
+        assert with_offset[name][0] == pytest.approx(without[name][0], rel=1e-4), name
+
+
+def test_constant_signal_gives_nan_ratios_not_invented_values() -> None:
+    f = vibration_features(np.full((1, 1024), 0.7, dtype=np.float32), FS)
+    assert f["rms"][0] == 0.0
+    for name in ("crest_factor", "kurtosis", "skewness", "shape_factor", "hf_ratio", "spectral_centroid_hz"):
+        assert np.isnan(f[name][0]), name
+
+
+# --- spectrum -------------------------------------------------------------------------------------------
+
+
+def test_700hz_sine_energy_lands_in_its_band() -> None:
+    amplitude = 1.5
+    f = vibration_features(sine(amplitude, 700.0), FS)
+    assert f["band_energy__500_1000hz"][0] == pytest.approx(amplitude**2 / 2, rel=1e-4)
+    for name in ("band_energy__10_500hz", "band_energy__1000_2000hz", "band_energy__2000_5000hz"):
+        assert f[name][0] < 1e-6 * amplitude**2, name
+    assert f["spectral_centroid_hz"][0] == pytest.approx(700.0, rel=1e-4)
+    assert f["hf_ratio"][0] < 1e-6
+
+
+@pytest.mark.parametrize("n_samples", [4096, 4095])
+def test_bands_covering_0_to_nyquist_sum_to_variance(n_samples: int) -> None:
+    rng = np.random.default_rng(2)
+    values = (rng.standard_normal((5, n_samples)) + 2.0).astype(np.float32)
+    values += sine(0.8, 1000.0, n=n_samples)  # a line exactly on a band edge counts once
+    config = VibrationConfig(bands_hz=((0, 1000), (1000, 2500.5), (2500.5, FS / 2)))
+    f = vibration_features(values, FS, config=config)
+    total = sum(f[band_feature_name(lo, hi)] for lo, hi in config.bands_hz)
+    np.testing.assert_allclose(total, f["rms"] ** 2, rtol=1e-4)
+    high = f[band_feature_name(1000, 2500.5)] + f[band_feature_name(2500.5, FS / 2)]
+    np.testing.assert_allclose(f["hf_ratio"], high / total, rtol=1e-4)
+
+
+def test_band_above_nyquist_is_nan() -> None:
+    f = vibration_features(sine(1.0, 100.0, fs=4000.0, n=4000), 4000.0)
+    assert np.isnan(f["band_energy__2000_5000hz"][0])  # 2 kHz is Nyquist at 4 kHz: nothing measured there
+    assert np.isfinite(f["band_energy__1000_2000hz"][0])
+
+
+@pytest.mark.parametrize("freq_hz", [25.0, 80.0, 400.0, 900.0])
+def test_velocity_rms_of_an_acceleration_sine(freq_hz: float) -> None:
+    accel_g = 0.5
+    expected = accel_g * STANDARD_GRAVITY_M_S2 / (2 * np.pi * freq_hz) / math.sqrt(2) * 1000.0
+    f = vibration_features(sine(accel_g, freq_hz), FS)
+    assert f["velocity_rms_mm_s"][0] == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("freq_hz", [5.0, 2000.0])
+def test_velocity_rms_ignores_content_outside_its_band(freq_hz: float) -> None:
+    in_band = vibration_features(sine(0.5, 900.0), FS)["velocity_rms_mm_s"][0]
+    outside = vibration_features(sine(0.5, freq_hz), FS)["velocity_rms_mm_s"][0]
+    assert outside < 1e-3 * in_band
+
+
+def test_order_2x_reads_the_sine_at_twice_shaft_speed() -> None:
+    amplitude = 0.3
+    f = vibration_features(sine(amplitude, 49.0), FS, shaft_hz=np.array([24.5]))
+    assert f["order_2x_amp"][0] == pytest.approx(amplitude, rel=1e-3)
+    assert f["order_1x_amp"][0] < 0.01 * amplitude
+    assert f["order_3x_amp"][0] < 0.01 * amplitude
+
+
+def test_order_between_bins_loses_at_most_hann_scalloping() -> None:
+    values = sine(1.0, 60.5, n=2048)  # df = 5 Hz: 60.5 Hz is 0.1 bin off; 62.5 Hz is half a bin
+    values = np.vstack([values, sine(1.0, 62.5, n=2048)])
+    f = vibration_features(values, FS, shaft_hz=np.array([60.5, 62.5]))
+    assert np.all(f["order_1x_amp"] >= 0.84)
+    assert np.all(f["order_1x_amp"] <= 1.01)
+
+
+def test_orders_are_nan_without_a_positive_shaft_speed() -> None:
+    values = np.vstack([sine(1.0, 50.0)] * 3)
+    f = vibration_features(values, FS, shaft_hz=np.array([np.nan, 0.0, 50.0]))
+    assert np.isnan(f["order_1x_amp"][:2]).all()
+    assert f["order_1x_amp"][2] == pytest.approx(1.0, rel=1e-3)
+    assert np.isfinite(f["rms"]).all()
+
+
+# --- envelope ----------------------------------------------------------------------------------------------
+
+
+def test_envelope_spectrum_peaks_at_the_impact_rate() -> None:
+    values = impacting_bearing(87.0, 3000.0, fs=12000.0, n=12000)
+    freqs, amplitude = envelope_spectrum(values, 12000.0)
+    in_view = (freqs > 20) & (freqs < 500)
+    assert freqs[in_view][amplitude[0, in_view].argmax()] == pytest.approx(87.0, abs=1.0)
+    lo, hi = envelope_bands_hz(values, 12000.0)
+    assert lo[0] < 3000.0 < hi[0]
+    assert hi[0] - lo[0] < 0.15 * 12000.0  # a band around the resonance, not the fallback region
+
+
+@pytest.mark.parametrize("band", [None, (2000.0, 4500.0)])
+def test_outer_race_impacts_show_at_bpfo_not_bpfi(band: tuple[float, float] | None) -> None:
+    values = impacting_bearing(87.0, 3000.0, fs=12000.0, n=12000)
+    shaft, orders = bearing_at(87.0, "bpfo")
+    f = vibration_features(values, 12000.0, shaft, orders, VibrationConfig(envelope_band_hz=band))
+    assert f["envelope__bpfo_amp"][0] > 10 * f["envelope__bpfi_amp"][0]
+    assert f["envelope__bpfo_amp"][0] > 10 * f["envelope__bsf_amp"][0]
+    assert f["envelope__bpfo_2x_amp"][0] > 10 * f["envelope__bsf_2x_amp"][0]
+    assert f["envelope__rms"][0] > 0
+
+
+def test_inner_race_impacts_show_at_bpfi() -> None:
+    shaft, orders = bearing_at(150.0, "bpfi")
+    values = impacting_bearing(150.0, 3000.0, fs=12000.0, n=12000)
+    f = vibration_features(values, 12000.0, shaft, orders)
+    assert f["envelope__bpfi_amp"][0] > 10 * f["envelope__bpfo_amp"][0]
+
+
+def test_envelope_amplitude_of_an_amplitude_modulated_carrier() -> None:
+    t = np.arange(int(FS)) / FS
+    modulation = 0.2  # envelope = 1 + 0.2 cos(2 pi 40 t): line of 0.2 g at 40 Hz in the envelope spectrum
+    values = ((1 + modulation * np.cos(2 * np.pi * 40 * t)) * np.sin(2 * np.pi * 2000 * t)).astype(np.float32)
+    shaft, orders = bearing_at(40.0, "bpfo")
+    f = vibration_features(
+        values[None], FS, shaft, orders, VibrationConfig(envelope_band_hz=(1500.0, 2500.0))
+    )
+    assert f["envelope__bpfo_amp"][0] == pytest.approx(modulation, rel=0.01)
+    assert f["envelope__rms"][0] == pytest.approx(modulation / math.sqrt(2), rel=0.01)
+
+
+def test_missing_speed_or_geometry_gives_nan_and_a_reason() -> None:
+    one = impacting_bearing(87.0, 3000.0, fs=12000.0, n=12000)
+    values = np.vstack([one] * 4)
+    shaft, orders = bearing_at(87.0, "bpfo")
+    shafts = np.array([shaft[0], np.nan, shaft[0], np.nan])
+    geometry = {name: np.array([v[0], v[0], np.nan, np.nan]) for name, v in orders.items()}
+    f = vibration_features(values, 12000.0, shafts, geometry)
+    for name in ENVELOPE_NAMES:
+        assert np.isfinite(f[name][0]) and np.isnan(f[name][1:]).all(), name
+    assert np.isfinite(f["envelope__rms"]).all()
+    assert np.isnan(f["order_1x_amp"][[1, 3]]).all() and np.isfinite(f["order_1x_amp"][[0, 2]]).all()
+    assert nan_reasons(shafts, geometry) == [
+        None,
+        "no shaft speed",
+        "no bearing geometry",
+        "no shaft speed; no bearing geometry",
+    ]
+
+
+def test_nan_reasons_other_causes() -> None:
+    values = np.zeros((3, 64), dtype=np.float32)
+    values[2, 5] = np.nan
+    reasons = nan_reasons(np.array([0.0, 30.0, 30.0]), None, values=values)
+    assert reasons == [
+        "shaft not turning; no bearing geometry",
+        "no bearing geometry",
+        "no bearing geometry; signal has missing samples",
+    ]
+    assert nan_reasons(None, defect_orders(**SKF_6205), n_snapshots=2) == ["no shaft speed"] * 2
+
+
+def test_envelope_band_above_nyquist_gives_nan() -> None:
+    shaft, orders = bearing_at(87.0)
+    config = VibrationConfig(envelope_band_hz=(6000.0, 8000.0))
+    f = vibration_features(sine(1.0, 100.0, fs=10000.0, n=10000), 10000.0, shaft, orders, config)
+    assert np.isnan([f[name][0] for name in [*ENVELOPE_NAMES, "envelope__rms"]]).all()
+
+
+# --- bearings ---------------------------------------------------------------------------------------------
+
+
+def test_skf_6205_defect_frequencies_match_cwru() -> None:
+    shaft_hz = 1797 / 60
+    orders = defect_orders(**SKF_6205)
+    assert orders["bpfo"] * shaft_hz == pytest.approx(107.36, abs=0.05)
+    assert orders["bpfi"] * shaft_hz == pytest.approx(162.19, abs=0.05)
+    assert orders["bsf"] * shaft_hz == pytest.approx(70.58, abs=0.05)
+    assert 2 * orders["bsf"] * shaft_hz == pytest.approx(141.17, abs=0.05)  # CWRU's table lists 2 x BSF
+    assert orders["ftf"] * shaft_hz == pytest.approx(11.93, abs=0.05)
+    assert orders["bpfo"] + orders["bpfi"] == pytest.approx(9)
+
+
+def test_defect_orders_broadcast_and_nan_geometry() -> None:
+    orders = defect_orders([9, np.nan, 9, 9], [7.94, 7.94, np.nan, 40.0], 39.04, [0.0, 0.0, 0.0, 0.0])
+    for value in orders.values():
+        assert value.shape == (4,) and value.dtype == np.float64
+        assert np.isfinite(value[0]) and np.isnan(value[1:]).all()  # missing or impossible geometry
+    angled = defect_orders(9, 7.94, 39.04, 15.0)
+    assert angled["bpfo"] > orders["bpfo"][0]  # contact angle shrinks d/D cos(phi)
+
+
+# --- registry and API -------------------------------------------------------------------------------------
+
+
+def test_every_feature_has_a_unit_and_description() -> None:
+    for name in vibration_feature_names():
+        info = vibration_feature_info(name)
+        assert info.description and info.unit in {"g", "g²", "mm/s", "Hz", ""}, name
+    info = vibration_feature_info("band_energy__500_1000hz")
+    assert info.unit == "g²" and info.description == "vibration energy in the 500–1000 Hz band"
+    assert vibration_feature_info("vib__de__envelope__bpfo_amp").description.startswith("outer-race fault")
+    assert "2.5–10" in vibration_feature_info(band_feature_name(2.5, 10)).description
+    with pytest.raises(KeyError):
+        vibration_feature_info("not_a_feature")
+
+
+def test_output_names_dtype_and_shape() -> None:
+    values = np.random.default_rng(3).standard_normal((3, 512)).astype(np.float64)  # float64 in is accepted
+    f = vibration_features(values, FS, 25.0, defect_orders(**SKF_6205))  # scalars broadcast
+    assert list(f) == vibration_feature_names()
+    assert all(v.dtype == np.float64 and v.shape == (3,) for v in f.values())
+    empty = vibration_features(np.empty((0, 512), np.float32), FS)
+    assert all(v.shape == (0,) for v in empty.values())
+    with pytest.raises(ValueError):
+        vibration_features(values[0], FS)
+
+
+def test_blocks_do_not_change_results() -> None:
+    rng = np.random.default_rng(4)
+    values = (rng.standard_normal((600, 1024)) ** 3).astype(np.float32)
+    shaft = rng.uniform(5, 80, 600)
+    orders = defect_orders(**SKF_6205)
+    whole = vibration_features(values, FS, shaft, orders)
+    parts = [vibration_features(values[s], FS, shaft[s], orders) for s in (slice(0, 299), slice(299, 600))]
+    for name, column in whole.items():
+        np.testing.assert_allclose(column, np.concatenate([p[name] for p in parts]), rtol=1e-5, err_msg=name)
+
+
+# --- properties -------------------------------------------------------------------------------------------
+
+
+@st.composite
+def signals(draw: st.DrawFn) -> np.ndarray:
+    """A batch (n, L) of noise, impulsive noise or sine plus noise, from a drawn seed."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n, length = draw(st.integers(1, 4)), draw(st.integers(64, 600))
+    noise = rng.standard_normal((n, length))
+    kind = draw(st.sampled_from(["noise", "impulsive", "sine"]))
+    if kind == "impulsive":
+        noise = noise**3
+    elif kind == "sine":
+        noise = 0.2 * noise + np.sin(2 * np.pi * rng.uniform(10, 4000) * np.arange(length) / FS)
+    return noise.astype(np.float32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=signals(), scale=st.floats(1e-3, 1e3) | st.floats(-1e3, -1e-3))
+def test_rms_scales_with_abs_c_crest_and_kurtosis_do_not(values: np.ndarray, scale: float) -> None:
+    base = vibration_features(values, FS)
+    scaled = vibration_features(values * np.float32(scale), FS)
+    np.testing.assert_allclose(scaled["rms"], abs(scale) * base["rms"], rtol=1e-4)
+    np.testing.assert_allclose(scaled["crest_factor"], base["crest_factor"], rtol=1e-4)
+    np.testing.assert_allclose(scaled["kurtosis"], base["kurtosis"], rtol=1e-4)
+    np.testing.assert_allclose(
+        scaled["band_energy__10_500hz"], scale**2 * base["band_energy__10_500hz"], rtol=1e-3
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 4), st.integers(16, 400)),
+        elements=st.floats(-1e3, 1e3, width=32, allow_subnormal=False),
+    ),
+    shaft=st.floats(0.5, 300.0) | st.just(float("nan")),
+    band=st.sampled_from([None, (1000.0, 3000.0)]),
+)
+def test_batch_equals_row_by_row(values: np.ndarray, shaft: float, band: tuple[float, float] | None) -> None:
+    n = len(values)
+    shafts = np.full(n, shaft) * np.linspace(1.0, 1.5, n)
+    orders = {name: np.full(n, value) for name, value in defect_orders(**SKF_6205).items()}
+    config = VibrationConfig(envelope_band_hz=band)
+    batch = vibration_features(values, FS, shafts, orders, config)
+    for i in range(n):
+        row = vibration_features(
+            values[i : i + 1], FS, shafts[i : i + 1], {k: v[i : i + 1] for k, v in orders.items()}, config
+        )
+        for name, column in batch.items():
+            np.testing.assert_allclose(column[i], row[name][0], rtol=1e-5, atol=0, err_msg=name)
