@@ -7,7 +7,7 @@ same columns at scoring time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -161,12 +161,40 @@ def vibration_wide(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataF
     return wide.reset_index()
 
 
+def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureConfig) -> Dataset:
+    """Only the readings the features at ``as_of`` can use: telemetry inside the longest window before the
+    earliest as-of time of each machine, each machine's baseline snapshots, and its recent snapshots.
+
+    Snapshot shaft speeds are resolved on the full data first, so the features are exactly those of the full data.
+    """
+    earliest = as_of.groupby("machine_id")["timestamp"].min()
+    tel = dataset.telemetry
+    reach = pd.Timedelta(hours=max(config.windows_h, default=0) + config.telemetry_max_age_h)
+    tel_start = tel["machine_id"].map(earliest) - reach
+    tel = tel[tel["timestamp"] >= tel_start]
+    meta = dataset.waveforms.meta.assign(speed_rpm=shaft_speed_hz(dataset, config.telemetry_max_age_h) * 60.0)
+    first = meta.groupby(["machine_id", "channel"]).cumcount() < config.baseline_snapshots
+    recent = meta["timestamp"] >= meta["machine_id"].map(earliest) - pd.Timedelta(
+        hours=config.vibration_max_age_h
+    )
+    meta = meta[(first | recent).to_numpy()].reset_index(drop=True)
+    waveforms = replace(dataset.waveforms, meta=meta)
+    return replace(dataset, telemetry=tel.reset_index(drop=True), waveforms=waveforms)
+
+
 def build_features(
-    dataset: Dataset, as_of: pd.DataFrame | None = None, config: FeatureConfig | None = None
+    dataset: Dataset,
+    as_of: pd.DataFrame | None = None,
+    config: FeatureConfig | None = None,
+    trim: bool = True,
 ) -> FeatureTable:
     """Feature table for ``as_of`` rows (default: every snapshot time, else every telemetry time)."""
     config = config or FeatureConfig()
-    as_of = default_as_of(dataset) if as_of is None else as_of[KEYS].reset_index(drop=True)
+    if as_of is None:
+        as_of = default_as_of(dataset)
+    else:
+        as_of = as_of[KEYS].reset_index(drop=True)
+        dataset = restrict_to_needed(dataset, as_of, config) if trim else dataset
     parts = [as_of]
     snapshots, notes = snapshot_features(dataset, config)
     if not snapshots.empty:

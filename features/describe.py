@@ -27,6 +27,8 @@ def sensor_words(sensor: str) -> str:
     """``temperature_bearing`` -> ``bearing temperature``; other names with spaces for underscores."""
     if sensor.startswith("temperature_"):
         return f"{sensor.removeprefix('temperature_').replace('_', ' ')} temperature"
+    for suffix in ("_rpm", "_pct", "_psia", "_hz", "_mm_s"):
+        sensor = sensor.removesuffix(suffix)
     return sensor.replace("_", " ")
 
 
@@ -66,16 +68,27 @@ def describe(name: str) -> Described:
     return Described("", name)
 
 
+def short_description(name: str) -> str:
+    """The description without its parenthetical explanations and definitions, for one-line risk drivers."""
+    text = re.sub(r"\s*\([^)]*\)", "", describe(name).description.split(":")[0])
+    channel = name.split("__")[1].replace("_", " ") if name.startswith("vib__") else ""
+    return f"{text} ({channel})" if channel else text
+
+
+def driver_base(name: str) -> str:
+    """The feature a driver is about: a ratio to baseline and the level itself count as one driver."""
+    return name.removesuffix("__ratio_to_baseline")
+
+
 def driver_phrase(name: str, value: float) -> str:
     """How a crew reads a risk driver: 'bearing temperature 14 °C above ambient', 'outer-race ... 6.0x its healthy level'."""
     info = describe(name)
     if name.endswith("__ratio_to_baseline"):
-        base = info.description.removesuffix(" relative to its healthy level")
-        return f"{base} {value:.1f}x its healthy level"
+        return f"{short_description(driver_base(name))} {value:.1f}x its healthy level"
     if name.endswith("__rise_over_ambient"):
         return f"{info.description.removesuffix(' above ambient')} {value:.0f} {info.unit} above ambient"
     if "__slope__" in name:
         direction = "rising" if value >= 0 else "falling"
         return f"{info.description.replace(' trend', '')} {direction} {abs(value):.2g} {info.unit}"
     unit = f" {info.unit}" if info.unit and info.unit != "x" else ""
-    return f"{info.description} {value:.3g}{unit}"
+    return f"{short_description(name)} {value:.3g}{unit}"

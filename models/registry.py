@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +56,20 @@ def connect(tracking_uri: str, experiment: str, artifact_location: str | None) -
     return client.create_experiment(experiment, artifact_location=artifact_location)
 
 
+@contextmanager
+def _quiet_mlflow():
+    """Hide MLflow's advice (pip inference, cloudpickle, input examples) that a wearcast user cannot act on."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def log_training_run(
     model: RiskModel,
     model_name: str,
@@ -65,6 +82,7 @@ def log_training_run(
 ) -> RegisteredRun:
     """Log one training run (params, metrics, data tags, files) and register its pyfunc bundle under ``model_name``."""
     with (
+        _quiet_mlflow(),
         mlflow.start_run(experiment_id=experiment_id, tags=tags) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.describe import driver_phrase
+from features.describe import driver_base, driver_phrase
 from models.bundle import RiskModel
 
 RISK_LIST_COLUMNS = [
@@ -42,22 +42,22 @@ def row_status(
 
 
 def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> list[str]:
-    """The features that most raised each row's risk, as phrases a crew reads."""
+    """The features that most raised each row's risk, as phrases a crew reads (one phrase per feature)."""
     if frame.empty:
         return []
-    contrib = model.contributions(frame)
-    values = model.spec.matrix(frame)
+    contrib = model.contributions(frame).to_numpy()
+    values = model.spec.matrix(frame).to_numpy()
+    names = list(model.spec.columns)
     phrases = []
-    for i in range(len(frame)):
-        row = contrib.iloc[i]
-        up = row[row > 0].sort_values(ascending=False).index[:how_many]
-        phrases.append(
-            "; ".join(
-                driver_phrase(name, float(values.iloc[i][name]))
-                for name in up
-                if np.isfinite(values.iloc[i][name])
-            )
-        )
+    for row, value in zip(contrib, values, strict=True):
+        chosen, seen = [], set()
+        for j in np.argsort(-row):
+            if row[j] <= 0 or len(chosen) == how_many:
+                break
+            if np.isfinite(value[j]) and driver_base(names[j]) not in seen:
+                seen.add(driver_base(names[j]))
+                chosen.append(driver_phrase(names[j], float(value[j])))
+        phrases.append("; ".join(chosen))
     return phrases
 
 

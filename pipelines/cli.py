@@ -17,7 +17,6 @@ import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from features.errors import InputError
 from pipelines.settings import Settings, load_settings, prepare_environment
@@ -25,7 +24,7 @@ from pipelines.settings import Settings, load_settings, prepare_environment
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="wearcast: predictive maintenance from equipment data."
 )
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
@@ -178,32 +177,25 @@ def print_scoring(result: dict, top: int = 10) -> None:
         for t, c in result["counts"].items()
         if c["rows_in"]
     )
-    console.print(f"batch rows: {balance}")
-    table = Table(title=f"risk list (model v{result['model_version']}, top {top} of {result['rows']})")
-    for col in (
-        "rank",
-        "machine_id",
-        "machine_type",
-        "status",
-        "failure_probability",
-        "risk_band",
-        "drivers",
-    ):
-        table.add_column(col, overflow="fold", max_width=60 if col == "drivers" else None)
+    console.print(f"batch rows: {balance}", soft_wrap=True)
+    console.print(
+        f"risk list (model v{result['model_version']}): top {top} of {result['rows']} machines "
+        f"({', '.join(f'{n} {s}' for s, n in result['statuses'].items())})"
+    )
+    console.print(
+        f"{'rank':>4}  {'machine':<10} {'type':<15} {'p(fail)':>7}  {'band':<6}  drivers", style="bold"
+    )
     for row in result["top"][:top]:
         p = row["failure_probability"]
-        table.add_row(
-            str(row["rank"]),
-            row["machine_id"],
-            row["machine_type"],
-            row["status"],
-            "" if p != p else f"{p:.3f}",
-            row["risk_band"],
-            row["drivers"],
+        shown = "" if p != p else f"{p:.3f}"
+        console.print(
+            f"{row['rank']:>4}  {row['machine_id']:<10} {row['machine_type']:<15} {shown:>7}  "
+            f"{row['risk_band'] or row['status']:<6}  {row['drivers']}",
+            soft_wrap=True,
+            markup=False,
         )
-    console.print(table)
     for name, where in result["paths"].items():
-        console.print(f"{name}: {where}")
+        console.print(f"{name}: {where}", soft_wrap=True)
 
 
 @app.command()

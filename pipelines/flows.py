@@ -89,15 +89,19 @@ def evaluate_on(
 
 
 @step
+def connect_registry(settings: Settings) -> str:
+    return registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
+
+
+@step
 def register(
     model: RiskModel,
     params: TrainParams,
-    settings: Settings,
+    experiment_id: str,
     metrics: dict,
     data_info: dict,
     sample: pd.DataFrame,
 ) -> registry.RegisteredRun:
-    experiment_id = registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
     flat = {
         "data_path": params.data,
         "model_name": params.model_name,
@@ -172,6 +176,7 @@ def train_flow(params: TrainParams) -> dict:
     """Load and validate DATA, build features, label, train, evaluate on a hold-out, log, register, promote."""
     logger = get_run_logger()
     settings = load_settings()
+    experiment_id = connect_registry(settings)
     dataset = load(params.data)
     table = featurize(dataset, params.features)
     labels = label(table.frame, dataset, params.train)
@@ -196,7 +201,7 @@ def train_flow(params: TrainParams) -> dict:
         "machines": len(dataset.machines),
         "rows_quarantined": len(dataset.quarantine),
     }
-    run = register(model, params, settings, metrics, data_info, test_frame.head(200))
+    run = register(model, params, experiment_id, metrics, data_info, test_frame.head(200))
     audit = decide_promotion(params, settings, run, metrics, champion)
     create_markdown_artifact(key="training-summary", markdown=_training_markdown(params, run, metrics, audit))
     return {
@@ -224,8 +229,7 @@ def _training_markdown(params: TrainParams, run: registry.RegisteredRun, metrics
 
 
 @step
-def load_model(params: ScoreParams, settings: Settings) -> tuple[RiskModel, str]:
-    registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
+def load_model(params: ScoreParams) -> tuple[RiskModel, str]:
     return registry.load_model(params.model_name, params.model_version)
 
 
@@ -258,7 +262,8 @@ def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, 
 def score_flow(params: ScoreParams) -> dict:
     """Validate a batch, rebuild the champion's features for each machine as of its latest reading, rank them."""
     settings = load_settings()
-    model, version = load_model(params, settings)
+    connect_registry(settings)
+    model, version = load_model(params)
     batch = load(params.path)
     dataset = combine(load(params.history), batch) if params.history else batch
     table = featurize(dataset, model.spec.config, latest_as_of(dataset))

@@ -1,0 +1,61 @@
+"""The assembled feature table: names, as-of rows, trimming, the spec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import FeatureConfig, FeatureSpec, build_features, latest_as_of
+from features.dataset import load_dataset
+from features.describe import describe, driver_phrase
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    from features.simulator import SimulationConfig, simulate
+
+    out = tmp_path_factory.mktemp("build") / "fleet"
+    simulate(out, SimulationConfig(machines=12, days=20, seed=5, snapshot_samples=2048))
+    return load_dataset(out)
+
+
+def test_one_row_per_snapshot_with_named_columns(fleet):
+    table = build_features(fleet)
+    assert len(table.frame) == fleet.waveforms.meta[["machine_id", "timestamp"]].drop_duplicates().shape[0]
+    for name in (
+        "vib__acc_horizontal__rms",
+        "vib__acc_horizontal__envelope__bpfo_amp",
+        "vib__acc_horizontal__band_energy__500_1000hz",
+        "vib__acc_horizontal__velocity_rms_mm_s",
+        "tel__temperature_bearing__slope__24h",
+        "tel__temperature_bearing__rise_over_ambient",
+        "vib__acc_horizontal__envelope__bpfo_amp__ratio_to_baseline",
+    ):
+        assert name in table.frame, name
+        assert describe(name).description, name
+
+
+def test_trimmed_history_gives_exactly_the_features_of_the_full_history(fleet):
+    as_of = latest_as_of(fleet)
+    trimmed = build_features(fleet, as_of, FeatureConfig()).frame
+    full = build_features(fleet, as_of, FeatureConfig(), trim=False).frame
+    pd.testing.assert_frame_equal(trimmed, full, rtol=1e-6)
+
+
+def test_spec_rebuilds_the_same_columns_in_order(fleet):
+    frame = build_features(fleet).frame
+    spec = FeatureSpec(columns=("tel__temperature_bearing__last", "vib__acc_horizontal__rms", "not_there"))
+    matrix = spec.matrix(frame)
+    assert list(matrix.columns) == list(spec.columns) and matrix["not_there"].isna().all()
+    assert spec.missing_from(frame) == ["not_there"]
+    assert matrix.dtypes.unique().tolist() == [np.float32]
+
+
+def test_driver_phrases_read_as_a_crew_would():
+    assert (
+        driver_phrase("tel__temperature_bearing__rise_over_ambient", 14.2)
+        == "bearing temperature 14 °C above ambient"
+    )
+    phrase = driver_phrase("vib__acc_horizontal__envelope__bpfo_amp__ratio_to_baseline", 6.04)
+    assert phrase.endswith("6.0x its healthy level") and "outer" in phrase.lower()
