@@ -109,7 +109,7 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class SimulationSummary:
-    """What simulate() wrote, for the CLI to print."""
+    """What simulate() wrote, for the CLI to print (row/event counts cover history and inbox together)."""
 
     out: Path
     machines: int
@@ -125,7 +125,7 @@ class SimulationSummary:
 
 @dataclass
 class _Fleet:
-    """Per-machine parameters as arrays of length machines."""
+    """Per-machine parameters as arrays of length machines (rpm, mm, Hz, g, °C; hidden ones not written)."""
 
     ids: pa.Array
     kind: np.ndarray

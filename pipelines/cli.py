@@ -5,6 +5,8 @@ Exit codes: 0 done, 2 input unusable (one line says why and how to fix it), 1 in
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import shutil
 import sys
@@ -25,7 +27,7 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="wearcast: predictive maintenance from equipment data."
 )
 console = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _start() -> Settings:
@@ -102,6 +104,9 @@ def run_training(data: Path, model_name: str, horizon_h: float = 168.0, holdout:
     settings = _start()
     from models.train import TrainConfig
     from pipelines.flows import TrainParams, train_flow
+    from pipelines.logs import quiet_input_error_tracebacks
+
+    quiet_input_error_tracebacks()
 
     if not Path(data).is_dir():
         raise InputError(
@@ -155,6 +160,9 @@ def run_scoring(
 ) -> dict:
     _start()
     from pipelines.flows import ScoreParams, score_flow
+    from pipelines.logs import quiet_input_error_tracebacks
+
+    quiet_input_error_tracebacks()
 
     for folder in (path, history):
         if folder is not None and not Path(folder).is_dir():
@@ -241,19 +249,19 @@ def print_truth_check(result: dict, fleet: Path, top: int) -> None:
     )
 
 
-def main() -> None:
-    """Entry point: run the Typer app and turn errors into exit codes without tracebacks."""
+def run_app() -> int:
+    """Run the Typer app; turn errors into exit codes without tracebacks."""
     try:
         app(standalone_mode=False)
     except click.exceptions.Abort:
         err.print("aborted")
-        sys.exit(130)
+        return 130
     except click.exceptions.ClickException as exc:
         exc.show()
-        sys.exit(2)
+        return 2
     except InputError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
-        sys.exit(2)
+        return 2
     except Exception as exc:
         if os.environ.get("WEARCAST_DEBUG"):
             traceback.print_exc()
@@ -261,4 +269,16 @@ def main() -> None:
             f"internal error: {type(exc).__name__}: {exc} (set WEARCAST_DEBUG=1 for the traceback)",
             markup=False,
         )
-        sys.exit(1)
+        return 1
+    return 0
+
+
+def main() -> None:
+    """Entry point. Exit handlers (Prefect's temporary server shutdown) run, then the process ends without the
+    C++ static teardown in which pyarrow occasionally aborts ("terminate called without an active exception")."""
+    code = run_app()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    os._exit(code)

@@ -1,0 +1,49 @@
+"""The command line: exit codes and one-line errors, never a traceback for bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WEARCAST = str(Path(sys.executable).parent / "wearcast")
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WEARCAST_HOME": str(home), "PREFECT_HOME": str(home / ".prefect"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"}
+    return subprocess.run([WEARCAST, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_help_lists_the_commands(tmp_path):
+    out = run("--help", home=tmp_path)
+    assert out.returncode == 0
+    for command in ("simulate", "train", "score", "demo"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "score"])
+def test_missing_folder_exits_2_with_one_line(tmp_path, command):
+    out = run(command, str(tmp_path / "nowhere"), home=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr + out.stdout
+    assert "not a folder" in out.stderr and "fix:" in out.stderr
+
+
+def test_bad_simulation_settings_exit_2(tmp_path):
+    out = run("simulate", str(tmp_path / "fleet"), "--days", "1", home=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "error:" in out.stderr
+
+
+@pytest.mark.e2e
+def test_score_without_champion_exits_2_without_traceback(tmp_path):
+    from conftest import make_tiny
+
+    data = make_tiny(tmp_path / "batch")
+    out = run("score", str(data), "--model-name", "nobody", home=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr + out.stdout
+    assert "has no champion" in out.stderr and "wearcast train" in out.stderr
