@@ -70,7 +70,7 @@ def describe(name: str) -> Described:
 
 def short_description(name: str) -> str:
     """The description without its parenthetical explanations and definitions, for one-line risk drivers."""
-    text = re.sub(r"\s*\([^)]*\)", "", describe(name).description.split(":")[0])
+    text = re.sub(r"\s*\([^)]*\)", "", describe(name).description).split(":")[0]
     channel = name.split("__")[1].replace("_", " ") if name.startswith("vib__") else ""
     return f"{text} ({channel})" if channel else text
 

@@ -78,7 +78,9 @@ def telemetry_feature_rows(telemetry: pd.DataFrame, windows_h: tuple[int, ...]) 
     return pd.concat([out, *stats], axis=1)
 
 
-def asof_join(as_of: pd.DataFrame, rows: pd.DataFrame, max_age_h: float | None) -> pd.DataFrame:
+def asof_join(
+    as_of: pd.DataFrame, rows: pd.DataFrame, max_age_h: float | None, include_same_time: bool = True
+) -> pd.DataFrame:
     """For each (machine_id, timestamp) in ``as_of``, the latest row of ``rows`` at or before it (within max age)."""
     left = as_of[["machine_id", "timestamp"]].reset_index(names="_order").sort_values("timestamp")
     right = rows.rename(columns={"timestamp": "_source_ts"}).sort_values("_source_ts")
@@ -90,15 +92,18 @@ def asof_join(as_of: pd.DataFrame, rows: pd.DataFrame, max_age_h: float | None) 
         right_on="_source_ts",
         by="machine_id",
         direction="backward",
-        allow_exact_matches=True,
+        allow_exact_matches=include_same_time,
         tolerance=tolerance,
     )
     return merged.sort_values("_order").drop(columns=["_order", "_source_ts"]).reset_index(drop=True)
 
 
 def hours_since_maintenance(as_of: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
-    """Hours since the machine's last maintenance or failure (a repair) at or before each as-of time; NaN if none."""
+    """Hours since the machine's last maintenance or failure (a repair) strictly before each as-of time; NaN if none.
+
+    Strictly before: an event stamped at the as-of time itself would tell the model about a failure it is asked
+    to predict."""
     repairs = events[["machine_id", "timestamp"]].assign(_repair=events["timestamp"])
-    joined = asof_join(as_of, repairs, None)
+    joined = asof_join(as_of, repairs, None, include_same_time=False)
     delta = joined["timestamp"] - joined["_repair"]
     return (delta.dt.total_seconds() / 3600.0).to_numpy(dtype=float)

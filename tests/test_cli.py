@@ -13,8 +13,12 @@ WEARCAST = str(Path(sys.executable).parent / "wearcast")
 
 
 def run(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WEARCAST_HOME": str(home), "PREFECT_HOME": str(home / ".prefect"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "WEARCAST_HOME": str(home),
+        "PREFECT_HOME": str(home / ".prefect"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlruns' / 'mlflow.db'}",
+    }
     return subprocess.run([WEARCAST, *args], capture_output=True, text=True, env=env, timeout=300)
 
 

@@ -89,3 +89,15 @@ def test_hours_since_maintenance():
     )
     got = hours_since_maintenance(as_of, events)
     assert got[0] == pytest.approx(30.0) and got[1] == pytest.approx(24.0) and np.isnan(got[2])
+
+
+def test_an_event_at_the_as_of_time_is_not_yet_known():
+    events = pd.DataFrame(
+        {
+            "machine_id": ["A"],
+            "kind": ["failure"],
+            "timestamp": pd.to_datetime(["2026-03-02 06:00"], utc=True),
+        }
+    )
+    as_of = pd.DataFrame({"machine_id": ["A"], "timestamp": pd.to_datetime(["2026-03-02 06:00"], utc=True)})
+    assert np.isnan(hours_since_maintenance(as_of, events)[0])
