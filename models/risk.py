@@ -41,6 +41,22 @@ def row_status(
     return status
 
 
+def unscored_reasons(frame: pd.DataFrame, status: np.ndarray, coverage: np.ndarray) -> list[str]:
+    """Why a machine has no score, in words (empty for scored machines)."""
+    newest = frame["timestamp"].max()
+    reasons = []
+    for when, state, share in zip(frame["timestamp"], status, coverage, strict=True):
+        if state == "no_recent_data":
+            reasons.append(
+                f"no reading for {(newest - when).total_seconds() / 3600:.0f} h before the fleet's latest"
+            )
+        elif state == "insufficient_history":
+            reasons.append(f"only {share:.0%} of the model's features could be computed: needs more history")
+        else:
+            reasons.append("")
+    return reasons
+
+
 def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> list[str]:
     """The features that most raised each row's risk, as phrases a crew reads (one phrase per feature)."""
     if frame.empty:
@@ -73,7 +89,8 @@ def build_risk_list(
 ) -> pd.DataFrame:
     """Rank machines by failure probability; drivers for the ``explain_top`` highest that are not low risk."""
     frame = frame.reset_index(drop=True)
-    status = row_status(frame, feature_coverage(model, frame), stale_after_h, min_coverage)
+    coverage = feature_coverage(model, frame)
+    status = row_status(frame, coverage, stale_after_h, min_coverage)
     probability = np.where(status == "scored", model.predict_proba(frame), np.nan)
     band = np.where(status == "scored", model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
     out = pd.DataFrame(
@@ -83,12 +100,25 @@ def build_risk_list(
             "status": status,
             "failure_probability": probability,
             "risk_band": band,
-            "drivers": "",
+            "drivers": unscored_reasons(frame, status, coverage),
         }
     )
+    silent = sorted(set(machines["machine_id"]) - set(frame["machine_id"]))
+    if silent:
+        never = pd.DataFrame(
+            {
+                "machine_id": silent,
+                "as_of": pd.NaT,
+                "status": "no_recent_data",
+                "failure_probability": np.nan,
+                "risk_band": "",
+                "drivers": "no reading at all",
+            }
+        )
+        out = pd.concat([out, never], ignore_index=True)
     attributes = machines.set_index("machine_id").reindex(columns=["site", "machine_type"])
     out = out.join(attributes, on="machine_id").fillna({"site": "", "machine_type": ""})
-    out = out.assign(_order=out["status"].map(STATUS_ORDER), _p=-np.nan_to_num(probability, nan=1.0))
+    out = out.assign(_order=out["status"].map(STATUS_ORDER), _p=-out["failure_probability"].fillna(1.0))
     out = out.sort_values(["_order", "_p", "machine_id"]).reset_index(drop=True)
     explain = out.index[(out["status"] == "scored") & (out["risk_band"] != "low")][:explain_top]
     by_id = frame.set_index("machine_id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -45,10 +46,17 @@ def fleet(tmp_path_factory) -> Path:
     return out
 
 
-def test_train_then_score_end_to_end(store, fleet):
+@pytest.fixture(scope="module")
+def first_training(store, fleet) -> dict:
+    from pipelines.flows import TrainParams, train_flow
+
+    return train_flow(TrainParams(data=str(fleet), model_name="e2e"))
+
+
+def test_train_then_score_end_to_end(store, fleet, first_training):
     from pipelines.flows import ScoreParams, TrainParams, score_flow, train_flow
 
-    first = train_flow(TrainParams(data=str(fleet), model_name="e2e"))
+    first = first_training
     assert first["promotion"]["promoted"], first["promotion"]["reason"]
     assert first["metrics"]["roc_auc"] > 0.7
 
@@ -74,6 +82,7 @@ def test_train_then_score_end_to_end(store, fleet):
     assert "promotion" in client.get_model_version("e2e", second["version"]).tags
 
     batch = sorted((fleet / "inbox").iterdir())[-1]
+    before = {p: p.stat().st_mtime_ns for p in batch.rglob("*")}
     out = store / "scored"
     result = score_flow(ScoreParams(path=str(batch), history=str(fleet), model_name="e2e", out=str(out)))
     risk = pd.read_parquet(out / "risk_list.parquet")
@@ -85,6 +94,24 @@ def test_train_then_score_end_to_end(store, fleet):
     assert set(risk["model_version"]) == {"1"} and result["model_version"] == "1"
     assert (out / "risk_list.csv").is_file() and (out / "quarantine.parquet").is_file()
     assert scored.iloc[0]["drivers"] != ""
+    assert {p: p.stat().st_mtime_ns for p in batch.rglob("*")} == before, "score must not write into PATH"
+
+
+def test_registered_pyfunc_returns_probabilities(store, fleet, first_training):
+    import mlflow
+
+    from features.build import build_features
+    from features.dataset import load_dataset
+
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlruns' / 'mlflow.db'}")
+    pyfunc = mlflow.pyfunc.load_model("models:/e2e@champion")
+    model = pyfunc.unwrap_python_model().model
+    frame = build_features(load_dataset(fleet), config=model.spec.config).frame
+    out = pyfunc.predict(model.spec.matrix(frame))
+    assert list(out.columns) == ["failure_probability"]
+    p = out["failure_probability"].to_numpy()
+    assert ((p >= 0) & (p <= 1)).all() and len(np.unique(p)) > 20, "probabilities, not class labels"
+    np.testing.assert_allclose(p, model.predict_proba(frame), rtol=1e-6)
 
 
 def test_score_without_champion_is_an_input_error(store, fleet):

@@ -1,0 +1,69 @@
+"""The risk list: statuses, ranking and known machines without data."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.risk import RISK_LIST_COLUMNS, build_risk_list
+
+
+class FakeModel:
+    """A stand-in with the RiskModel interface: probability = the feature value."""
+
+    class spec:
+        columns = ("f1", "f2")
+
+        @staticmethod
+        def matrix(frame):
+            return frame.reindex(columns=["f1", "f2"]).astype(np.float32)
+
+    thresholds: ClassVar[dict] = {"high": 0.5, "medium": 0.2}
+
+    def predict_proba(self, frame):
+        return frame["f1"].to_numpy(dtype=float)
+
+    def risk_band(self, p):
+        return np.where(p >= 0.5, "high", np.where(p >= 0.2, "medium", "low"))
+
+    def contributions(self, frame):
+        return pd.DataFrame({"f1": frame["f1"], "f2": 0.0}, index=frame.index)
+
+
+@pytest.fixture
+def frame():
+    t = pd.Timestamp("2026-05-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "machine_id": ["a", "b", "c", "d"],
+            "timestamp": [t, t, t - pd.Timedelta(hours=100), t],
+            "f1": [0.1, 0.9, 0.8, np.nan],
+            "f2": [1.0, 1.0, 1.0, np.nan],
+        }
+    )
+
+
+def test_statuses_ranking_and_silent_machines(frame, monkeypatch):
+    import models.risk as risk
+
+    monkeypatch.setattr(risk, "driver_phrase", lambda name, value: f"{name}={value:.1f}")
+    machines = pd.DataFrame({"machine_id": ["a", "b", "c", "d", "e"], "site": "S", "machine_type": "pump"})
+    out = build_risk_list(FakeModel(), frame, machines, "m", "3", stale_after_h=48)
+    assert list(out.columns) == RISK_LIST_COLUMNS
+    assert list(out["machine_id"]) == ["b", "a", "d", "c", "e"]
+    assert list(out["status"]) == [
+        "scored",
+        "scored",
+        "insufficient_history",
+        "no_recent_data",
+        "no_recent_data",
+    ]
+    assert list(out["rank"]) == [1, 2, 3, 4, 5]
+    assert list(out["risk_band"][:2]) == ["high", "low"]
+    assert out["failure_probability"][2:].isna().all()
+    assert out.loc[0, "drivers"] == "f1=0.9" and out.loc[1, "drivers"] == ""
+    assert "100 h" in out.loc[3, "drivers"] and out.loc[4, "drivers"] == "no reading at all"
+    assert pd.isna(out.loc[4, "as_of"]) and (out["model_version"] == "3").all()
