@@ -45,6 +45,7 @@ format: install ## Apply ruff fixes and formatting
 
 bench: install ## Benchmarks on ../shared/data (prints ratios against named baselines)
 	$(VENV)/bin/python benchmarks/femto_pronostia.py ../shared/data/femto-pronostia
+	$(VENV)/bin/python benchmarks/vibration_throughput.py ../shared/data/femto-pronostia
 
 clean: ## Remove the virtualenvs, outputs and local stores (mlruns/ keeps its .gitignore)
 	rm -rf $(VENV) .tools outputs .prefect

@@ -9,7 +9,7 @@ import pandas as pd
 import xgboost as xgb
 from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import precision_recall_curve
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import StratifiedGroupKFold
 
 from features.build import FeatureConfig, FeatureSpec
 from models.bundle import PlattCalibrator, RiskModel
@@ -64,7 +64,8 @@ def out_of_fold_scores(
     if folds < 2:
         raise ValueError("training needs at least 2 machines with labelled rows")
     scores, rounds = np.full(len(y), np.nan), []
-    for fit_rows, val_rows in GroupKFold(n_splits=folds).split(x, y, groups):
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    for fit_rows, val_rows in splitter.split(x, y, groups):
         dfit = xgb.DMatrix(x[fit_rows], label=y[fit_rows])
         dval = xgb.DMatrix(x[val_rows], label=y[val_rows])
         booster = xgb.train(
@@ -81,13 +82,14 @@ def out_of_fold_scores(
 
 
 def choose_thresholds(probability: np.ndarray, y: np.ndarray, medium_recall: float) -> dict[str, float]:
-    """High = the probability that maximises F1; medium = the highest one that still reaches ``medium_recall``."""
+    """High (the alert) = the probability that maximises F1; medium = the highest one that still reaches
+    ``medium_recall``, and at most half the high threshold so that the medium band is never empty."""
     precision, recall, cuts = precision_recall_curve(y, probability)
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
     high = float(cuts[int(np.argmax(f1))])
     reaching = cuts[recall[:-1] >= medium_recall]
     medium = float(reaching.max()) if len(reaching) else float(cuts.min())
-    return {"high": high, "medium": min(medium, high)}
+    return {"high": high, "medium": min(medium, high / 2)}
 
 
 def train_risk_model(

@@ -43,3 +43,13 @@ def test_machine_holdout_never_shares_machines():
     train, test = machine_holdout(rows, 0.3, seed=1)
     assert not set(rows["machine_id"].iloc[train]) & set(rows["machine_id"].iloc[test])
     assert rows["machine_id"].iloc[test].nunique() == 3
+
+
+def test_thresholds_from_out_of_fold_probabilities():
+    from models.train import choose_thresholds
+
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.8, 0.9])
+    t = choose_thresholds(p, y, medium_recall=1.0)
+    assert t["high"] == 0.4  # alerting at >= 0.4 catches all 3 failures with 1 false alarm: the best F1
+    assert t["medium"] == 0.2  # recall 1.0 already at 0.4, capped at half of high
