@@ -43,7 +43,8 @@ format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install ## Benchmarks on ../shared/data (prints ratios against named baselines)
+bench: install ## Benchmarks on ../shared/data (prints ratios against named baselines; adds tsfel/tsfresh)
+	$(UV) sync --frozen --group bench
 	$(VENV)/bin/python benchmarks/femto_pronostia.py ../shared/data/femto-pronostia
 	$(VENV)/bin/python benchmarks/vibration_throughput.py ../shared/data/femto-pronostia
 
