@@ -7,6 +7,7 @@ same columns at scoring time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -15,10 +16,12 @@ from pydantic import BaseModel, ConfigDict
 
 from features.bearings import defect_orders
 from features.dataset import Dataset
+from features.iso import iso_zone, normalise_class
 from features.telemetry import asof_join, hours_since_maintenance, telemetry_feature_rows
 from features.vibration import VibrationConfig, nan_reasons, vibration_features
 
 KEYS = ["machine_id", "timestamp"]
+Progress = Callable[[int, int], None]
 TREND_SUFFIXES = ("rms", "kurtosis", "velocity_rms_mm_s", "order_1x_amp", "envelope__rms")
 SNAPSHOTS_PER_CHUNK = 2048
 
@@ -29,7 +32,10 @@ class FeatureConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
     windows_h: tuple[int, ...] = (24, 168)
     bands_hz: tuple[tuple[float, float], ...] = ((10, 500), (500, 1000), (1000, 2000), (2000, 5000))
-    baseline_snapshots: int = 5
+    baseline_snapshots: int = 10
+    regime_speed_step: float = 0.1
+    regime_load_step_pct: float = 25.0
+    load_column: str = "load_pct"
     vibration_max_age_h: float = 48.0
     telemetry_max_age_h: float = 24.0
 
@@ -100,11 +106,30 @@ def snapshot_defect_orders(dataset: Dataset) -> dict[str, np.ndarray]:
     return defect_orders(*per_snapshot.T)
 
 
-def snapshot_features(dataset: Dataset, config: FeatureConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Vibration features per snapshot (long: one row per snapshot and channel) and the NaN reasons."""
+def snapshot_regimes(dataset: Dataset, shaft_hz: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Operating regime of each snapshot: its speed band (10 % steps of shaft speed) and load band (25 % steps of
+    the latest ``load_pct`` reading), so baselines compare a machine with itself at the same speed and load."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        speed_band = np.round(np.log(shaft_hz) / np.log(1.0 + config.regime_speed_step))
+    speed = pd.Series(speed_band).map(lambda b: "?" if not np.isfinite(b) else str(int(b)))
+    load = pd.Series("?", index=speed.index)
+    if config.load_column in dataset.telemetry:
+        loads = dataset.telemetry[[*KEYS, config.load_column]].dropna()
+        level = asof_join(dataset.waveforms.meta[KEYS], loads, config.telemetry_max_age_h)[config.load_column]
+        load_band = np.floor(level.to_numpy(dtype=float) / config.regime_load_step_pct)
+        load = pd.Series(load_band).map(lambda b: "?" if not np.isfinite(b) else str(int(b)))
+    return (speed + "|" + load).to_numpy()
+
+
+def snapshot_features(
+    dataset: Dataset, config: FeatureConfig, progress: Progress | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Vibration features per snapshot (long: one row per snapshot and channel), its regime, and NaN reasons.
+
+    ``progress(done, total)`` is called after each batch with the number of snapshots done."""
     meta = dataset.waveforms.meta
     if meta.empty:
-        return pd.DataFrame(columns=[*KEYS, "channel"]), _empty_notes()
+        return pd.DataFrame(columns=[*KEYS, "channel", "regime"]), _empty_notes()
     shaft, orders = shaft_speed_hz(dataset, config.telemetry_max_age_h), snapshot_defect_orders(dataset)
     vib_config = VibrationConfig(bands_hz=config.bands_hz)
     parts, notes = [], []
@@ -117,9 +142,21 @@ def snapshot_features(dataset: Dataset, config: FeatureConfig) -> tuple[pd.DataF
                 dataset.waveforms.batch(chunk), float(rate), shaft[chunk], chunk_orders, vib_config
             )
             parts.append(pd.DataFrame(values, index=chunk))
+            if progress is not None:
+                progress(sum(len(p) for p in parts), len(meta))
             notes.append(_reason_notes(meta.loc[chunk], nan_reasons(shaft[chunk], chunk_orders)))
     features = pd.concat(parts).sort_index()
-    return pd.concat([meta[[*KEYS, "channel"]], features], axis=1), pd.concat(notes, ignore_index=True)
+    if "velocity_rms_mm_s" in features:
+        features["iso_zone"] = iso_zone(features["velocity_rms_mm_s"].to_numpy(), machine_classes(dataset))
+    regime = meta["regime"] if "regime" in meta else snapshot_regimes(dataset, shaft, config)
+    keys = meta[[*KEYS, "channel"]].assign(regime=np.asarray(regime))
+    return pd.concat([keys, features], axis=1), pd.concat(notes, ignore_index=True)
+
+
+def machine_classes(dataset: Dataset) -> pd.Series:
+    """ISO vibration class of each snapshot's machine (the default class where the machines table has none)."""
+    classes = dataset.machines.set_index("machine_id").reindex(columns=["vibration_class"])["vibration_class"]
+    return normalise_class(dataset.waveforms.meta["machine_id"].map(classes))
 
 
 def _empty_notes() -> pd.DataFrame:
@@ -128,27 +165,39 @@ def _empty_notes() -> pd.DataFrame:
 
 def _reason_notes(meta: pd.DataFrame, reasons: list[str | None]) -> pd.DataFrame:
     rows = [
-        (m, t, f"vib__{c}__envelope", r)
+        (m, t, f"vib__{c}__envelope__* and vib__{c}__order_*", r)
         for (m, t, c), r in zip(meta[[*KEYS, "channel"]].itertuples(index=False), reasons, strict=True)
         if r
     ]
     return pd.DataFrame(rows, columns=[*KEYS, "feature", "reason"])
 
 
+def _expanding_median(values: pd.DataFrame, groups: list[pd.Series]) -> pd.DataFrame:
+    """Median of each group's values so far (NaN-skipping), aligned with ``values``."""
+    grouped = values.groupby(groups, sort=False).expanding().median()
+    return grouped.reset_index(level=list(range(len(groups))), drop=True).sort_index()
+
+
 def add_baseline_ratios(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataFrame:
-    """Add ``<feature>__ratio_to_baseline``: value over the median of the machine's first snapshots (as of t)."""
+    """Add ``<feature>__ratio_to_baseline``: the value over the machine's healthy baseline as of t.
+
+    The baseline period is the machine's first ``baseline_snapshots`` snapshots (assumed healthy). The baseline of
+    a snapshot is the median of the baseline-period snapshots seen so far in the same operating regime, or in any
+    regime when none matches, so a machine running faster is not mistaken for a worse one.
+    """
     columns = [
         c for c in snapshots.columns if c.endswith(TREND_SUFFIXES) or "_amp" in c or "band_energy" in c
     ]
     ordered = snapshots.sort_values([*KEYS]).reset_index(drop=True)
     early = ordered[columns].where(ordered.groupby("machine_id").cumcount() < baseline_snapshots)
-    baseline = (
-        early.groupby(ordered["machine_id"]).expanding().median().reset_index(level=0, drop=True).sort_index()
-    )
+    baseline = _expanding_median(early, [ordered["machine_id"]])
+    if "regime" in ordered:
+        same_regime = _expanding_median(early, [ordered["machine_id"], ordered["regime"]])
+        baseline = same_regime.fillna(baseline)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = ordered[columns] / baseline.where(baseline > 0)
     ratios.columns = [f"{c}__ratio_to_baseline" for c in columns]
-    return pd.concat([ordered, ratios], axis=1)
+    return pd.concat([ordered.drop(columns=["regime"], errors="ignore"), ratios], axis=1)
 
 
 def vibration_wide(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataFrame:
@@ -165,14 +214,18 @@ def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureCon
     """Only the readings the features at ``as_of`` can use: telemetry inside the longest window before the
     earliest as-of time of each machine, each machine's baseline snapshots, and its recent snapshots.
 
-    Snapshot shaft speeds are resolved on the full data first, so the features are exactly those of the full data.
+    Snapshot shaft speeds and regimes are resolved on the full data first, so the features are exactly those of
+    the full data.
     """
     earliest = as_of.groupby("machine_id")["timestamp"].min()
     tel = dataset.telemetry
     reach = pd.Timedelta(hours=max(config.windows_h, default=0) + config.telemetry_max_age_h)
     tel_start = tel["machine_id"].map(earliest) - reach
     tel = tel[tel["timestamp"] >= tel_start]
-    meta = dataset.waveforms.meta.assign(speed_rpm=shaft_speed_hz(dataset, config.telemetry_max_age_h) * 60.0)
+    shaft = shaft_speed_hz(dataset, config.telemetry_max_age_h)
+    meta = dataset.waveforms.meta.assign(
+        speed_rpm=shaft * 60.0, regime=snapshot_regimes(dataset, shaft, config)
+    )
     first = meta.groupby(["machine_id", "channel"]).cumcount() < config.baseline_snapshots
     recent = meta["timestamp"] >= meta["machine_id"].map(earliest) - pd.Timedelta(
         hours=config.vibration_max_age_h
@@ -187,6 +240,7 @@ def build_features(
     as_of: pd.DataFrame | None = None,
     config: FeatureConfig | None = None,
     trim: bool = True,
+    progress: Progress | None = None,
 ) -> FeatureTable:
     """Feature table for ``as_of`` rows (default: every snapshot time, else every telemetry time)."""
     config = config or FeatureConfig()
@@ -196,7 +250,7 @@ def build_features(
         as_of = as_of[KEYS].reset_index(drop=True)
         dataset = restrict_to_needed(dataset, as_of, config) if trim else dataset
     parts = [as_of]
-    snapshots, notes = snapshot_features(dataset, config)
+    snapshots, notes = snapshot_features(dataset, config, progress)
     if not snapshots.empty:
         wide = vibration_wide(snapshots, config.baseline_snapshots)
         parts.append(asof_join(as_of, wide, config.vibration_max_age_h).drop(columns=KEYS))

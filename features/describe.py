@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from features.iso import ZONE_LETTERS
 from features.vibration import vibration_feature_info
 
 _WINDOW = re.compile(r"^(mean|std|min|max|slope)__(\d+)h$")
@@ -45,6 +46,11 @@ def sensor_unit(sensor: str) -> str:
 def describe(name: str) -> Described:
     """Unit and one-line description of any feature column."""
     kind, signal, rest = [*name.split("__", 2), "", ""][:3]
+    if kind == "vib" and rest == "iso_zone":
+        return Described(
+            "zone",
+            f"ISO 20816 vibration severity zone, 1=A (new) to 4=D (damage) ({signal.replace('_', ' ')})",
+        )
     if kind == "vib":
         ratio = rest.endswith("__ratio_to_baseline")
         info = vibration_feature_info(rest.removesuffix("__ratio_to_baseline"))
@@ -87,6 +93,8 @@ def driver_phrase(name: str, value: float) -> str:
         return f"{short_description(driver_base(name))} {value:.1f}x its healthy level"
     if name.endswith("__rise_over_ambient"):
         return f"{info.description.removesuffix(' above ambient')} {value:.0f} {info.unit} above ambient"
+    if name.endswith("__iso_zone") and value in ZONE_LETTERS:
+        return f"ISO 20816 zone {ZONE_LETTERS[int(value)]} ({name.split('__')[1].replace('_', ' ')})"
     if "__slope__" in name:
         direction = "rising" if value >= 0 else "falling"
         return f"{info.description.replace(' trend', '')} {direction} {abs(value):.2g} {info.unit}"

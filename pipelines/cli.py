@@ -180,12 +180,7 @@ def run_scoring(
 
 
 def print_scoring(result: dict, top: int = 10) -> None:
-    balance = ", ".join(
-        f"{t} {c['rows_in']} in / {c['rows_used']} used / {c['rows_quarantined']} quarantined"
-        for t, c in result["counts"].items()
-        if c["rows_in"]
-    )
-    console.print(f"batch rows: {balance}", soft_wrap=True)
+    print_counts(result["counts"], "batch rows")
     console.print(
         f"risk list (model v{result['model_version']}): top {top} of {result['rows']} machines "
         f"({', '.join(f'{n} {s}' for s, n in result['statuses'].items())})"
@@ -204,6 +199,47 @@ def print_scoring(result: dict, top: int = 10) -> None:
         )
     for name, where in result["paths"].items():
         console.print(f"{name}: {where}", soft_wrap=True)
+
+
+@app.command()
+def features(
+    data: Annotated[
+        Path, typer.Argument(help="Dataset folder (equipment data contract v1); read, never written.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Feature table to write (Parquet); notes and quarantine go beside it.")
+    ],
+) -> None:
+    """Compute the feature table of DATA: one row per machine and as-of time, one column per feature."""
+    _start()
+    from pipelines.flows import FeaturesParams, features_flow
+    from pipelines.logs import quiet_input_error_tracebacks
+
+    quiet_input_error_tracebacks()
+    if not Path(data).is_dir():
+        raise InputError(
+            f"{data}: not a folder; fix: give a dataset folder in the equipment data contract layout"
+        )
+    params = FeaturesParams(data=str(Path(data).resolve()), out=str(Path(out).resolve()))
+    with _progress() as progress:
+        bar = progress.add_task("vibration snapshots", total=None)
+        result = features_flow(
+            params, progress=lambda done, total: progress.update(bar, completed=done, total=total)
+        )
+    print_counts(result["counts"])
+    console.print(f"{result['rows']} rows x {result['features']} features for {result['machines']} machines")
+    for name, where in result["paths"].items():
+        console.print(f"{name}: {where}")
+
+
+def print_counts(counts: dict, title: str = "rows") -> None:
+    """The balance of every table: rows in = used + quarantined."""
+    balance = ", ".join(
+        f"{t} {c['rows_in']} in / {c['rows_used']} used / {c['rows_quarantined']} quarantined"
+        for t, c in counts.items()
+        if c["rows_in"]
+    )
+    console.print(f"{title}: {balance}")
 
 
 @app.command()

@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from features.build import FeatureConfig, FeatureTable, build_features, latest_as_of
+from features.build import FeatureConfig, FeatureTable, Progress, build_features, latest_as_of
 from features.dataset import Dataset, combine, fingerprint, load_dataset
 from features.errors import InputError
 from models import registry
@@ -62,8 +62,13 @@ def load(path: str) -> Dataset:
 
 
 @step
-def featurize(dataset: Dataset, config: FeatureConfig, as_of: pd.DataFrame | None = None) -> FeatureTable:
-    return build_features(dataset, as_of, config)
+def featurize(
+    dataset: Dataset,
+    config: FeatureConfig,
+    as_of: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> FeatureTable:
+    return build_features(dataset, as_of, config, progress=progress)
 
 
 @step
@@ -285,4 +290,45 @@ def score_flow(params: ScoreParams) -> dict:
         "rows": len(risk),
         "statuses": risk["status"].value_counts().to_dict(),
         "top": risk.head(10).to_dict("records"),
+    }
+
+
+class FeaturesParams(BaseModel):
+    """Parameters of the features flow."""
+
+    model_config = ConfigDict(frozen=True)
+    data: str
+    out: str
+    features: FeatureConfig = FeatureConfig()
+
+
+@step
+def write_feature_table(table: FeatureTable, dataset: Dataset, out: Path) -> dict[str, str]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "features": out,
+        "notes": out.with_suffix(".notes.parquet"),
+        "quarantine": out.with_suffix(".quarantine.parquet"),
+    }
+    table.frame.to_parquet(paths["features"], index=False)
+    notes = pd.concat(
+        [table.notes.astype({"timestamp": "string"}), dataset.notes.astype(str)], ignore_index=True
+    )
+    notes.astype(str).to_parquet(paths["notes"], index=False)
+    dataset.quarantine.to_parquet(paths["quarantine"], index=False)
+    return {k: str(v) for k, v in paths.items()}
+
+
+@flow(name="wearcast-features", log_prints=True)
+def features_flow(params: FeaturesParams, progress: Progress | None = None) -> dict:
+    """Validate DATA and write its feature table: one row per machine and snapshot (else telemetry) time."""
+    dataset = load(params.data)
+    table = featurize(dataset, params.features, progress=progress)
+    paths = write_feature_table(table, dataset, Path(params.out))
+    return {
+        "paths": paths,
+        "counts": dataset.counts,
+        "rows": len(table.frame),
+        "features": len(table.feature_columns),
+        "machines": int(table.frame["machine_id"].nunique()),
     }

@@ -59,3 +59,37 @@ def test_driver_phrases_read_as_a_crew_would():
     )
     phrase = driver_phrase("vib__acc_horizontal__envelope__bpfo_amp__ratio_to_baseline", 6.04)
     assert phrase.endswith("6.0x its healthy level") and "outer" in phrase.lower()
+
+
+def test_baselines_are_per_operating_regime():
+    from features.build import add_baseline_ratios
+
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    regimes = ["fast", "slow"] * 10
+    snapshots = pd.DataFrame(
+        {
+            "machine_id": "A",
+            "timestamp": [t0 + pd.Timedelta(hours=i) for i in range(20)],
+            "regime": regimes,
+            "rms": [
+                2.0 if r == "fast" else 1.0 for r in regimes
+            ],  # healthy: louder only because it runs faster
+        }
+    )
+    out = add_baseline_ratios(snapshots, baseline_snapshots=6)
+    np.testing.assert_allclose(out["rms__ratio_to_baseline"], 1.0)
+    assert "regime" not in out
+    blind = add_baseline_ratios(snapshots.drop(columns="regime"), baseline_snapshots=6)
+    assert blind["rms__ratio_to_baseline"].max() > 1.3  # without regimes the fast runs look worse
+
+
+def test_iso_zone_feature_is_built(fleet):
+    frame = build_features(fleet).frame
+    zone = frame["vib__acc_horizontal__iso_zone"].dropna()
+    assert set(zone.unique()) <= {1.0, 2.0, 3.0, 4.0} and len(zone) > 0
+
+
+def test_every_feature_has_a_unit_and_a_description(fleet):
+    for name in build_features(fleet).feature_columns:
+        info = describe(name)
+        assert info.description and info.description != name, name

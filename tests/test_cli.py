@@ -51,3 +51,21 @@ def test_score_without_champion_exits_2_without_traceback(tmp_path):
     assert out.returncode == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stderr + out.stdout
     assert "has no champion" in out.stderr and "wearcast train" in out.stderr
+
+
+@pytest.mark.e2e
+def test_features_command_writes_the_table_and_its_notes(tmp_path):
+    import pandas as pd
+
+    from conftest import make_tiny
+
+    data = make_tiny(tmp_path / "data")
+    out = tmp_path / "out" / "features.parquet"
+    result = run("features", str(data), "--out", str(out), home=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_parquet(out)
+    assert len(table) == 3 * 4 and {"machine_id", "timestamp", "vib__acc_horizontal__rms"} <= set(
+        table.columns
+    )
+    assert out.with_suffix(".notes.parquet").is_file() and out.with_suffix(".quarantine.parquet").is_file()
+    assert "rows: machines 3 in / 3 used / 0 quarantined" in result.stdout
