@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -139,7 +140,11 @@ def snapshot_features(
             chunk = rows[start : start + SNAPSHOTS_PER_CHUNK]
             chunk_orders = {k: v[chunk] for k, v in orders.items()}
             values = vibration_features(
-                dataset.waveforms.batch(chunk), float(rate), shaft[chunk], chunk_orders, vib_config
+                dataset.waveforms.batch(chunk),
+                float(cast(float, rate)),
+                shaft[chunk],
+                chunk_orders,
+                vib_config,
             )
             parts.append(pd.DataFrame(values, index=chunk))
             if progress is not None:

@@ -472,7 +472,7 @@ def load_dataset(root: str | Path) -> Dataset:
             f"{root}: no telemetry or waveforms found (looked for telemetry/, telemetry.parquet, telemetry.csv, "
             "waveforms/, waveforms.parquet); fix: a dataset needs at least one of them (see docs/data-contract.md)"
         )
-    q, notes = _Collector(), []
+    q, notes = _Collector(), list[dict]()
     counts = {t: {"rows_in": 0, "rows_used": 0, "rows_quarantined": 0} for t in TABLES}
     machines = _clean_machines(_read_table(root, "machines", q, counts), q)
     telemetry = _clean_telemetry(_read_table(root, "telemetry", q, counts), q, notes)

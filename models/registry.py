@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
 from features.errors import InputError
@@ -28,7 +29,7 @@ class RegistryError(InputError):
     """The registry cannot give what was asked (no champion, unknown version); the message says what to do."""
 
 
-class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
+class RiskModelPyfunc(PythonModel):
     """MLflow pyfunc that returns calibrated failure probabilities (not class labels) from a feature table."""
 
     def load_context(self, context) -> None:

@@ -66,7 +66,8 @@ def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> lis
     names = list(model.spec.columns)
     phrases = []
     for row, value in zip(contrib, values, strict=True):
-        chosen, seen = [], set()
+        chosen: list[str] = []
+        seen: set[str] = set()
         for j in np.argsort(-row):
             if row[j] <= 0 or len(chosen) == how_many:
                 break

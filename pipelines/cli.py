@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, cast
 
 import click
 import typer
@@ -115,7 +115,7 @@ def run_training(data: Path, model_name: str, horizon_h: float = 168.0, holdout:
     params = TrainParams(
         data=str(Path(data).resolve()),
         model_name=model_name,
-        train=TrainConfig(horizon_h=horizon_h, holdout=holdout),
+        train=TrainConfig(horizon_h=horizon_h, holdout=cast(Literal["time", "machines"], holdout)),
     )
     result = train_flow(params)
     console.print(f"MLflow store: {settings.tracking_uri}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,6 @@ from models.risk import build_risk_list
 from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
 from pipelines.settings import Settings, load_settings
-
-step = task(cache_policy=NO_CACHE, log_prints=True)
 
 
 class TrainParams(BaseModel):
@@ -56,12 +55,12 @@ class ScoreParams(BaseModel):
     stale_after_h: float = 48.0
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def load(path: str) -> Dataset:
     return load_dataset(path)
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def featurize(
     dataset: Dataset,
     config: FeatureConfig,
@@ -71,19 +70,19 @@ def featurize(
     return build_features(dataset, as_of, config, progress=progress)
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def label(frame: pd.DataFrame, dataset: Dataset, config: TrainConfig) -> pd.Series:
     return failure_within(
         frame, dataset.events, dataset.latest_reading(), config.horizon_h, config.min_lead_h
     )
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def fit(frame: pd.DataFrame, labels: pd.Series, features: FeatureConfig, config: TrainConfig) -> RiskModel:
     return train_risk_model(frame, labels, features, config)
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def evaluate_on(
     model: RiskModel, frame: pd.DataFrame, labels: pd.Series, dataset: Dataset
 ) -> dict[str, float]:
@@ -93,12 +92,12 @@ def evaluate_on(
     )
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def connect_registry(settings: Settings) -> str:
     return registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def register(
     model: RiskModel,
     params: TrainParams,
@@ -150,7 +149,7 @@ def champion_metrics(
     return {**metrics, "version": version}
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def decide_promotion(
     params: TrainParams, settings: Settings, run: registry.RegisteredRun, metrics: dict, champion: dict | None
 ) -> dict:
@@ -184,7 +183,9 @@ def train_flow(params: TrainParams) -> dict:
     experiment_id = connect_registry(settings)
     dataset = load(params.data)
     table = featurize(dataset, params.features)
-    labels = label(table.frame, dataset, params.train)
+    labels = cast(
+        pd.Series, label(table.frame, dataset, params.train)
+    )  # mypy reads Prefect's overloads wrongly
     train_rows, test_rows = holdout_rows(table.frame, labels, params.train)
     logger.info(
         "%d feature rows, %d labelled for training, %d for the hold-out",
@@ -233,7 +234,7 @@ def _training_markdown(params: TrainParams, run: registry.RegisteredRun, metrics
     return "\n".join(lines)
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def load_model(params: ScoreParams) -> tuple[RiskModel, str]:
     return registry.load_model(params.model_name, params.model_version)
 
@@ -249,7 +250,7 @@ def check_features(model: RiskModel, frame: pd.DataFrame, model_name: str, versi
         )
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -280,7 +281,7 @@ def score_flow(params: ScoreParams) -> dict:
     shown = risk.head(100).astype({"as_of": str}).replace({np.nan: None})
     create_table_artifact(
         key="risk-list",
-        table=shown.to_dict("records"),
+        table=cast(list[dict[str, Any]], shown.to_dict("records")),
         description=f"Top of the risk list ({params.model_name} v{version})",
     )
     return {
@@ -302,7 +303,7 @@ class FeaturesParams(BaseModel):
     features: FeatureConfig = FeatureConfig()
 
 
-@step
+@task(cache_policy=NO_CACHE)
 def write_feature_table(table: FeatureTable, dataset: Dataset, out: Path) -> dict[str, str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {
