@@ -111,15 +111,18 @@ def snapshot_regimes(dataset: Dataset, shaft_hz: np.ndarray, config: FeatureConf
     """Operating regime of each snapshot: its speed band (10 % steps of shaft speed) and load band (25 % steps of
     the latest ``load_pct`` reading), so baselines compare a machine with itself at the same speed and load."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        speed_band = np.round(np.log(shaft_hz) / np.log(1.0 + config.regime_speed_step))
-    speed = pd.Series(speed_band).map(lambda b: "?" if not np.isfinite(b) else str(int(b)))
-    load = pd.Series("?", index=speed.index)
-    if config.load_column in dataset.telemetry:
+        speed = _band_labels(np.round(np.log(shaft_hz) / np.log(1.0 + config.regime_speed_step)))
+    load = np.full(len(speed), "?", dtype=object)
+    if config.load_column in dataset.telemetry and len(speed):
         loads = dataset.telemetry[[*KEYS, config.load_column]].dropna()
         level = asof_join(dataset.waveforms.meta[KEYS], loads, config.telemetry_max_age_h)[config.load_column]
-        load_band = np.floor(level.to_numpy(dtype=float) / config.regime_load_step_pct)
-        load = pd.Series(load_band).map(lambda b: "?" if not np.isfinite(b) else str(int(b)))
-    return (speed + "|" + load).to_numpy()
+        load = _band_labels(np.floor(level.to_numpy(dtype=float) / config.regime_load_step_pct))
+    return np.array([f"{s}|{v}" for s, v in zip(speed, load, strict=True)], dtype=object)
+
+
+def _band_labels(bands: np.ndarray) -> np.ndarray:
+    """Integer band numbers as strings, '?' where unknown."""
+    return np.array([str(int(b)) if np.isfinite(b) else "?" for b in bands], dtype=object)
 
 
 def snapshot_features(
@@ -186,21 +189,24 @@ def _expanding_median(values: pd.DataFrame, groups: list[pd.Series]) -> pd.DataF
 def add_baseline_ratios(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataFrame:
     """Add ``<feature>__ratio_to_baseline``: the value over the machine's healthy baseline as of t.
 
-    The baseline period is the machine's first ``baseline_snapshots`` snapshots (assumed healthy). The baseline of
-    a snapshot is the median of the baseline-period snapshots seen so far in the same operating regime, or in any
-    regime when none matches, so a machine running faster is not mistaken for a worse one.
+    The baseline period is the machine's first ``baseline_snapshots`` snapshots (assumed healthy); ratios are NaN
+    until it is complete (a batch scored without its history has no baseline, not a ratio of 1). The baseline of a
+    later snapshot is the median of the baseline-period snapshots in the same operating regime, or in all regimes
+    when none matches, so a machine running faster is not mistaken for a worse one.
     """
     columns = [
         c for c in snapshots.columns if c.endswith(TREND_SUFFIXES) or "_amp" in c or "band_energy" in c
     ]
     ordered = snapshots.sort_values([*KEYS]).reset_index(drop=True)
-    early = ordered[columns].where(ordered.groupby("machine_id").cumcount() < baseline_snapshots)
+    rank = ordered.groupby("machine_id").cumcount()
+    early = ordered[columns].where(rank < baseline_snapshots)
     baseline = _expanding_median(early, [ordered["machine_id"]])
     if "regime" in ordered:
         same_regime = _expanding_median(early, [ordered["machine_id"], ordered["regime"]])
         baseline = same_regime.fillna(baseline)
+    baseline = baseline.where((baseline > 0) & (rank >= baseline_snapshots).to_numpy()[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = ordered[columns] / baseline.where(baseline > 0)
+        ratios = ordered[columns] / baseline
     ratios.columns = [f"{c}__ratio_to_baseline" for c in columns]
     return pd.concat([ordered.drop(columns=["regime"], errors="ignore"), ratios], axis=1)
 

@@ -186,11 +186,17 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
     ids = frame["machine_id"]
     missing = ids.isna() | (ids.astype(str).str.strip() == "")
     frame = q.reject(table, file, frame, missing.to_numpy(), "machine_id", "machine_id is empty")
-    frame = frame.assign(machine_id=frame["machine_id"].astype(str))
+    frame = frame.assign(machine_id=id_strings(frame["machine_id"]))
     bad_id = frame["machine_id"].str.contains(_BAD_ID).to_numpy()
     frame = q.reject(
         table, file, frame, bad_id, "machine_id", "machine_id contains a path separator or control character"
     )
+    if "timestamp" in frame and pd.api.types.is_numeric_dtype(frame["timestamp"]):
+        reason = (
+            "timestamp is a number, not a timestamp (epoch numbers are ambiguous: s, ms or ns); "
+            "fix: write ISO 8601 text or a Parquet timestamp"
+        )
+        frame = q.reject(table, file, frame, np.ones(len(frame), bool), "timestamp", reason)
     if "timestamp" in frame:
         stamps = _to_utc(frame["timestamp"])
         frame = frame.assign(timestamp=stamps)
@@ -203,6 +209,15 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
             "timestamp is missing or not a timestamp",
         )
     return frame
+
+
+def id_strings(ids: pd.Series) -> pd.Series:
+    """Machine ids as text; integer-valued numbers read as floats (7.0) are spelled as integers (7)."""
+    if pd.api.types.is_float_dtype(ids) and np.all(np.mod(ids.to_numpy(dtype=float), 1) == 0):
+        return ids.astype("int64").astype(str)
+    if pd.api.types.is_integer_dtype(ids):
+        return ids.astype("int64").astype(str)
+    return ids.astype(str)
 
 
 def _to_utc(values: pd.Series) -> pd.Series:
@@ -380,6 +395,17 @@ def _read_waveform_file(
             f"values must be a list of float32, found {values.type}",
         )
         return None
+    value_type = values.type.value_type
+    if not (pa.types.is_floating(value_type) or pa.types.is_integer(value_type)):
+        q.reject(
+            "waveforms",
+            file,
+            meta,
+            np.ones(len(meta), bool),
+            "values",
+            f"values must be a list of float32 numbers, found a list of {value_type}",
+        )
+        return None
     if pa.types.is_fixed_size_list(values.type):
         values = values.cast(pa.list_(values.type.value_type))
     offsets = values.offsets.to_numpy().astype(np.int64)
@@ -412,9 +438,9 @@ def _read_waveform_file(
         "waveforms",
         file,
         meta.assign(sample_rate_hz=rate),
-        ~(rate > 0).to_numpy(),
+        ~(np.isfinite(rate) & (rate > 0)).to_numpy(),
         "sample_rate_hz",
-        "sample_rate_hz must be a positive number",
+        "sample_rate_hz must be a positive, finite number",
     )
     meta = q.reject("waveforms", file, meta, meta["channel"].isna().to_numpy(), "channel", "channel is empty")
     speed = pd.to_numeric(meta["speed_rpm"], errors="coerce") if "speed_rpm" in meta else np.nan
@@ -515,7 +541,10 @@ def _nothing_usable(root: Path, quarantine: pd.DataFrame) -> str:
 
 def combine(history: Dataset, batch: Dataset) -> Dataset:
     """One dataset of history plus a new batch; a reading present in both is taken from the batch."""
-    machines = pd.concat([batch.machines, history.machines]).drop_duplicates("machine_id", keep="first")
+    # per machine, the batch's attributes win where it has them; a machine the batch knows by id only keeps
+    # the history's site, type, speed and bearing geometry
+    machines = pd.concat([batch.machines, history.machines]).groupby("machine_id", sort=False).first()
+    machines = machines.reset_index()
     telemetry = pd.concat([batch.telemetry, history.telemetry], ignore_index=True)
     telemetry = telemetry.drop_duplicates(["machine_id", "timestamp"], keep="first")
     meta_b, meta_h = (

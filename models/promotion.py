@@ -1,27 +1,69 @@
-"""Champion/challenger: promote a new model only when it beats the champion on the same hold-out."""
+"""Champion/challenger: promote a new model only when it beats the champion on the same, fair hold-out rows."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.bundle import RiskModel
 
 PROMOTION_METRIC = "pr_auc"
 
 
+@dataclass
+class Comparison:
+    """Both models' metrics on the same hold-out rows, or why they could not be compared."""
+
+    champion_version: str
+    comparable: bool
+    reason: str = ""
+    rows: int = 0
+    champion: dict[str, float] = field(default_factory=dict)
+    challenger: dict[str, float] = field(default_factory=dict)
+
+
+def unseen_by(model: RiskModel, rows: pd.DataFrame) -> np.ndarray:
+    """Rows a model never trained on: after its training period, or on machines it never saw."""
+    end = model.info.get("train_end")
+    machines = set(model.info.get("train_machine_ids", []))
+    later = rows["timestamp"] > _utc(end) if end else np.zeros(len(rows), bool)
+    other = ~rows["machine_id"].isin(machines)
+    return np.asarray(later | other, dtype=bool)
+
+
+def _utc(text: str) -> pd.Timestamp:
+    stamp = pd.Timestamp(text)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+
+
+def comparability(champion: RiskModel, challenger: RiskModel, rows: pd.DataFrame, labels: pd.Series) -> str:
+    """Why the two models cannot be compared on these rows ('' when they can)."""
+    if champion.horizon_h != challenger.horizon_h:
+        return (
+            f"champion predicts failure within {champion.horizon_h:g} h, the challenger within "
+            f"{challenger.horizon_h:g} h: not the same question"
+        )
+    if labels.nunique() < 2:
+        return "the hold-out rows the champion never trained on hold only one class"
+    return ""
+
+
 def promotion_decision(
-    challenger: dict[str, float],
-    champion: dict[str, float] | None,
-    margin: float = 0.0,
-    metric: str = PROMOTION_METRIC,
+    comparison: Comparison | None, margin: float = 0.0, metric: str = PROMOTION_METRIC
 ) -> tuple[bool, str]:
-    """Whether to promote, and why, comparing ``metric`` on one hold-out (higher is better)."""
-    new = challenger.get(metric, float("nan"))
-    if not math.isfinite(new):
-        return False, f"challenger has no {metric} on the hold-out (one class only?)"
-    if champion is None:
+    """Whether to promote, and why (higher ``metric`` is better; no fair comparison means no promotion)."""
+    if comparison is None:
         return True, "no champion yet"
-    old = champion.get(metric, float("nan"))
-    if not math.isfinite(old):
-        return True, f"champion has no {metric} on this hold-out (its features are unavailable here)"
-    if new > old + margin:
-        return True, f"challenger {metric} {new:.4f} beats champion {old:.4f} by more than {margin}"
-    return False, f"challenger {metric} {new:.4f} does not beat champion {old:.4f} by more than {margin}"
+    if not comparison.comparable:
+        return False, f"not compared with champion v{comparison.champion_version}: {comparison.reason}"
+    new, old = comparison.challenger.get(metric, math.nan), comparison.champion.get(metric, math.nan)
+    if not (math.isfinite(new) and math.isfinite(old)):
+        return False, f"{metric} undefined on the {comparison.rows} shared hold-out rows"
+    verdict = "beats" if new > old + margin else "does not beat"
+    return new > old + margin, (
+        f"challenger {metric} {new:.4f} {verdict} champion v{comparison.champion_version} "
+        f"{old:.4f} by more than {margin} on {comparison.rows} hold-out rows unseen by both"
+    )

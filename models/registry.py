@@ -94,7 +94,8 @@ def log_training_run(
             "feature_spec.json",
         )
         mlflow.log_dict(
-            {"thresholds": model.thresholds, "horizon_h": model.horizon_h, **model.info}, "model_info.json"
+            {"thresholds": model.thresholds, "horizon_h": model.horizon_h, **model.info},
+            "model_info.json",
         )
         for name, path in (files or {}).items():
             mlflow.log_artifact(str(path), artifact_path=name)
@@ -141,8 +142,10 @@ def champion_version(model_name: str) -> str | None:
     """Version number behind the ``champion`` alias, or None."""
     try:
         return str(MlflowClient().get_model_version_by_alias(model_name, CHAMPION).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise  # a store that cannot be read must not look like "no champion"
 
 
 def load_model(model_name: str, version: str | None = None) -> tuple[RiskModel, str]:

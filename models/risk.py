@@ -29,12 +29,18 @@ def feature_coverage(model: RiskModel, frame: pd.DataFrame) -> np.ndarray:
     return model.spec.matrix(frame).notna().mean(axis=1).to_numpy()
 
 
+def fleet_reference_time(latest: pd.Series) -> pd.Timestamp:
+    """'Now' for the fleet: the 90th percentile of the machines' latest readings, so that a few bogus future
+    timestamps do not make every other machine look silent."""
+    return latest.sort_values().iloc[int(np.ceil(0.9 * (len(latest) - 1)))]
+
+
 def row_status(
     frame: pd.DataFrame, coverage: np.ndarray, stale_after_h: float, min_coverage: float
 ) -> np.ndarray:
     """``no_recent_data`` if the latest reading is older than ``stale_after_h`` before the fleet's latest one,
     ``insufficient_history`` if too few features can be computed, else ``scored``."""
-    newest = frame["timestamp"].max()
+    newest = fleet_reference_time(frame["timestamp"])
     stale = (frame["timestamp"] < newest - pd.Timedelta(hours=stale_after_h)).to_numpy()
     status = np.where(coverage < min_coverage, "insufficient_history", "scored").astype(object)
     status[stale] = "no_recent_data"
@@ -43,7 +49,7 @@ def row_status(
 
 def unscored_reasons(frame: pd.DataFrame, status: np.ndarray, coverage: np.ndarray) -> list[str]:
     """Why a machine has no score, in words (empty for scored machines)."""
-    newest = frame["timestamp"].max()
+    newest = fleet_reference_time(frame["timestamp"])
     reasons = []
     for when, state, share in zip(frame["timestamp"], status, coverage, strict=True):
         if state == "no_recent_data":

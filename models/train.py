@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sklearn.metrics import precision_recall_curve
 from sklearn.model_selection import StratifiedGroupKFold
 
 from features.build import FeatureConfig, FeatureSpec
+from features.errors import InputError
 from models.bundle import PlattCalibrator, RiskModel
 
 
@@ -19,11 +20,11 @@ class TrainConfig(BaseModel):
     """What a training run does; logged as MLflow parameters."""
 
     model_config = ConfigDict(frozen=True)
-    horizon_h: float = 168.0
-    min_lead_h: float = 0.0
+    horizon_h: Annotated[float, Field(gt=0)] = 168.0
+    min_lead_h: Annotated[float, Field(ge=0)] = 0.0
     holdout: Literal["time", "machines"] = "time"
-    test_fraction: float = 0.3
-    folds: int = 4
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    folds: Annotated[int, Field(ge=2)] = 4
     seed: int = 0
     n_estimators: int = 400
     learning_rate: float = 0.05
@@ -62,7 +63,9 @@ def out_of_fold_scores(
     """Raw scores of each row from a model that never saw its machine, and the median best iteration."""
     folds = min(config.folds, len(np.unique(groups)))
     if folds < 2:
-        raise ValueError("training needs at least 2 machines with labelled rows")
+        raise InputError(
+            "training needs at least 2 machines with labelled rows; fix: give more machines' history"
+        )
     scores, rounds = np.full(len(y), np.nan), []
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
     for fit_rows, val_rows in splitter.split(x, y, groups):
@@ -99,8 +102,10 @@ def train_risk_model(
     known = labels.notna().to_numpy()
     rows, y = frame.loc[known].reset_index(drop=True), labels[known].to_numpy(dtype=np.float32)
     if y.sum() < 2 or (1 - y).sum() < 2:
-        raise ValueError(
-            f"training needs at least 2 positive and 2 negative rows; got {int(y.sum())} positive of {len(y)}"
+        raise InputError(
+            f"training needs at least 2 labelled rows that precede a failure within {config.horizon_h:g} h and 2 that "
+            f"do not; got {int(y.sum())} of {len(y)} (the rest: no failure events, or too little history after "
+            "the hold-out split); fix: train on data with failure events, or a longer horizon (--horizon-h)"
         )
     features = [c for c in rows.columns if c not in ("machine_id", "timestamp")]
     spec = FeatureSpec(config=feature_config, columns=tuple(usable_columns(rows[features])))
@@ -114,5 +119,9 @@ def train_risk_model(
         "train_positives": int(y.sum()),
         "boosting_rounds": n_rounds,
         "train_machines": int(rows["machine_id"].nunique()),
+        "train_start": str(rows["timestamp"].min()),
+        "train_end": str(rows["timestamp"].max()),
+        "train_machine_ids": sorted(rows["machine_id"].unique().tolist()),
+        "holdout": config.holdout,
     }
     return RiskModel(booster, spec, calibrator, thresholds, config.horizon_h, info)

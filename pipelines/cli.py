@@ -17,6 +17,7 @@ from typing import Annotated, Literal, cast
 
 import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -103,10 +104,7 @@ def train(
 def run_training(data: Path, model_name: str, horizon_h: float = 168.0, holdout: str = "time") -> dict:
     settings = _start()
     from models.train import TrainConfig
-    from pipelines.flows import TrainParams, train_flow
-    from pipelines.logs import quiet_input_error_tracebacks
-
-    quiet_input_error_tracebacks()
+    from pipelines.flows import TrainParams, run_flow, train_flow
 
     if not Path(data).is_dir():
         raise InputError(
@@ -117,7 +115,7 @@ def run_training(data: Path, model_name: str, horizon_h: float = 168.0, holdout:
         model_name=model_name,
         train=TrainConfig(horizon_h=horizon_h, holdout=cast(Literal["time", "machines"], holdout)),
     )
-    result = train_flow(params)
+    result = run_flow(train_flow, params)
     console.print(f"MLflow store: {settings.tracking_uri}")
     return result
 
@@ -149,34 +147,58 @@ def score(
     ] = None,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = "wearcast",
     model: Annotated[str | None, typer.Option(help="Model version (default: the champion).")] = None,
+    stale_after_h: Annotated[
+        float,
+        typer.Option(
+            help="A machine whose latest reading is this much older than the fleet's is no_recent_data."
+        ),
+    ] = 48.0,
 ) -> None:
     """Score each machine in PATH as of its latest reading into a ranked risk list."""
-    result = run_scoring(path, history, out, model_name, model)
+    result = run_scoring(path, history, out, model_name, model, stale_after_h)
     print_scoring(result)
 
 
 def run_scoring(
-    path: Path, history: Path | None, out: Path | None, model_name: str, model: str | None
+    path: Path,
+    history: Path | None,
+    out: Path | None,
+    model_name: str,
+    model: str | None,
+    stale_after_h: float = 48.0,
 ) -> dict:
     _start()
-    from pipelines.flows import ScoreParams, score_flow
-    from pipelines.logs import quiet_input_error_tracebacks
-
-    quiet_input_error_tracebacks()
+    from pipelines.flows import ScoreParams, run_flow, score_flow
 
     for folder in (path, history):
         if folder is not None and not Path(folder).is_dir():
             raise InputError(
                 f"{folder}: not a folder; fix: give a batch folder in the equipment data contract layout"
             )
+    check_output_folder(out, [path, history])
     params = ScoreParams(
         path=str(Path(path).resolve()),
         history=str(Path(history).resolve()) if history else None,
         out=str(Path(out).resolve()) if out else None,
         model_name=model_name,
         model_version=model,
+        stale_after_h=stale_after_h,
     )
-    return score_flow(params)
+    return run_flow(score_flow, params)
+
+
+def check_output_folder(out: Path | None, inputs: list[Path | None]) -> None:
+    """Outputs go to a folder that is not a file and not inside the data read (which is never written)."""
+    if out is None:
+        return
+    out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; fix: give a folder for the risk list")
+    for data in inputs:
+        if data is not None and out.is_relative_to(Path(data).resolve()):
+            raise InputError(
+                f"--out {out}: is inside the input {data}, which wearcast never writes; fix: choose another folder"
+            )
 
 
 def print_scoring(result: dict, top: int = 10) -> None:
@@ -212,19 +234,23 @@ def features(
 ) -> None:
     """Compute the feature table of DATA: one row per machine and as-of time, one column per feature."""
     _start()
-    from pipelines.flows import FeaturesParams, features_flow
-    from pipelines.logs import quiet_input_error_tracebacks
+    from pipelines.flows import FeaturesParams, features_flow, run_flow
 
-    quiet_input_error_tracebacks()
     if not Path(data).is_dir():
         raise InputError(
             f"{data}: not a folder; fix: give a dataset folder in the equipment data contract layout"
         )
+    if Path(out).resolve().is_relative_to(Path(data).resolve()):
+        raise InputError(
+            f"--out {out}: is inside {data}, which wearcast never writes; fix: write it elsewhere"
+        )
     params = FeaturesParams(data=str(Path(data).resolve()), out=str(Path(out).resolve()))
     with _progress() as progress:
         bar = progress.add_task("vibration snapshots", total=None)
-        result = features_flow(
-            params, progress=lambda done, total: progress.update(bar, completed=done, total=total)
+        result = run_flow(
+            features_flow,
+            params,
+            progress=lambda done, total: progress.update(bar, completed=done, total=total),
         )
     print_counts(result["counts"])
     console.print(f"{result['rows']} rows x {result['features']} features for {result['machines']} machines")
@@ -297,6 +323,10 @@ def run_app() -> int:
         return 2
     except InputError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        err.print(f"error: invalid setting: {problems}", markup=False, highlight=False)
         return 2
     except Exception as exc:
         if os.environ.get("WEARCAST_DEBUG"):

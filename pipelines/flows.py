@@ -7,15 +7,19 @@ machine. Flow parameters are paths and small pydantic models, never DataFrames.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import wraps
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 
 import numpy as np
 import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
 from features.build import FeatureConfig, FeatureTable, Progress, build_features, latest_as_of
@@ -25,7 +29,7 @@ from models import registry
 from models.bundle import RiskModel
 from models.evaluate import evaluate
 from models.labels import failure_within
-from models.promotion import promotion_decision
+from models.promotion import Comparison, comparability, promotion_decision, unseen_by
 from models.risk import build_risk_list
 from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
@@ -55,7 +59,65 @@ class ScoreParams(BaseModel):
     stale_after_h: float = 48.0
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+UNUSABLE = "UnusableInput"
+
+
+class Unusable(NamedTuple):
+    """What a task returns instead of raising when its input cannot be used (no traceback in the run logs)."""
+
+    message: str
+
+
+class _StopUnusable(Exception):
+    pass
+
+
+def guarded(fn: Callable[P, R]) -> Callable[P, R | Unusable]:
+    """Turn an InputError of a task's pure call into an Unusable value."""
+
+    @wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R | Unusable:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            return Unusable(str(exc))
+
+    return run
+
+
+def ok(value: R | Unusable) -> R:
+    """The task's value, or stop the flow run (as Failed 'UnusableInput', with the message) if it was unusable."""
+    if isinstance(value, Unusable):
+        raise _StopUnusable(value.message)
+    return value
+
+
+def unusable_input_fails_the_run(body: Callable[P, R]) -> Callable[P, R | State]:
+    """A flow body whose unusable input ends the run in a Failed state with one message, not a traceback."""
+
+    @wraps(body)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R | State:
+        try:
+            return body(*args, **kwargs)
+        except (_StopUnusable, InputError) as exc:
+            get_run_logger().error("unusable input: %s", exc)
+            return Failed(name=UNUSABLE, message=str(exc))
+
+    return run
+
+
+def run_flow(flow_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a flow; unusable input raises InputError (the CLI's exit code 2), other failures their exception."""
+    state = flow_fn(*args, return_state=True, **kwargs)
+    if state.is_failed() and state.name == UNUSABLE:
+        raise InputError(state.message)
+    return state.result()
+
+
 @task(cache_policy=NO_CACHE)
+@guarded
 def load(path: str) -> Dataset:
     return load_dataset(path)
 
@@ -78,6 +140,7 @@ def label(frame: pd.DataFrame, dataset: Dataset, config: TrainConfig) -> pd.Seri
 
 
 @task(cache_policy=NO_CACHE)
+@guarded
 def fit(frame: pd.DataFrame, labels: pd.Series, features: FeatureConfig, config: TrainConfig) -> RiskModel:
     return train_risk_model(frame, labels, features, config)
 
@@ -130,40 +193,56 @@ def holdout_rows(
     return train[known[train]], test[known[test]]
 
 
-def champion_metrics(
-    params: TrainParams, dataset: Dataset, test: pd.DataFrame, labels: pd.Series
-) -> dict | None:
-    """The current champion's metrics on the challenger's hold-out (NaN metrics if it cannot be computed)."""
+def compare_with_champion(
+    params: TrainParams, dataset: Dataset, challenger: RiskModel, test: pd.DataFrame, labels: pd.Series
+) -> Comparison | None:
+    """Both models on the hold-out rows neither trained on (None when there is no champion yet)."""
     version = registry.champion_version(params.model_name)
     if version is None:
         return None
     champion, _ = registry.load_model(params.model_name, version)
+    fair = unseen_by(champion, test) & unseen_by(challenger, test)
+    rows, y = test[fair].reset_index(drop=True), labels[fair].reset_index(drop=True)
+    if reason := comparability(champion, challenger, rows, y):
+        return Comparison(version, False, reason, len(rows))
+    champion_rows = rows
     if champion.spec.config != params.features:
-        test = build_features(dataset, test[["machine_id", "timestamp"]], champion.spec.config).frame
-    if champion.spec.missing_from(test):
-        return {"pr_auc": float("nan"), "version": version}
-    probability = champion.predict_proba(test)
-    metrics = evaluate(
-        test, labels.to_numpy(), probability, champion.thresholds["high"], dataset.events, champion.horizon_h
+        champion_rows = build_features(dataset, rows[["machine_id", "timestamp"]], champion.spec.config).frame
+    missing = champion.spec.missing_from(champion_rows)
+    if len(missing) > len(champion.spec.columns) / 2:
+        reason = (
+            f"this data cannot provide {len(missing)} of the champion's {len(champion.spec.columns)} features"
+        )
+        return Comparison(version, False, reason, len(rows))
+
+    def metrics(model: RiskModel, frame: pd.DataFrame) -> dict:
+        p = model.predict_proba(frame)
+        return evaluate(frame, y.to_numpy(), p, model.thresholds["high"], dataset.events, model.horizon_h)
+
+    return Comparison(
+        version, True, "", len(rows), metrics(champion, champion_rows), metrics(challenger, rows)
     )
-    return {**metrics, "version": version}
 
 
 @task(cache_policy=NO_CACHE)
 def decide_promotion(
-    params: TrainParams, settings: Settings, run: registry.RegisteredRun, metrics: dict, champion: dict | None
+    params: TrainParams,
+    settings: Settings,
+    run: registry.RegisteredRun,
+    metrics: dict,
+    comparison: Comparison | None,
 ) -> dict:
-    promote, reason = promotion_decision(metrics, champion, params.promote_margin)
+    promote, reason = promotion_decision(comparison, params.promote_margin)
     audit = {
         "at": datetime.now(UTC).isoformat(),
         "by": "wearcast train flow",
         "model_name": params.model_name,
         "challenger_version": run.version,
-        "champion_version": (champion or {}).get("version"),
+        "champion_version": comparison.champion_version if comparison else None,
         "promoted": promote,
         "reason": reason,
-        "challenger_metrics": metrics,
-        "champion_metrics": champion,
+        "challenger_holdout_metrics": metrics,
+        "comparison": asdict(comparison) if comparison else None,
     }
     if promote:
         registry.set_champion(params.model_name, run.version, audit)
@@ -176,12 +255,13 @@ def decide_promotion(
 
 
 @flow(name="wearcast-train", log_prints=True)
+@unusable_input_fails_the_run
 def train_flow(params: TrainParams) -> dict:
     """Load and validate DATA, build features, label, train, evaluate on a hold-out, log, register, promote."""
     logger = get_run_logger()
     settings = load_settings()
     experiment_id = connect_registry(settings)
-    dataset = load(params.data)
+    dataset = ok(load(params.data))
     table = featurize(dataset, params.features)
     labels = cast(
         pd.Series, label(table.frame, dataset, params.train)
@@ -194,10 +274,10 @@ def train_flow(params: TrainParams) -> dict:
         len(test_rows),
     )
     train_frame, test_frame = table.frame.iloc[train_rows], table.frame.iloc[test_rows].reset_index(drop=True)
-    model = fit(train_frame, labels.iloc[train_rows], params.features, params.train)
+    model = ok(fit(train_frame, labels.iloc[train_rows], params.features, params.train))
     test_labels = labels.iloc[test_rows].reset_index(drop=True)
     metrics = evaluate_on(model, test_frame, test_labels, dataset)
-    champion = champion_metrics(params, dataset, test_frame, test_labels)
+    comparison = compare_with_champion(params, dataset, model, test_frame, test_labels)
     data_info = {
         "fingerprint": fingerprint(params.data),
         "contract_version": dataset.contract_version,
@@ -208,7 +288,7 @@ def train_flow(params: TrainParams) -> dict:
         "rows_quarantined": len(dataset.quarantine),
     }
     run = register(model, params, experiment_id, metrics, data_info, test_frame.head(200))
-    audit = decide_promotion(params, settings, run, metrics, champion)
+    audit = decide_promotion(params, settings, run, metrics, comparison)
     create_markdown_artifact(key="training-summary", markdown=_training_markdown(params, run, metrics, audit))
     return {
         "run_id": run.run_id,
@@ -235,6 +315,7 @@ def _training_markdown(params: TrainParams, run: registry.RegisteredRun, metrics
 
 
 @task(cache_policy=NO_CACHE)
+@guarded
 def load_model(params: ScoreParams) -> tuple[RiskModel, str]:
     return registry.load_model(params.model_name, params.model_version)
 
@@ -265,13 +346,14 @@ def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, 
 
 
 @flow(name="wearcast-score", log_prints=True)
+@unusable_input_fails_the_run
 def score_flow(params: ScoreParams) -> dict:
     """Validate a batch, rebuild the champion's features for each machine as of its latest reading, rank them."""
     settings = load_settings()
     connect_registry(settings)
-    model, version = load_model(params)
-    batch = load(params.path)
-    dataset = combine(load(params.history), batch) if params.history else batch
+    model, version = ok(load_model(params))
+    batch = ok(load(params.path))
+    dataset = combine(ok(load(params.history)), batch) if params.history else batch
     table = featurize(dataset, model.spec.config, latest_as_of(dataset))
     check_features(model, table.frame, params.model_name, version)
     risk = build_risk_list(
@@ -321,9 +403,10 @@ def write_feature_table(table: FeatureTable, dataset: Dataset, out: Path) -> dic
 
 
 @flow(name="wearcast-features", log_prints=True)
+@unusable_input_fails_the_run
 def features_flow(params: FeaturesParams, progress: Progress | None = None) -> dict:
     """Validate DATA and write its feature table: one row per machine and snapshot (else telemetry) time."""
-    dataset = load(params.data)
+    dataset = ok(load(params.data))
     table = featurize(dataset, params.features, progress=progress)
     paths = write_feature_table(table, dataset, Path(params.out))
     return {

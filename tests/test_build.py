@@ -77,7 +77,8 @@ def test_baselines_are_per_operating_regime():
         }
     )
     out = add_baseline_ratios(snapshots, baseline_snapshots=6)
-    np.testing.assert_allclose(out["rms__ratio_to_baseline"], 1.0)
+    assert out["rms__ratio_to_baseline"][:6].isna().all()  # no ratio until the baseline period is complete
+    np.testing.assert_allclose(out["rms__ratio_to_baseline"][6:], 1.0)
     assert "regime" not in out
     blind = add_baseline_ratios(snapshots.drop(columns="regime"), baseline_snapshots=6)
     assert blind["rms__ratio_to_baseline"].max() > 1.3  # without regimes the fast runs look worse
@@ -93,3 +94,11 @@ def test_every_feature_has_a_unit_and_a_description(fleet):
     for name in build_features(fleet).feature_columns:
         info = describe(name)
         assert info.description and info.description != name, name
+
+
+def test_telemetry_only_data_can_be_scored():
+    from conftest import shared_data
+
+    dataset = load_dataset(shared_data("cmapss-fd001/test"))
+    frame = build_features(dataset, latest_as_of(dataset)).frame
+    assert len(frame) == 100 and frame["tel__temperature_hpc_outlet__last"].notna().all()

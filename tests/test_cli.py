@@ -56,7 +56,6 @@ def test_score_without_champion_exits_2_without_traceback(tmp_path):
 @pytest.mark.e2e
 def test_features_command_writes_the_table_and_its_notes(tmp_path):
     import pandas as pd
-
     from conftest import make_tiny
 
     data = make_tiny(tmp_path / "data")
@@ -69,3 +68,21 @@ def test_features_command_writes_the_table_and_its_notes(tmp_path):
     )
     assert out.with_suffix(".notes.parquet").is_file() and out.with_suffix(".quarantine.parquet").is_file()
     assert "rows: machines 3 in / 3 used / 0 quarantined" in result.stdout
+
+
+def test_invalid_settings_exit_2_in_one_line(tmp_path):
+    from conftest import make_tiny
+
+    data = make_tiny(tmp_path / "data")
+    out = run("train", str(data), "--horizon-h", "-5", home=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "horizon_h" in out.stderr and "greater than 0" in out.stderr
+
+
+def test_outputs_are_never_written_inside_the_input(tmp_path):
+    from conftest import make_tiny
+
+    data = make_tiny(tmp_path / "data")
+    out = run("score", str(data), "--out", str(data / "results"), home=tmp_path)
+    assert out.returncode == 2 and "never writes" in out.stderr
+    assert not (data / "results").exists()

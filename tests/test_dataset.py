@@ -119,7 +119,7 @@ def test_bad_snapshots_are_quarantined(tiny):
     assert {
         "snapshot contains NaN or infinite samples",
         "snapshot has no samples",
-        "sample_rate_hz must be a positive number",
+        "sample_rate_hz must be a positive, finite number",
     } <= reasons(ds)
 
 
@@ -168,3 +168,55 @@ def test_real_datasets_load_unchanged_and_balance(name):
     if name == "femto-pronostia":  # Bearing1_1's first timestamp holds two snapshots per channel
         dup = ds.quarantine[ds.quarantine["reason"].str.startswith("second snapshot")]
         assert set(dup["machine_id"]) == {"Bearing1_1"} and len(dup) == 2
+
+
+def test_combine_keeps_history_attributes_for_machines_the_batch_knows_by_id(tmp_path):
+    from features.dataset import combine
+
+    history = load_dataset(make_tiny(tmp_path / "history"))
+    batch_root = make_tiny(tmp_path / "batch")
+    (batch_root / "machines.parquet").unlink()
+    merged = combine(history, load_dataset(batch_root))
+    row = merged.machines.set_index("machine_id").loc["M00"]
+    assert row["machine_type"] == "pump" and row["bearing_n_balls"] == 9
+
+
+def test_numeric_timestamps_and_integer_ids(tmp_path):
+    root = tmp_path / "num"
+    (root / "telemetry").mkdir(parents=True)
+    pd.DataFrame(
+        {"machine_id": [7, 7], "timestamp": [1767225600, 1767229200], "temperature_x": [1.0, 2.0]}
+    ).to_parquet(root / "telemetry" / "t.parquet")
+    pd.DataFrame({"machine_id": pd.array([7], dtype="Int64"), "site": ["S"]}).to_parquet(
+        root / "machines.parquet"
+    )
+    with pytest.raises(ContractError, match="a number, not a timestamp"):
+        load_dataset(root)
+    pd.DataFrame(
+        {
+            "machine_id": [7.0, 7.0],
+            "timestamp": ["2026-01-01T00:00Z", "2026-01-01T01:00Z"],
+            "temperature_x": [1.0, 2.0],
+        }
+    ).to_parquet(root / "telemetry" / "t.parquet")
+    ds = load_dataset(root)
+    assert ds.machine_ids == ["7"] and ds.machines.loc[0, "site"] == "S"
+
+
+def test_waveform_values_that_are_not_numbers_quarantine_the_file(tiny):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "machine_id": ["M00"],
+            "timestamp": pa.array([pd.Timestamp("2026-03-01", tz="UTC")]),
+            "channel": ["x"],
+            "sample_rate_hz": [float("inf")],
+            "values": [["0.1", "oops"]],
+        }
+    )
+    pq.write_table(table, tiny / "waveforms" / "strings.parquet")
+    ds = load_dataset(tiny)
+    balanced(ds)
+    assert "values must be a list of float32 numbers, found a list of string" in reasons(ds)

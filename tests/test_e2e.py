@@ -114,9 +114,12 @@ def test_registered_pyfunc_returns_probabilities(store, fleet, first_training):
     np.testing.assert_allclose(p, model.predict_proba(frame), rtol=1e-6)
 
 
-def test_score_without_champion_is_an_input_error(store, fleet):
+def test_score_without_champion_fails_the_run_as_unusable_input(store, fleet):
     from features.errors import InputError
-    from pipelines.flows import ScoreParams, score_flow
+    from pipelines.flows import UNUSABLE, ScoreParams, run_flow, score_flow
 
+    params = ScoreParams(path=str(fleet), model_name="never-trained")
+    state = score_flow(params, return_state=True)
+    assert state.is_failed() and state.name == UNUSABLE and "has no champion" in state.message
     with pytest.raises(InputError, match="has no champion"):
-        score_flow(ScoreParams(path=str(fleet), model_name="never-trained"))
+        run_flow(score_flow, params)

@@ -27,8 +27,8 @@ def test_failure_within_horizon_censoring_and_min_lead():
     label = failure_within(rows, events, end, horizon_h=72, min_lead_h=6).to_numpy()
     # A: 10 days before -> 0; 5 days -> 0; 2 days -> 1; 2.4 h (< min lead) -> masked; at failure -> masked
     np.testing.assert_array_equal(label[:5], [0, 0, 1, np.nan, np.nan])
-    # B never fails: healthy while 72 h of data follow, censored near its end of data
-    np.testing.assert_array_equal(label[5:], [0, 0, np.nan])
+    # B never fails: unknown right before its maintenance, healthy while 72 h of data follow, censored at its end
+    np.testing.assert_array_equal(label[5:], [np.nan, 0, np.nan])
 
 
 def test_time_holdout_purges_the_horizon():
@@ -53,3 +53,14 @@ def test_thresholds_from_out_of_fold_probabilities():
     t = choose_thresholds(p, y, medium_recall=1.0)
     assert t["high"] == 0.4  # alerting at >= 0.4 catches all 3 failures with 1 false alarm: the best F1
     assert t["medium"] == 0.2  # recall 1.0 already at 0.4, capped at half of high
+
+
+def test_maintenance_within_the_horizon_censors_the_row():
+    rows = pd.DataFrame({"machine_id": "A", "timestamp": [day(0), day(2), day(6), day(8)]})
+    events = pd.DataFrame(
+        {"machine_id": ["A", "A"], "timestamp": [day(4), day(9)], "kind": ["maintenance", "failure"]}
+    )
+    label = failure_within(rows, events, pd.Series({"A": day(20)}), horizon_h=72).to_numpy()
+    # day 0: maintenance 4 days on, failure 9 days on -> healthy; day 2: maintenance within 72 h -> unknown;
+    # day 6 and 8: failure within 72 h, no maintenance before it -> 1
+    np.testing.assert_array_equal(label, [0, np.nan, 1, 1])

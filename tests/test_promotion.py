@@ -1,0 +1,41 @@
+"""Champion/challenger rules: same rows, same question, never rows the champion trained on."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from models.promotion import Comparison, comparability, promotion_decision, unseen_by
+
+
+def model(horizon_h=168.0, end="2026-01-10", machines=("A",)):
+    return SimpleNamespace(horizon_h=horizon_h, info={"train_end": end, "train_machine_ids": list(machines)})
+
+
+def rows():
+    t = pd.to_datetime(["2026-01-05", "2026-01-15", "2026-01-05"], utc=True)
+    return pd.DataFrame({"machine_id": ["A", "A", "B"], "timestamp": t})
+
+
+def test_rows_seen_in_training_are_excluded():
+    np.testing.assert_array_equal(unseen_by(model(), rows()), [False, True, True])
+
+
+def test_different_horizons_are_not_comparable():
+    reason = comparability(model(168), model(24), rows(), pd.Series([0, 1, 0]))
+    assert "not the same question" in reason
+    assert comparability(model(), model(), rows(), pd.Series([0, 0, 0])) != ""
+    assert comparability(model(), model(), rows(), pd.Series([0, 1, 0])) == ""
+
+
+def test_decisions():
+    assert promotion_decision(None) == (True, "no champion yet")
+    promoted, reason = promotion_decision(Comparison("3", False, "different horizons"))
+    assert not promoted and "different horizons" in reason and "v3" in reason
+    better = Comparison("3", True, rows=50, champion={"pr_auc": 0.5}, challenger={"pr_auc": 0.6})
+    assert promotion_decision(better, margin=0.05)[0]
+    assert not promotion_decision(better, margin=0.2)[0]
+    undefined = Comparison("3", True, rows=50, champion={"pr_auc": float("nan")}, challenger={"pr_auc": 0.6})
+    assert not promotion_decision(undefined)[0]
