@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from features.bearings import defect_orders
 from features.dataset import Dataset
 from features.iso import iso_zone, normalise_class
-from features.telemetry import asof_join, hours_since_maintenance, telemetry_feature_rows
+from features.telemetry import asof_join, hours_since_maintenance, telemetry_features_asof
 from features.vibration import VibrationConfig, nan_reasons, vibration_features
 
 KEYS = ["machine_id", "timestamp"]
@@ -35,7 +35,7 @@ class FeatureConfig(BaseModel):
     bands_hz: tuple[tuple[float, float], ...] = ((10, 500), (500, 1000), (1000, 2000), (2000, 5000))
     baseline_snapshots: int = 10
     regime_speed_step: float = 0.1
-    regime_load_step_pct: float = 25.0
+    regime_load_step_pct: float = 50.0
     load_column: str = "load_pct"
     vibration_max_age_h: float = 48.0
     telemetry_max_age_h: float = 24.0
@@ -108,7 +108,7 @@ def snapshot_defect_orders(dataset: Dataset) -> dict[str, np.ndarray]:
 
 
 def snapshot_regimes(dataset: Dataset, shaft_hz: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Operating regime of each snapshot: its speed band (10 % steps of shaft speed) and load band (25 % steps of
+    """Operating regime of each snapshot: its speed band (10 % steps of shaft speed) and load band (50 % steps of
     the latest ``load_pct`` reading), so baselines compare a machine with itself at the same speed and load."""
     with np.errstate(divide="ignore", invalid="ignore"):
         speed = _band_labels(np.round(np.log(shaft_hz) / np.log(1.0 + config.regime_speed_step)))
@@ -211,14 +211,15 @@ def add_baseline_ratios(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.
     return pd.concat([ordered.drop(columns=["regime"], errors="ignore"), ratios], axis=1)
 
 
-def vibration_wide(snapshots: pd.DataFrame, baseline_snapshots: int) -> pd.DataFrame:
-    """One row per machine and snapshot time, columns ``vib__<channel>__<feature>``."""
+def vibration_by_channel(snapshots: pd.DataFrame, baseline_snapshots: int) -> list[pd.DataFrame]:
+    """One frame per channel: machine_id, timestamp and ``vib__<channel>__<feature>`` columns with their
+    baseline ratios. Channels are joined to the as-of rows one by one, so channels stamped a second apart
+    still meet in one row."""
     frames = []
     for channel, group in snapshots.groupby("channel", sort=True):
         group = add_baseline_ratios(group.drop(columns="channel"), baseline_snapshots)
-        frames.append(group.set_index(KEYS).add_prefix(f"vib__{channel}__"))
-    wide = pd.concat(frames, axis=1, join="outer") if frames else pd.DataFrame(columns=KEYS).set_index(KEYS)
-    return wide.reset_index()
+        frames.append(group.set_index(KEYS).add_prefix(f"vib__{channel}__").reset_index())
+    return frames
 
 
 def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureConfig) -> Dataset:
@@ -255,6 +256,7 @@ def build_features(
 ) -> FeatureTable:
     """Feature table for ``as_of`` rows (default: every snapshot time, else every telemetry time)."""
     config = config or FeatureConfig()
+    fleet_telemetry = dataset.telemetry  # before trimming: fleet medians need every machine's readings
     if as_of is None:
         as_of = default_as_of(dataset)
     else:
@@ -262,12 +264,19 @@ def build_features(
         dataset = restrict_to_needed(dataset, as_of, config) if trim else dataset
     parts = [as_of]
     snapshots, notes = snapshot_features(dataset, config, progress)
-    if not snapshots.empty:
-        wide = vibration_wide(snapshots, config.baseline_snapshots)
-        parts.append(asof_join(as_of, wide, config.vibration_max_age_h).drop(columns=KEYS))
+    for channel in vibration_by_channel(snapshots, config.baseline_snapshots):
+        parts.append(asof_join(as_of, channel, config.vibration_max_age_h).drop(columns=KEYS))
     if not dataset.telemetry.empty:
-        rows = telemetry_feature_rows(dataset.telemetry, config.windows_h)
-        parts.append(asof_join(as_of, rows, config.telemetry_max_age_h).drop(columns=KEYS))
+        parts.append(
+            telemetry_features_asof(
+                dataset.telemetry,
+                as_of,
+                config.windows_h,
+                config.telemetry_max_age_h,
+                dataset.machines,
+                fleet_telemetry=fleet_telemetry,
+            ).reset_index(drop=True)
+        )
     frame = pd.concat(parts, axis=1)
     frame["tel__maintenance__hours_since"] = hours_since_maintenance(as_of, dataset.events)
     return FeatureTable(frame, notes)

@@ -65,6 +65,8 @@ def describe(name: str) -> Described:
         return Described(unit, f"{words}")
     if rest == "rise_over_ambient":
         return Described(unit, f"{words} above ambient")
+    if rest == "rise_over_fleet":
+        return Described(unit, f"{words} above the median of its machine type")
     if match := _WINDOW.match(rest):
         stat, hours = match.groups()
         slope_unit = f"{unit}/h" if unit else "per h"
@@ -93,6 +95,9 @@ def driver_phrase(name: str, value: float) -> str:
         return f"{short_description(driver_base(name))} {value:.1f}x its healthy level"
     if name.endswith("__rise_over_ambient"):
         return f"{info.description.removesuffix(' above ambient')} {value:.0f} {info.unit} above ambient"
+    if name.endswith("__rise_over_fleet"):
+        base = info.description.removesuffix(" above the median of its machine type")
+        return f"{base} {value:.0f} {info.unit} above the median of its machine type"
     if name.endswith("__iso_zone") and value in ZONE_LETTERS:
         return f"ISO 20816 zone {ZONE_LETTERS[int(value)]} ({name.split('__')[1].replace('_', ' ')})"
     if "__slope__" in name:

@@ -41,6 +41,17 @@ class RiskModel:
     horizon_h: float
     info: dict = field(default_factory=dict)
 
+    def __getstate__(self) -> dict:
+        """Pickle the spec as plain data, so a bundle outlives changes to the FeatureSpec class."""
+        return {**self.__dict__, "spec": self.spec.model_dump(mode="json")}
+
+    def __setstate__(self, state: dict) -> None:
+        spec = state["spec"]
+        if isinstance(spec, FeatureSpec):  # bundles written before specs were stored as plain data
+            spec = {**spec.__dict__, "config": dict(spec.config.__dict__)}
+        state["spec"] = FeatureSpec.model_validate(spec)  # settings added since take their defaults
+        self.__dict__.update(state)
+
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
         return self.booster.inplace_predict(self.spec.matrix(frame).to_numpy())
 

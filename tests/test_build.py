@@ -102,3 +102,43 @@ def test_telemetry_only_data_can_be_scored():
     dataset = load_dataset(shared_data("cmapss-fd001/test"))
     frame = build_features(dataset, latest_as_of(dataset)).frame
     assert len(frame) == 100 and frame["tel__temperature_hpc_outlet__last"].notna().all()
+
+
+def test_channels_stamped_apart_meet_in_one_row(tmp_path):
+    from conftest import make_tiny, write_waveforms
+
+    root = make_tiny(tmp_path / "two")
+    meta = load_dataset(root).waveforms.meta
+    t = np.arange(4096) / 10240.0
+    rows = [
+        {
+            "machine_id": m,
+            "timestamp": ts + pd.Timedelta(seconds=1),
+            "channel": "acc_vertical",
+            "values": np.sin(2 * np.pi * 40 * t),
+        }
+        for m, ts in meta[["machine_id", "timestamp"]].itertuples(index=False)
+    ]
+    write_waveforms(root / "waveforms" / "vertical.parquet", rows)
+    dataset = load_dataset(root)
+    frame = build_features(dataset, latest_as_of(dataset)).frame
+    assert frame["vib__acc_horizontal__rms"].notna().all() and frame["vib__acc_vertical__rms"].notna().all()
+
+
+def test_telemetry_only_data_gets_rise_over_fleet_descriptions():
+    from conftest import shared_data
+
+    dataset = load_dataset(shared_data("cmapss-fd001/test"))
+    for name in build_features(dataset, latest_as_of(dataset)).feature_columns:
+        assert describe(name).description != name, name
+
+
+def test_a_spec_pickled_as_data_comes_back_equal():
+    import pickle
+
+    from models.bundle import PlattCalibrator, RiskModel
+
+    spec = FeatureSpec(config=FeatureConfig(windows_h=(12,)), columns=("a", "b"))
+    model = RiskModel(booster=None, spec=spec, calibrator=PlattCalibrator(), thresholds={}, horizon_h=24.0)
+    again = pickle.loads(pickle.dumps(model))
+    assert again.spec == spec and isinstance(again.spec, FeatureSpec)
