@@ -16,18 +16,25 @@ Conventions an analyst can check:
 * Peaks are read as the largest amplitude in ``target * (1 +- defect_tolerance)`` (at least the nearest bin).
   A target that is NaN, not positive, or outside the analysed spectrum gives NaN.
 * Envelope analysis (Randall & Antoni 2011): band-pass in the frequency domain, analytic signal by inverse
-  FFT of only the band's positive-frequency bins (shifted to baseband, decimated; the envelope's magnitude
-  is unchanged by the shift), envelope = |analytic| minus its mean, then its spectrum.
-* Automatic envelope band (``VibrationConfig.envelope_band_hz is None``), per snapshot: inside the search
-  region 0.1*fs..0.4*fs (the usable band of a 2.56x-oversampled acquisition, above most shaft and gear
-  harmonics), the 0.1*fs-wide window with the largest power (start searched on a grid of 1/8 of the width)
-  is taken as the resonance band if its mean power density is at least 2x the region's; otherwise the whole
-  region 0.1*fs..0.4*fs is demodulated. ``envelope_bands_hz`` reports the band chosen per snapshot. The
-  envelope is sampled at 2x the region width, so its spectrum reaches about 0.3*fs (fixed band: its width).
+  FFT of only the band's positive-frequency bins (shifted to baseband and sampled at twice the band width; the
+  envelope's magnitude is unchanged by the shift), envelope = |analytic| minus its mean, then its spectrum.
+* Automatic envelope band (``VibrationConfig.envelope_band_hz is None``), per snapshot: the 0.1*fs-wide window
+  with the largest power inside 0.1*fs..0.4*fs (the usable band of a 2.56x-oversampled acquisition, above most
+  shaft and gear harmonics; start searched on a grid of 1/8 of the width): the resonance that impacts excite.
+  ``envelope_bands_hz`` reports the band chosen per snapshot. The envelope spectrum reaches 0.1*fs.
+* Normalised envelope lines (``envelope__<line>_snr``, dB): the same band, cepstrum pre-whitened (every bin
+  divided by its magnitude, which removes resonances, transfer paths and discrete tones: Borghesani et al.,
+  MSSP 2013; used in Smith & Randall's CWRU benchmark study, MSSP 2015), demodulated the same way. A line's
+  SNR is its Hann-windowed peak (within the tolerance) over the median of the whitened envelope spectrum
+  within +-10 % of the line (at least +-8 bins; 17 evenly spread bins of that window): dimensionless,
+  independent of sensor gain, mounting and resonance, so it carries the fault's kinematics from one bearing
+  to another. Noise alone reads about 3-6 dB. Sideband SNRs are the mean of the lower and upper sideband's.
+  Whitening needs the slip jitter of real rolling elements: a strictly periodic synthetic impulse train puts
+  its energy on a few exact harmonics, which whitening flattens into the noise.
 
-All arithmetic is float32 (``scipy.fft`` keeps complex64); rows are processed in cache-sized blocks, each
-block fully vectorised. Each snapshot's features depend on that snapshot only (the same in any batch, up to
-float32 rounding of the BLAS band sums).
+All arithmetic is float32 (``scipy.fft`` keeps complex64; sums are accumulated in float32 chunks of 256 and
+then in float64); rows are processed in cache-sized blocks, each block fully vectorised. Each snapshot's
+features depend on that snapshot only (the same in any batch, up to float32 rounding of the BLAS band sums).
 """
 
 from __future__ import annotations
@@ -46,11 +53,15 @@ STANDARD_GRAVITY_M_S2 = 9.80665
 _BLOCK_ROWS = 256
 _AUTO_REGION_FS = (0.1, 0.4)
 _AUTO_WIDTH_FS = 0.1
-_AUTO_DOMINANCE = 2.0
 _MIN_SAMPLES = 16
 _ORDERS = (1, 2, 3)
 _AUTO_GRID = 8  # auto band: window start searched on a grid of 1/8 of its width
 _HANN_AMPLITUDE = 4.0  # 2 (one-sided) / 0.5 (Hann coherent gain): |X_hann| * 4 / N is amplitude
+_SUM_CHUNK = 256  # float32 partial sums of this many samples, then float64
+_FLOOR_HALF_WIDTH = 0.1  # SNR floor: median within +-10 % of the line ...
+_FLOOR_MIN_BINS = 8  # ... and at least +-8 bins
+_FLOOR_SHIFT = 4
+_FLOOR_POINTS = 2**_FLOOR_SHIFT + 1  # bins sampled evenly across the floor window: one vectorised median
 
 
 @dataclass(frozen=True)
@@ -83,22 +94,50 @@ DEFAULT_VIBRATION_CONFIG = VibrationConfig()
 class FeatureInfo:
     """Unit and one-line crew-readable description of a vibration feature."""
 
-    unit: str  # "g", "g²", "mm/s", "Hz", "" (ratio)
+    unit: str  # "g", "g²", "mm/s", "Hz", "dB", "" (ratio)
     description: str
+
+
+_PARTS = {
+    "bpfo": "outer-race fault",
+    "bpfi": "inner-race fault",
+    "bsf": "rolling-element (ball) fault",
+    "ftf": "cage fault",
+}
 
 
 def _envelope_info(defect: str, harmonic: int) -> FeatureInfo:
     """Description of an envelope-spectrum amplitude at a defect frequency (harmonic 1 or 2)."""
-    parts = {
-        "bpfo": "outer-race fault",
-        "bpfi": "inner-race fault",
-        "bsf": "rolling-element (ball) fault",
-        "ftf": "cage fault",
-    }
     line = f"{'2×' if harmonic == 2 else ''}{defect.upper()}"
     note = " (a ball defect strikes both races each spin)" if (defect, harmonic) == ("bsf", 2) else ""
-    return FeatureInfo("g", f"{parts[defect]} signal (envelope spectrum amplitude at {line}){note}")
+    return FeatureInfo("g", f"{_PARTS[defect]} signal (envelope spectrum amplitude at {line}){note}")
 
+
+# Whitened-envelope lines: suffix -> (defect order, harmonic, modulating order or None, description)
+_SNR_LINES: dict[str, tuple[str, int, str | None, str]] = {
+    "bpfo_snr": ("bpfo", 1, None, f"{_PARTS['bpfo']} line above noise (whitened envelope at BPFO)"),
+    "bpfi_snr": ("bpfi", 1, None, f"{_PARTS['bpfi']} line above noise (whitened envelope at BPFI)"),
+    "bsf_snr": ("bsf", 1, None, f"{_PARTS['bsf']} line above noise (whitened envelope at BSF)"),
+    "bsf_2x_snr": (
+        "bsf",
+        2,
+        None,
+        f"{_PARTS['bsf']} line above noise (whitened envelope at 2×BSF: a ball defect strikes both races)",
+    ),
+    "ftf_snr": ("ftf", 1, None, f"{_PARTS['ftf']} line above noise (whitened envelope at FTF)"),
+    "bpfi_sideband_snr": (
+        "bpfi",
+        1,
+        "shaft",
+        "inner-race fault modulated by the turning shaft (whitened envelope at BPFI ± 1×, mean of both)",
+    ),
+    "bsf_sideband_snr": (
+        "bsf",
+        2,
+        "ftf",
+        "ball fault modulated by the cage (whitened envelope at 2×BSF ± FTF, mean of both)",
+    ),
+}
 
 VIBRATION_FEATURES: dict[str, FeatureInfo] = {
     "rms": FeatureInfo("g", "overall vibration level (RMS acceleration)"),
@@ -126,6 +165,7 @@ VIBRATION_FEATURES: dict[str, FeatureInfo] = {
         for defect in DEFECT_NAMES
     },
     "envelope__rms": FeatureInfo("g", "strength of repetitive impacting (RMS of the demodulated envelope)"),
+    **{f"envelope__{name}": FeatureInfo("dB", line[3]) for name, line in _SNR_LINES.items()},
 }
 
 _BAND_NAME = re.compile(r"band_energy__([0-9p]+)_([0-9p]+)hz")
@@ -159,6 +199,11 @@ def _envelope_feature_names() -> list[str]:
     return [f"envelope__{d}{'_2x' if h == 2 else ''}_amp" for h in (1, 2) for d in DEFECT_NAMES]
 
 
+def _snr_feature_names() -> list[str]:
+    """Suffixes of the whitened-envelope line SNRs (dB)."""
+    return [f"envelope__{name}" for name in _SNR_LINES]
+
+
 def vibration_feature_names(config: VibrationConfig = DEFAULT_VIBRATION_CONFIG) -> list[str]:
     """All feature suffixes ``vibration_features`` returns for ``config``, in output order."""
     return [
@@ -169,6 +214,7 @@ def vibration_feature_names(config: VibrationConfig = DEFAULT_VIBRATION_CONFIG) 
         *(f"order_{k}x_amp" for k in _ORDERS),
         *_envelope_feature_names(),
         "envelope__rms",
+        *_snr_feature_names(),
     ]
 
 
@@ -180,10 +226,10 @@ def nan_reasons(
 ) -> list[str | None]:
     """Per snapshot, why speed-related features are NaN ("no shaft speed", ...; "; "-joined), or None.
 
-    "no shaft speed" (NaN/None) and "shaft not turning" (<= 0 Hz) explain NaN order and envelope-defect
-    amplitudes; "no bearing geometry" explains NaN envelope-defect amplitudes; "signal has missing samples"
-    (NaN in ``values``, if given) explains NaN in every feature. A defect line beyond the analysed spectrum
-    is also NaN but is not listed (it depends on the sample rate, not on the row's inputs).
+    "no shaft speed" (NaN/None) and "shaft not turning" (<= 0 Hz) explain NaN order and envelope-line
+    features; "no bearing geometry" explains NaN envelope-line features (amplitudes and SNRs); "signal has
+    missing samples" (NaN in ``values``, if given) explains NaN in every feature. A line beyond the analysed
+    spectrum is also NaN but is not listed (it depends on the sample rate, not on the row's inputs).
     """
     n = _batch_length(shaft_hz, defect_orders, values, n_snapshots)
     shaft = _as_rows(shaft_hz, n)
@@ -245,8 +291,8 @@ class _Plan:
     velocity_measured: bool
     env_k0: int  # envelope region: rfft bins [env_k0, env_k1)
     env_k1: int
-    env_block: int  # auto band: bins per power block (0: fixed band)
-    env_blocks: int  # auto band: blocks per window
+    env_width: int  # bins demodulated per row (auto: the window; fixed band: the whole region)
+    env_block: int  # auto band: bins per grid step (0: fixed band)
     env_n: int  # length of the decimated analytic signal
 
     @property
@@ -267,8 +313,8 @@ class _Workspace:
     centred: np.ndarray  # (rows, L) float32
     scratch: np.ndarray  # (rows, L) float32
     power: np.ndarray  # (rows, 2*n_bins) float32, squared re/im of the rfft
-    analytic: np.ndarray  # (rows, env_n) complex64
-    envelope: np.ndarray  # (rows, env_n) float32
+    analytic: np.ndarray  # (2*rows, env_n) complex64: raw band, then its whitened copy
+    envelope: np.ndarray  # (2*rows, env_n) float32
 
 
 def _make_workspace(rows: int, plan: _Plan) -> _Workspace:
@@ -278,8 +324,8 @@ def _make_workspace(rows: int, plan: _Plan) -> _Workspace:
         centred=np.empty((rows, plan.n_samples), np.float32),
         scratch=np.empty((rows, plan.n_samples), np.float32),
         power=np.empty((rows, 2 * n_bins), np.float32),
-        analytic=np.empty((rows, plan.env_n), np.complex64),
-        envelope=np.empty((rows, plan.env_n), np.float32),
+        analytic=np.empty((2 * rows, plan.env_n), np.complex64),
+        envelope=np.empty((2 * rows, plan.env_n), np.float32),
     )
 
 
@@ -293,7 +339,7 @@ def _spectral_weights(
 ) -> np.ndarray:
     """Columns: band energies, HF energy, total, frequency moment, velocity², per squared re/im entry."""
     scale = np.full(freqs.size, 2.0 / n_samples**2)  # one-sided mean-square per bin
-    scale[0] = 1.0 / n_samples**2
+    scale[0] = 0.0  # the mean is removed
     if n_samples % 2 == 0:
         scale[-1] = 1.0 / n_samples**2
     with np.errstate(divide="ignore"):
@@ -312,7 +358,7 @@ def _make_plan(n_samples: int, sample_rate_hz: float, config: VibrationConfig) -
     """Spectral weights and envelope layout for snapshots of n_samples at sample_rate_hz."""
     freqs = sfft.rfftfreq(n_samples, 1.0 / sample_rate_hz)
     nyquist = sample_rate_hz / 2.0
-    k0, k1, block, blocks = _envelope_region(freqs, sample_rate_hz, config)
+    k0, k1, width, block = _envelope_region(freqs, sample_rate_hz, config)
     return _Plan(
         n_samples=n_samples,
         bin_hz=sample_rate_hz / n_samples,
@@ -321,16 +367,16 @@ def _make_plan(n_samples: int, sample_rate_hz: float, config: VibrationConfig) -
         velocity_measured=config.velocity_band_hz[0] < nyquist,
         env_k0=k0,
         env_k1=k1,
+        env_width=width,
         env_block=block,
-        env_blocks=blocks,
-        env_n=sfft.next_fast_len(max(2 * (k1 - k0), _MIN_SAMPLES)),
+        env_n=sfft.next_fast_len(max(2 * width, _MIN_SAMPLES)),
     )
 
 
 def _envelope_region(
     freqs: np.ndarray, sample_rate_hz: float, config: VibrationConfig
 ) -> tuple[int, int, int, int]:
-    """Envelope bins [k0, k1) (DC and Nyquist excluded); auto band: bins per block, blocks per window."""
+    """Envelope bins [k0, k1) (DC and Nyquist excluded), bins demodulated per row, auto-band grid step."""
     if config.envelope_band_hz is None:
         lo, hi = (fraction * sample_rate_hz for fraction in _AUTO_REGION_FS)
     else:
@@ -342,27 +388,66 @@ def _envelope_region(
     k0, k1 = int(inside[0]), int(inside[-1]) + 1
     width = round(_AUTO_WIDTH_FS * sample_rate_hz / freqs[1])
     if config.envelope_band_hz is not None or width < _AUTO_GRID or width >= k1 - k0:
-        return k0, k1, 0, 0
+        return k0, k1, k1 - k0, 0
     block = width // _AUTO_GRID
-    return k0, k1, block, width // block
+    return k0, k1, block * _AUTO_GRID, block
 
 
-def _time_features(x: np.ndarray, ws: _Workspace) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Waveform statistics in g (moments of the mean-removed signal) and the mean-removed block."""
-    n_rows, n_samples = x.shape
-    mean = x.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)  # exact for a constant row
-    centred = np.subtract(x, mean, out=ws.centred[:n_rows])
-    top = centred.max(axis=1).astype(np.float64)
-    bottom = centred.min(axis=1).astype(np.float64)
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row sums of a*b (float32, b may broadcast) in float32 chunks of 256, then float64: ~1e-7 relative."""
+    n, length = a.shape
+    b = np.broadcast_to(b, a.shape)
+    whole = length - length % _SUM_CHUNK
+
+    def chunks(x: np.ndarray) -> np.ndarray:
+        shape = (n, whole // _SUM_CHUNK, _SUM_CHUNK)
+        strides = (x.strides[0], _SUM_CHUNK * x.strides[1], x.strides[1])
+        return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+
+    total = np.vecdot(chunks(a), chunks(b)).sum(axis=1, dtype=np.float64)
+    if whole < length:
+        total += np.vecdot(a[:, whole:], b[:, whole:])
+    return total
+
+
+def _centred(x: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x minus its mean rounded to float32 (the rest is corrected later), its max and min (row by row: the
+    same in any batch).
+
+    A constant row becomes exactly 0: it has no spread, whatever the rounding of its mean.
+    """
+    mean = (_row_dot(x, np.ones(x.shape[1], np.float32)) / x.shape[1]).astype(np.float32)
+    centred = np.subtract(x, mean[:, None], out=ws.centred[: len(x)])
+    top, bottom = centred.max(axis=1), centred.min(axis=1)
+    flat = top == bottom
+    if flat.any():
+        centred[flat], top[flat], bottom[flat] = 0, 0, 0
+    return centred, top.astype(np.float64), bottom.astype(np.float64)
+
+
+def _time_features(
+    centred: np.ndarray, top: np.ndarray, bottom: np.ndarray, residual: np.ndarray, ws: _Workspace
+) -> dict[str, np.ndarray]:
+    """Waveform statistics in g: moments about the exact mean, from data centred on an approximate one.
+
+    ``residual`` is the mean left in ``centred`` (float64); with c = centred and r = residual, the central
+    moments E[(c - r)^k] expand into E[c^j], which float32 sums give to about 1e-7 for any sensor offset.
+    """
+    n_rows, n_samples = centred.shape
+    ones = np.ones(n_samples, np.float32)
+    r = residual
+    top, bottom = top - r, bottom - r
     square = np.multiply(centred, centred, out=ws.scratch[:n_rows])
-    m2 = square.mean(axis=1).astype(np.float64)
-    m3 = np.vecdot(square, centred).astype(np.float64) / n_samples
-    m4 = np.vecdot(square, square).astype(np.float64) / n_samples
-    mean_abs = np.abs(centred, out=square).mean(axis=1).astype(np.float64)
+    s2 = _row_dot(square, ones) / n_samples
+    s3, s4 = _row_dot(square, centred) / n_samples, _row_dot(square, square) / n_samples
+    mean_abs = _row_dot(np.abs(centred, out=square), ones) / n_samples
+    m2 = np.maximum(s2 - r * r, 0.0)
+    m3 = s3 - 3.0 * r * s2 + 2.0 * r**3
+    m4 = s4 - 4.0 * r * s3 + 6.0 * r * r * s2 - 3.0 * r**4
     rms = np.sqrt(m2)
     peak = np.maximum(top, -bottom)
     with np.errstate(divide="ignore", invalid="ignore"):
-        features = {
+        return {
             "rms": rms,
             "peak": peak,
             "peak_to_peak": top - bottom,
@@ -372,7 +457,6 @@ def _time_features(x: np.ndarray, ws: _Workspace) -> tuple[dict[str, np.ndarray]
             "shape_factor": rms / mean_abs,
             "impulse_factor": peak / mean_abs,
         }
-    return features, centred
 
 
 def _interleaved_power(spectrum: np.ndarray, ws: _Workspace) -> np.ndarray:
@@ -381,9 +465,16 @@ def _interleaved_power(spectrum: np.ndarray, ws: _Workspace) -> np.ndarray:
     return np.multiply(parts, parts, out=ws.power[: len(parts)])
 
 
-def _spectral_features(power: np.ndarray, plan: _Plan, config: VibrationConfig) -> dict[str, np.ndarray]:
-    """Band energies (g²), spectral centroid (Hz), HF ratio, velocity RMS (mm/s) from the power spectrum."""
-    sums = (power @ plan.weights).astype(np.float64)
+def _spectral_sums(power: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Weighted power sums (n, n_cols) float64: short float32 sums, then float64 (~1e-7 relative)."""
+    sums = np.zeros((len(power), plan.weights.shape[1]))
+    for start in range(0, power.shape[1], _SUM_CHUNK):
+        sums += power[:, start : start + _SUM_CHUNK] @ plan.weights[start : start + _SUM_CHUNK]
+    return sums
+
+
+def _spectral_features(sums: np.ndarray, plan: _Plan, config: VibrationConfig) -> dict[str, np.ndarray]:
+    """Band energies (g²), spectral centroid (Hz), HF ratio, velocity RMS (mm/s) from the power sums."""
     n_rows, n_bands = len(sums), len(config.bands_hz)
     hf, total, moment, velocity = sums[:, n_bands:].T
     features = {
@@ -397,128 +488,192 @@ def _spectral_features(power: np.ndarray, plan: _Plan, config: VibrationConfig) 
     return features
 
 
+def _window_bins(
+    target_hz: np.ndarray, half_width_hz: np.ndarray, bin_hz: float, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin windows [lo, hi] of target +- half width (clipped to bins 1..n_bins-2, at least the nearest bin)
+    and where the target is readable (finite, its nearest bin inside 1..n_bins-2); unreadable: [1, 1]."""
+    centre = np.rint(target_hz / bin_hz)
+    readable = (centre >= 1) & (centre <= n_bins - 2)  # False for NaN
+    lo = np.clip(np.rint((target_hz - half_width_hz) / bin_hz), 1, n_bins - 2)
+    hi = np.clip(np.rint((target_hz + half_width_hz) / bin_hz), 1, n_bins - 2)
+    return np.where(readable, lo, 1).astype(np.intp), np.where(readable, hi, 1).astype(np.intp), readable
+
+
+def _spread(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Every bin of each window [lo, hi] (..., w), repeating hi to a common width: max-safe."""
+    return np.minimum(lo[..., None] + np.arange(int((hi - lo).max(initial=0)) + 1), hi[..., None])
+
+
+def _window_max(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Largest of flat[lo..hi] per window (flat indices), one elementwise maximum per bin of the widest."""
+    best = flat.take(lo)
+    for step in range(1, int((hi - lo).max(initial=0)) + 1):
+        np.maximum(best, flat.take(np.minimum(lo + step, hi)), out=best)
+    return best
+
+
 def _peak_amplitudes(
-    spectrum: np.ndarray, target_hz: np.ndarray, tolerance: float, bin_hz: float, scale: float
+    spectrum: np.ndarray, lo: np.ndarray, hi: np.ndarray, readable: np.ndarray, scale: float
 ) -> np.ndarray:
-    """Largest Hann-windowed |X| * scale within target_hz*(1 +- tol) per (row, target); NaN if unreadable."""
-    n_bins = spectrum.shape[1]
-    out = np.full(target_hz.shape, np.nan)
-    with np.errstate(invalid="ignore"):
-        centre = np.rint(target_hz / bin_hz)
-        readable = np.isfinite(centre) & (centre >= 1) & (centre <= n_bins - 2)
-    rows, cols = np.nonzero(readable)
-    if rows.size == 0:
-        return out
-    target = target_hz[rows, cols]
-    lo = np.clip(np.rint(target * (1.0 - tolerance) / bin_hz), 1, n_bins - 2).astype(np.intp)
-    hi = np.clip(np.rint(target * (1.0 + tolerance) / bin_hz), 1, n_bins - 2).astype(np.intp)
-    bins = np.minimum(lo[:, None] + np.arange(int((hi - lo).max()) + 1), hi[:, None])  # repeats hi: max-safe
-    row = rows[:, None]
+    """Largest Hann-windowed |X| * scale in each bin window [lo, hi] per (row, target); NaN if unreadable."""
+    bins, row = _spread(lo, hi), np.arange(len(spectrum))[:, None, None]
     hann = 0.5 * spectrum[row, bins] - 0.25 * (spectrum[row, bins - 1] + spectrum[row, bins + 1])
-    out[rows, cols] = np.abs(hann).max(axis=1) * scale
-    return out
+    return np.where(readable, np.abs(hann).max(axis=-1) * scale, np.nan)
 
 
-def _order_features(
-    spectrum: np.ndarray, shaft_hz: np.ndarray, plan: _Plan, config: VibrationConfig
+def _line_windows(
+    shaft_hz: np.ndarray, orders: np.ndarray, plan: _Plan, config: VibrationConfig
 ) -> dict[str, np.ndarray]:
+    """Bin windows of every line read, for all rows at once (a block takes its rows' slice).
+
+    ``order_*``: 1x, 2x, 3x shaft in the snapshot spectrum; ``line_*``: the 8 defect lines then the whitened
+    lines in the envelope spectrum (+- the tolerance); ``floor_*``: +-10 % (at least +-8 bins) around each
+    whitened line. ``orders`` (n, 4) in DEFECT_NAMES order.
+    """
+    tolerance, bin_hz = config.defect_tolerance, plan.bin_hz
+    shaft_orders = shaft_hz[:, None] * np.array(_ORDERS, dtype=np.float64)
+    order_lo, order_hi, order_ok = _window_bins(
+        shaft_orders, shaft_orders * tolerance, bin_hz, plan.n_samples // 2 + 1
+    )
+    snr_hz = _snr_targets_hz(shaft_hz, orders)
+    lines_hz = np.concatenate([orders * shaft_hz[:, None], 2.0 * orders * shaft_hz[:, None], snr_hz], axis=1)
+    env_bins = plan.env_n // 2 + 1
+    line_lo, line_hi, line_ok = _window_bins(lines_hz, lines_hz * tolerance, bin_hz, env_bins)
+    floor_half = np.maximum(_FLOOR_HALF_WIDTH * snr_hz, _FLOOR_MIN_BINS * bin_hz)
+    floor_lo, floor_hi, _ = _window_bins(snr_hz, floor_half, bin_hz, env_bins)
+    return {
+        "order_lo": order_lo,
+        "order_hi": order_hi,
+        "order_ok": order_ok,
+        "line_lo": line_lo,
+        "line_hi": line_hi,
+        "line_ok": line_ok,
+        "floor_lo": floor_lo,
+        "floor_hi": floor_hi,
+    }
+
+
+def _order_features(spectrum: np.ndarray, lines: dict[str, np.ndarray], plan: _Plan) -> dict[str, np.ndarray]:
     """Amplitude (g) at 1x, 2x, 3x shaft speed; NaN without a positive shaft speed."""
-    targets = shaft_hz[:, None] * np.array(_ORDERS, dtype=np.float64)
     scale = _HANN_AMPLITUDE / plan.n_samples
-    amplitudes = _peak_amplitudes(spectrum, targets, config.defect_tolerance, plan.bin_hz, scale)
+    amplitudes = _peak_amplitudes(spectrum, lines["order_lo"], lines["order_hi"], lines["order_ok"], scale)
     return {f"order_{k}x_amp": amplitudes[:, j] for j, k in enumerate(_ORDERS)}
 
 
-def _auto_band(power: np.ndarray, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, [first, last] offsets (bins from env_k0) of the dominant-resonance window, or the region."""
-    n_rows, block, blocks = len(power), plan.env_block, plan.env_blocks
+def _band_starts(power: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Per row, first bin (offset from env_k0) of the band to demodulate: the most powerful auto window."""
+    n_rows, block = len(power), plan.env_block
+    if not block:
+        return np.zeros(n_rows, dtype=np.intp)
     n_blocks = (plan.env_k1 - plan.env_k0) // block
     region = power[:, 2 * plan.env_k0 : 2 * (plan.env_k0 + n_blocks * block)]
-    block_power = region.reshape(n_rows, n_blocks, 2 * block).sum(axis=2)
+    block_power = np.vecdot(region.reshape(n_rows, n_blocks, 2 * block), np.ones(2 * block, np.float32))
     cumulative = np.zeros((n_rows, n_blocks + 1))
     np.cumsum(block_power, axis=1, out=cumulative[:, 1:])
-    window_power = cumulative[:, blocks:] - cumulative[:, :-blocks]
-    start = window_power.argmax(axis=1)
-    best = window_power[np.arange(n_rows), start]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dominant = best / blocks >= _AUTO_DOMINANCE * cumulative[:, -1] / n_blocks
-    first = np.where(dominant, start * block, 0)
-    last = np.where(dominant, (start + blocks) * block - 1, plan.env_k1 - plan.env_k0 - 1)
-    return first, last
+    window_power = cumulative[:, _AUTO_GRID:] - cumulative[:, :-_AUTO_GRID]
+    return window_power.argmax(axis=1) * block
 
 
-def _envelope_band(power: np.ndarray, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, [first, last] offsets (bins from env_k0) of the band to demodulate."""
-    if plan.env_block:
-        return _auto_band(power, plan)
-    n_rows = len(power)
-    return np.zeros(n_rows, dtype=np.intp), np.full(n_rows, plan.env_k1 - plan.env_k0 - 1)
-
-
-def _analytic_envelope(
-    spectrum: np.ndarray, first: np.ndarray, last: np.ndarray, plan: _Plan, ws: _Workspace
-) -> np.ndarray:
-    """Mean-removed envelope (units of g / env_gain) from the band's bins shifted to baseband, decimated."""
+def _analytic_envelopes(spectrum: np.ndarray, start: np.ndarray, plan: _Plan, ws: _Workspace) -> np.ndarray:
+    """Envelopes (2n, env_n) in g / env_gain, mean not removed: rows :n of the band, n: of the whitened band."""
+    n_rows, width = len(spectrum), plan.env_width
     region = spectrum[:, plan.env_k0 : plan.env_k1]
-    n_rows, n_region = region.shape
-    analytic = ws.analytic[:n_rows]
-    analytic[:, :n_region] = region
-    analytic[:, n_region:] = 0
-    narrow = np.flatnonzero(last - first < n_region - 1)  # rows demodulating an auto band, not the region
-    if narrow.size:
-        width = plan.env_block * plan.env_blocks
-        windows = np.lib.stride_tricks.sliding_window_view(region, width, axis=1)
-        analytic[narrow, :width] = windows[narrow, first[narrow]]
-        analytic[narrow, width:n_region] = 0
+    if plan.env_block:
+        band = np.lib.stride_tricks.sliding_window_view(region, width, axis=1)[np.arange(n_rows), start]
+    else:
+        band = region
+    analytic = ws.analytic[: 2 * n_rows]
+    analytic[:n_rows, :width] = band
+    inverse = np.abs(band)
+    np.reciprocal(np.maximum(inverse, np.finfo(np.float32).tiny, out=inverse), out=inverse)  # 0 stays 0
+    np.multiply(band, inverse, out=analytic[n_rows:, :width])
+    analytic[:, width:] = 0
     analytic = sfft.ifft(analytic, axis=1, overwrite_x=True)
-    envelope = np.abs(analytic, out=ws.envelope[:n_rows])
-    envelope -= envelope.mean(axis=1, keepdims=True)
-    return envelope
+    return np.abs(analytic, out=ws.envelope[: 2 * n_rows])
+
+
+def _snr_targets_hz(shaft_hz: np.ndarray, orders: np.ndarray) -> np.ndarray:
+    """Whitened-envelope lines in Hz (n, lines + 2 per sideband line); orders (n, 4) as DEFECT_NAMES."""
+    column = {name: orders[:, j] for j, name in enumerate(DEFECT_NAMES)} | {"shaft": np.ones(len(orders))}
+    targets = []
+    for defect, harmonic, modulation, _ in _SNR_LINES.values():
+        line = harmonic * column[defect]
+        if modulation is None:
+            targets.append(line)
+        else:
+            targets += [line - column[modulation], line + column[modulation]]
+    return np.stack(targets, axis=1) * shaft_hz[:, None]
+
+
+def _hann_magnitudes(spectrum: np.ndarray, last_bin: int) -> np.ndarray:
+    """|Hann-windowed spectrum| (float32) of bins 0..last_bin (bin 0 left at 0), by the 3-tap convolution."""
+    last = min(last_bin, spectrum.shape[1] - 2)
+    out = np.zeros((len(spectrum), last + 1), np.float32)
+    hann = 0.5 * spectrum[:, 1 : last + 1] - 0.25 * (spectrum[:, :last] + spectrum[:, 2 : last + 2])
+    np.abs(hann, out=out[:, 1:])
+    return out
 
 
 def _envelope_features(
-    envelope: np.ndarray, defect_hz: np.ndarray, plan: _Plan, config: VibrationConfig
+    envelope: np.ndarray, lines: dict[str, np.ndarray], plan: _Plan
 ) -> dict[str, np.ndarray]:
-    """Envelope-spectrum amplitudes (g) at each defect frequency (n, 8 targets) and envelope RMS (g)."""
-    spectrum = sfft.rfft(envelope, axis=1)
+    """Envelope-spectrum amplitudes (g) at the defect lines, envelope RMS (g), whitened-line SNRs (dB).
+
+    ``envelope`` (2n, env_n): rows :n the band's envelope (the 8 defect lines are read there), rows n: the
+    whitened band's (the SNR lines, each over the median within +-10 % of it).
+    """
+    n_rows, n_defect = len(envelope) // 2, 2 * len(DEFECT_NAMES)
+    spectra = sfft.rfft(envelope, axis=1)
+    mean = spectra[:n_rows, 0].real.astype(np.float64) / plan.env_n
+    spectra[:, 0] = 0  # the envelope's mean removed
+    lo, hi, floor_lo, floor_hi = (lines[k] for k in ("line_lo", "line_hi", "floor_lo", "floor_hi"))
+    magnitude = _hann_magnitudes(spectra, int(max(hi.max(initial=1), floor_hi.max(initial=1))))
+    flat, stride = magnitude.ravel(), magnitude.shape[1]
+    whitened_row = np.where(np.arange(lo.shape[1]) < n_defect, 0, n_rows * stride)
+    row_start = np.arange(n_rows)[:, None] * stride + whitened_row  # flat index of each line's bin 0
+    peaks = _window_max(flat, row_start + lo, row_start + hi)
+    peaks[~lines["line_ok"]] = np.nan
+    first = (row_start[:, n_defect:] + floor_lo)[..., None]  # floor window sampled at 17 evenly spread bins
+    points = first + ((floor_hi - floor_lo)[..., None] * np.arange(_FLOOR_POINTS) >> _FLOOR_SHIFT)
+    floor = np.partition(flat.take(points), _FLOOR_POINTS // 2, axis=-1)[..., _FLOOR_POINTS // 2]
     scale = _HANN_AMPLITUDE / plan.env_n * plan.env_gain
-    amplitudes = _peak_amplitudes(spectrum, defect_hz, config.defect_tolerance, plan.bin_hz, scale)
-    features = {name: amplitudes[:, j] for j, name in enumerate(_envelope_feature_names())}
-    mean_square = np.vecdot(envelope, envelope).astype(np.float64) / plan.env_n
-    features["envelope__rms"] = np.sqrt(mean_square) * plan.env_gain
+    features = {name: peaks[:, j] * scale for j, name in enumerate(_envelope_feature_names())}
+    raw = envelope[:n_rows]
+    mean_square = np.vecdot(raw, raw).astype(np.float64) / plan.env_n - mean * mean
+    features["envelope__rms"] = np.sqrt(np.maximum(mean_square, 0.0)) * plan.env_gain
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = 20.0 * np.log10(peaks[:, n_defect:] / floor)
+    column = 0
+    for name, (_, _, modulation, _) in _SNR_LINES.items():
+        if modulation is None:
+            features[f"envelope__{name}"] = snr[:, column]
+            column += 1
+        else:  # mean of the lower and upper sideband
+            features[f"envelope__{name}"] = 0.5 * (snr[:, column] + snr[:, column + 1])
+            column += 2
     return features
 
 
 def _block_features(
-    block: np.ndarray,
-    shaft_hz: np.ndarray,
-    defect_hz: np.ndarray,
-    plan: _Plan,
-    config: VibrationConfig,
-    ws: _Workspace,
+    block: np.ndarray, lines: dict[str, np.ndarray], plan: _Plan, config: VibrationConfig, ws: _Workspace
 ) -> dict[str, np.ndarray]:
-    """All features of one block of rows; defect_hz (rows, 8) are the envelope targets in Hz."""
-    features, centred = _time_features(block, ws)
+    """All features of one block of rows; ``lines`` holds the block's rows of ``_line_windows``."""
+    centred, top, bottom = _centred(block, ws)
     spectrum = sfft.rfft(centred, axis=1)
+    residual = spectrum[:, 0].real.astype(np.float64) / plan.n_samples  # the mean left after centring
+    spectrum[:, 0] = 0
+    features = _time_features(centred, top, bottom, residual, ws)
     power = _interleaved_power(spectrum, ws)
-    features |= _spectral_features(power, plan, config)
-    features |= _order_features(spectrum, shaft_hz, plan, config)
+    features |= _spectral_features(_spectral_sums(power, plan), plan, config)
+    features |= _order_features(spectrum, lines, plan)
     if plan.has_envelope:
-        envelope = _analytic_envelope(spectrum, *_envelope_band(power, plan), plan, ws)
-        features |= _envelope_features(envelope, defect_hz, plan, config)
+        envelope = _analytic_envelopes(spectrum, _band_starts(power, plan), plan, ws)
+        features |= _envelope_features(envelope, lines, plan)
     else:  # envelope band entirely above Nyquist: not measured
-        features |= {
-            name: np.full(len(block), np.nan) for name in [*_envelope_feature_names(), "envelope__rms"]
-        }
+        names = [*_envelope_feature_names(), "envelope__rms", *_snr_feature_names()]
+        features |= {name: np.full(len(block), np.nan) for name in names}
     return features
-
-
-def _defect_targets_hz(
-    shaft_hz: np.ndarray, defect_orders: Mapping[str, ArrayLike] | None, n_rows: int
-) -> np.ndarray:
-    """Envelope targets (n, 8) in Hz: each defect order times shaft speed, then twice that."""
-    orders = np.stack([_as_rows((defect_orders or {}).get(name), n_rows) for name in DEFECT_NAMES], axis=1)
-    return np.concatenate([orders, 2.0 * orders], axis=1) * shaft_hz[:, None]
 
 
 def _validated_values(values: np.ndarray, sample_rate_hz: float) -> np.ndarray:
@@ -550,48 +705,56 @@ def vibration_features(
     n_rows = values.shape[0]
     plan = _make_plan(values.shape[1], float(sample_rate_hz), config)
     shaft = _as_rows(shaft_hz, n_rows)
-    defect_hz = _defect_targets_hz(shaft, defect_orders, n_rows)
+    orders = np.stack([_as_rows((defect_orders or {}).get(name), n_rows) for name in DEFECT_NAMES], axis=1)
+    lines = _line_windows(shaft, orders, plan, config)
     ws = _make_workspace(min(n_rows, _BLOCK_ROWS), plan)
     output = {name: np.empty(n_rows) for name in vibration_feature_names(config)}
     for start in range(0, n_rows, _BLOCK_ROWS):
         rows = slice(start, start + _BLOCK_ROWS)
-        for name, column in _block_features(
-            values[rows], shaft[rows], defect_hz[rows], plan, config, ws
-        ).items():
+        block_lines = {name: window[rows] for name, window in lines.items()}
+        for name, column in _block_features(values[rows], block_lines, plan, config, ws).items():
             output[name][rows] = column
     return output
 
 
-def _batch_envelope(
+def _batch_envelopes(
     values: np.ndarray, sample_rate_hz: float, config: VibrationConfig
-) -> tuple[_Plan, np.ndarray, np.ndarray, np.ndarray]:
-    """Plan, mean-removed envelope (g / env_gain) and band [first, last] rfft bins of a whole batch."""
+) -> tuple[_Plan, np.ndarray, np.ndarray]:
+    """Plan, envelopes (2n, env_n; raw then whitened, g / env_gain, mean kept) and first band bins (n,)."""
     values = _validated_values(values, sample_rate_hz)
     plan = _make_plan(values.shape[1], float(sample_rate_hz), config)
     if not plan.has_envelope:
         raise ValueError("the envelope band lies entirely above Nyquist")
     ws = _make_workspace(len(values), plan)
-    _, centred = _time_features(values, ws)
-    spectrum = sfft.rfft(centred, axis=1)
-    first, last = _envelope_band(_interleaved_power(spectrum, ws), plan)
-    envelope = _analytic_envelope(spectrum, first, last, plan, ws)
-    return plan, envelope, first + plan.env_k0, last + plan.env_k0
+    spectrum = sfft.rfft(_centred(values, ws)[0], axis=1)
+    spectrum[:, 0] = 0
+    start = _band_starts(_interleaved_power(spectrum, ws), plan)
+    return plan, _analytic_envelopes(spectrum, start, plan, ws), start + plan.env_k0
 
 
 def envelope_bands_hz(
     values: np.ndarray, sample_rate_hz: float, config: VibrationConfig = DEFAULT_VIBRATION_CONFIG
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per snapshot, the frequencies (Hz) of the first and last rfft bins demodulated for the envelope."""
-    plan, _, first, last = _batch_envelope(values, sample_rate_hz, config)
-    return first * plan.bin_hz, last * plan.bin_hz
+    plan, _, first = _batch_envelopes(values, sample_rate_hz, config)
+    return first * plan.bin_hz, (first + plan.env_width - 1) * plan.bin_hz
 
 
 def envelope_spectrum(
-    values: np.ndarray, sample_rate_hz: float, config: VibrationConfig = DEFAULT_VIBRATION_CONFIG
+    values: np.ndarray,
+    sample_rate_hz: float,
+    config: VibrationConfig = DEFAULT_VIBRATION_CONFIG,
+    whitened: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Frequencies (Hz) and Hann-windowed envelope-spectrum amplitudes (g, shape (n, n_freqs)), for plots."""
-    plan, envelope, _, _ = _batch_envelope(values, sample_rate_hz, config)
-    raw = sfft.rfft(envelope, axis=1)
+    """Frequencies (Hz) and Hann-windowed envelope-spectrum amplitudes (n, n_freqs), for plots.
+
+    In g; with ``whitened``, the cepstrum pre-whitened envelope spectrum that the ``_snr`` features read
+    (dimensionless: divide by its median to see dB above noise).
+    """
+    plan, envelopes, _ = _batch_envelopes(values, sample_rate_hz, config)
+    n_rows = len(envelopes) // 2
+    raw = sfft.rfft(envelopes[n_rows:] if whitened else envelopes[:n_rows], axis=1)
+    raw[:, 0] = 0  # the envelope's mean removed
     hann = 0.5 * raw[:, 1:-1] - 0.25 * (raw[:, :-2] + raw[:, 2:])
     freqs = np.arange(1, raw.shape[1] - 1) * plan.bin_hz
     return freqs, np.abs(hann).astype(np.float64) * (_HANN_AMPLITUDE / plan.env_n * plan.env_gain)

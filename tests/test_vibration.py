@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -28,6 +29,7 @@ SKF_6205 = {"n_balls": 9, "ball_diameter_mm": 7.94, "pitch_diameter_mm": 39.04}
 ENVELOPE_NAMES = [
     name for name in vibration_feature_names() if name.startswith("envelope__") and "rms" not in name
 ]
+SNR_NAMES = [name for name in vibration_feature_names() if name.endswith("_snr")]
 
 
 def sine(
@@ -46,6 +48,31 @@ def impacting_bearing(rate_hz: float, resonance_hz: float, fs: float, n: int, se
     t = np.arange(int(0.01 * fs)) / fs
     ring = np.exp(-t / 0.0008) * np.sin(2 * np.pi * resonance_hz * t)
     signal = np.convolve(train, ring)[:n] + 0.05 * rng.standard_normal(n)
+    return signal.astype(np.float32)[None, :]
+
+
+def modulated_impacts(
+    rate_hz: float,
+    modulation_hz: float | None = None,
+    resonance_hz: float = 3000.0,
+    gain: float = 1.0,
+    fs: float = 12000.0,
+    n: int = 12000,
+    seed: int = 0,
+) -> np.ndarray:
+    """One snapshot (1, n) of a rolling-element bearing defect: impacts at rate_hz with 1 % slip jitter (each
+    interval varies, as rolling elements slip), strength 1 + cos(2 pi modulation t) (a defect passing through
+    the load zone), each ringing a decaying resonance, times gain, plus noise of 0.05 g."""
+    rng = np.random.default_rng(seed)
+    intervals = (1 + 0.01 * rng.standard_normal(int(1.2 * rate_hz * n / fs) + 2)) / rate_hz
+    times = np.cumsum(intervals)
+    times = times[times < n / fs]
+    strength = 1.0 if modulation_hz is None else 1.0 + np.cos(2 * np.pi * modulation_hz * times)
+    train = np.zeros(n)
+    np.add.at(train, np.rint(times * fs).astype(int), strength)
+    t = np.arange(int(0.01 * fs)) / fs
+    ring = np.exp(-t / 0.0008) * np.sin(2 * np.pi * resonance_hz * t)
+    signal = gain * np.convolve(train, ring)[:n] + 0.05 * rng.standard_normal(n)
     return signal.astype(np.float32)[None, :]
 
 
@@ -91,6 +118,67 @@ def test_constant_signal_gives_nan_ratios_not_invented_values() -> None:
     assert f["rms"][0] == 0.0
     for name in ("crest_factor", "kurtosis", "skewness", "shape_factor", "hf_ratio", "spectral_centroid_hz"):
         assert np.isnan(f[name][0]), name
+
+
+# --- agreement with straightforward reference computations (float64 numpy / scipy) ------------------------
+
+
+def reference_signals(kind: str, n_samples: int) -> np.ndarray:
+    """Realistic float32 batches (8, n): noise, impulsive noise, a tone in noise, each on a sensor offset."""
+    rng = np.random.default_rng(7)
+    noise = rng.standard_normal((8, n_samples))
+    t = np.arange(n_samples) / FS
+    signal = {
+        "noise": noise,
+        "impulsive": noise**3,
+        "tone": np.sin(2 * np.pi * 123.4 * t) + 0.05 * noise,
+    }[kind]
+    return (signal + rng.uniform(-5, 5, (8, 1))).astype(np.float32)
+
+
+def reference_features(values: np.ndarray, config: VibrationConfig) -> dict[str, np.ndarray]:
+    """The definitions written plainly: float64, scipy.stats moments, np.fft power spectrum (Parseval)."""
+    x = values.astype(np.float64)
+    n = x.shape[1]
+    centred = x - x.mean(axis=1, keepdims=True)
+    rms, mean_abs = np.sqrt(np.mean(centred**2, axis=1)), np.mean(np.abs(centred), axis=1)
+    peak = np.abs(centred).max(axis=1)
+    out = {
+        "rms": rms,
+        "peak": peak,
+        "peak_to_peak": x.max(axis=1) - x.min(axis=1),
+        "crest_factor": peak / rms,
+        "kurtosis": scipy.stats.kurtosis(x, axis=1, fisher=False),
+        "skewness": scipy.stats.skew(x, axis=1),
+        "shape_factor": rms / mean_abs,
+        "impulse_factor": peak / mean_abs,
+    }
+    freqs = np.fft.rfftfreq(n, 1 / FS)
+    power = np.abs(np.fft.rfft(centred, axis=1)) ** 2 / n**2
+    power[:, 1 : n // 2 + (n % 2)] *= 2  # one-sided; DC and (even n) Nyquist counted once
+    for lo, hi in config.bands_hz:
+        inside = (freqs >= lo) & ((freqs < hi) | ((freqs == FS / 2) & (hi >= FS / 2)))
+        out[band_feature_name(lo, hi)] = power[:, inside].sum(axis=1)
+    out["spectral_centroid_hz"] = (power * freqs).sum(axis=1) / power.sum(axis=1)
+    out["hf_ratio"] = power[:, freqs >= config.hf_split_hz].sum(axis=1) / power.sum(axis=1)
+    band = (freqs >= config.velocity_band_hz[0]) & (freqs < config.velocity_band_hz[1])
+    velocity = STANDARD_GRAVITY_M_S2 * 1000.0 / (2 * np.pi * freqs[band])
+    out["velocity_rms_mm_s"] = np.sqrt((power[:, band] * velocity**2).sum(axis=1))
+    return out
+
+
+@pytest.mark.parametrize("n_samples", [4096, 3001])
+@pytest.mark.parametrize("kind", ["noise", "impulsive", "tone"])
+def test_features_agree_with_reference_computations_to_1e6(kind: str, n_samples: int) -> None:
+    config = VibrationConfig(bands_hz=((10, 500), (500, 1000), (1000, 2000), (2000, FS / 2)))
+    values = reference_signals(kind, n_samples)
+    ours, reference = vibration_features(values, FS, config=config), reference_features(values, config)
+    for name, expected in reference.items():
+        # skewness is near 0 for symmetric signals: 1e-6 relative, or 1e-6 absolute (it is dimensionless)
+        atol = 1e-6 if name == "skewness" else 0.0
+        np.testing.assert_allclose(ours[name], expected, rtol=1e-6, atol=atol, err_msg=name)
+    total = sum(ours[band_feature_name(lo, hi)] for lo, hi in config.bands_hz)
+    assert np.all(total < ours["rms"] ** 2 * (1 + 1e-6))  # bands from 10 Hz: all but the lowest bins
 
 
 # --- spectrum -------------------------------------------------------------------------------------------
@@ -245,6 +333,70 @@ def test_envelope_band_above_nyquist_gives_nan() -> None:
     assert np.isnan([f[name][0] for name in [*ENVELOPE_NAMES, "envelope__rms"]]).all()
 
 
+# --- whitened-envelope line SNRs ----------------------------------------------------------------------
+
+
+def test_outer_race_impacts_stand_out_at_bpfo_only() -> None:
+    shaft, orders = bearing_at(87.0, "bpfo")
+    f = vibration_features(modulated_impacts(87.0), 12000.0, shaft, orders)
+    assert f["envelope__bpfo_snr"][0] > 20.0  # dB above the local noise floor of the whitened envelope
+    for name in ("envelope__bpfi_snr", "envelope__bsf_2x_snr", "envelope__ftf_snr"):
+        assert f[name][0] < 12.0, name
+
+
+def test_noise_alone_reads_a_few_db() -> None:
+    shaft, orders = bearing_at(87.0, "bpfo")
+    noise = np.random.default_rng(3).standard_normal((40, 12000)).astype(np.float32)
+    f = vibration_features(noise, 12000.0, np.repeat(shaft, 40), orders)
+    for name in SNR_NAMES:
+        assert 0.0 < np.median(f[name]) < 8.0, name  # a max of a few bins over a median: about 3-6 dB
+        assert np.max(f[name]) < 15.0, name
+
+
+def test_snr_ignores_the_resonance_and_the_gain() -> None:
+    """The same defect seen through another transfer path (another resonance, 100x the sensor gain): the
+    amplitudes in g change 100x, the whitened SNRs stay within a few dB. This is what carries a fault
+    signature from one bearing to another."""
+    shaft, orders = bearing_at(87.0, "bpfo")
+    here = modulated_impacts(87.0, resonance_hz=2000.0)
+    there = 100 * modulated_impacts(87.0, resonance_hz=4200.0, seed=1)
+    f = vibration_features(np.vstack([here, there]), 12000.0, np.repeat(shaft, 2), orders)
+    assert f["envelope__bpfo_amp"][1] > 30 * f["envelope__bpfo_amp"][0]
+    assert f["envelope__bpfo_snr"][0] > 20.0
+    assert abs(f["envelope__bpfo_snr"][1] - f["envelope__bpfo_snr"][0]) < 4.0
+
+
+def test_inner_race_turning_through_the_load_zone_shows_shaft_sidebands() -> None:
+    shaft, orders = bearing_at(150.0, "bpfi")
+    steady = modulated_impacts(150.0)
+    turning = modulated_impacts(150.0, modulation_hz=shaft[0])
+    f = vibration_features(np.vstack([steady, turning]), 12000.0, np.repeat(shaft, 2), orders)
+    assert f["envelope__bpfi_snr"][1] > 15.0
+    assert f["envelope__bpfi_sideband_snr"][1] > 12.0
+    assert f["envelope__bpfi_sideband_snr"][1] > f["envelope__bpfi_sideband_snr"][0] + 6.0
+
+
+def test_ball_defect_shows_at_twice_bsf_with_cage_sidebands() -> None:
+    shaft, orders = bearing_at(140.0, "bsf")  # shaft such that BSF = 140 Hz; the ball strikes at 2 x BSF
+    ftf_hz = orders["ftf"][0] * shaft[0]
+    f = vibration_features(modulated_impacts(280.0, modulation_hz=ftf_hz), 12000.0, shaft, orders)
+    assert f["envelope__bsf_2x_snr"][0] > 15.0
+    assert f["envelope__bsf_sideband_snr"][0] > 10.0
+    assert f["envelope__bpfo_snr"][0] < 12.0 and f["envelope__bpfi_snr"][0] < 12.0
+
+
+def test_whitened_envelope_spectrum_peaks_at_the_impact_rate() -> None:
+    freqs, amplitude = envelope_spectrum(modulated_impacts(87.0, gain=50.0), 12000.0, whitened=True)
+    in_view = (freqs > 20) & (freqs < 500)
+    assert freqs[in_view][amplitude[0, in_view].argmax()] == pytest.approx(87.0, abs=1.0)
+
+
+def test_snrs_of_a_constant_signal_are_nan() -> None:
+    shaft, orders = bearing_at(87.0)
+    f = vibration_features(np.full((1, 4096), 0.3, np.float32), 12000.0, shaft, orders)
+    assert np.isnan([f[name][0] for name in SNR_NAMES]).all()
+
+
 # --- bearings ---------------------------------------------------------------------------------------------
 
 
@@ -274,10 +426,11 @@ def test_defect_orders_broadcast_and_nan_geometry() -> None:
 def test_every_feature_has_a_unit_and_description() -> None:
     for name in vibration_feature_names():
         info = vibration_feature_info(name)
-        assert info.description and info.unit in {"g", "g²", "mm/s", "Hz", ""}, name
+        assert info.description and info.unit in {"g", "g²", "mm/s", "Hz", "dB", ""}, name
     info = vibration_feature_info("band_energy__500_1000hz")
     assert info.unit == "g²" and info.description == "vibration energy in the 500–1000 Hz band"
     assert vibration_feature_info("vib__de__envelope__bpfo_amp").description.startswith("outer-race fault")
+    assert {vibration_feature_info(name).unit for name in SNR_NAMES} == {"dB"}
     assert "2.5–10" in vibration_feature_info(band_feature_name(2.5, 10)).description
     with pytest.raises(KeyError):
         vibration_feature_info("not_a_feature")
@@ -324,15 +477,20 @@ def signals(draw: st.DrawFn) -> np.ndarray:
 
 @settings(max_examples=40, deadline=None)
 @given(values=signals(), scale=st.floats(1e-3, 1e3) | st.floats(-1e3, -1e-3))
-def test_rms_scales_with_abs_c_crest_and_kurtosis_do_not(values: np.ndarray, scale: float) -> None:
-    base = vibration_features(values, FS)
-    scaled = vibration_features(values * np.float32(scale), FS)
-    np.testing.assert_allclose(scaled["rms"], abs(scale) * base["rms"], rtol=1e-4)
-    np.testing.assert_allclose(scaled["crest_factor"], base["crest_factor"], rtol=1e-4)
-    np.testing.assert_allclose(scaled["kurtosis"], base["kurtosis"], rtol=1e-4)
+def test_levels_scale_with_abs_c_shapes_and_snrs_do_not(values: np.ndarray, scale: float) -> None:
+    shaft, orders = 25.0, defect_orders(**SKF_6205)
+    base = vibration_features(values, FS, shaft, orders)
+    scaled = vibration_features(values * np.float32(scale), FS, shaft, orders)
+    for name in ("rms", "peak", "peak_to_peak", "velocity_rms_mm_s", "envelope__rms"):
+        np.testing.assert_allclose(scaled[name], abs(scale) * base[name], rtol=1e-4, err_msg=name)
     np.testing.assert_allclose(
         scaled["band_energy__10_500hz"], scale**2 * base["band_energy__10_500hz"], rtol=1e-3
     )
+    for name in ("crest_factor", "kurtosis", "shape_factor", "spectral_centroid_hz", "hf_ratio"):
+        np.testing.assert_allclose(scaled[name], base[name], rtol=1e-4, err_msg=name)
+    np.testing.assert_allclose(scaled["skewness"], np.sign(scale) * base["skewness"], rtol=1e-4, atol=1e-6)
+    for name in SNR_NAMES:  # dimensionless by construction: whitening removes the gain
+        np.testing.assert_allclose(scaled[name], base[name], rtol=0, atol=1e-3, err_msg=name)
 
 
 @settings(max_examples=40, deadline=None)
