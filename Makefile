@@ -35,9 +35,10 @@ test-fast: install ## Unit tests only (no Prefect, no MLflow end-to-end)
 test-slow: install ## Tests on ../shared/data (real bearings), slow
 	$(VENV)/bin/pytest -q -m slow
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy features models pipelines
 
 format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -101,7 +101,10 @@ def telemetry_feature_rows(telemetry: pd.DataFrame, windows_h: tuple[int, ...]) 
     sensors = [c for c in telemetry.columns if c not in ("machine_id", "timestamp")]
     tel = telemetry.sort_values(["machine_id", "timestamp"]).reset_index(drop=True)
     levels = tel.groupby("machine_id", sort=False)[sensors].ffill()
-    frame = {"machine_id": tel["machine_id"], "timestamp": tel["timestamp"]}
+    frame: dict[str, pd.Series | np.ndarray] = {
+        "machine_id": tel["machine_id"],
+        "timestamp": tel["timestamp"],
+    }
     for col in sensors:
         frame[f"tel__{col}__last"] = levels[col].to_numpy()
     if AMBIENT in sensors:
@@ -243,7 +246,7 @@ def _group_by_machine(telemetry: pd.DataFrame, sensors: list[str]) -> _Readings:
 
 def _sorted_queries(readings: _Readings, as_of: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """As-of rows of known machines with a time, ordered by (machine group, time): rows, groups, times (us)."""
-    codes = readings.machine_ids.get_indexer(as_of["machine_id"])
+    codes = readings.machine_ids.get_indexer(pd.Index(as_of["machine_id"]))
     micros = _micros(as_of["timestamp"])
     usable = np.flatnonzero((codes >= 0) & (micros != np.iinfo(np.int64).min))
     rows = usable[np.lexsort((micros[usable], codes[usable]))]

@@ -344,7 +344,7 @@ def _spectral_weights(
         scale[-1] = 1.0 / n_samples**2
     with np.errstate(divide="ignore"):
         velocity_gain = (STANDARD_GRAVITY_M_S2 * 1000.0 / (2.0 * np.pi * freqs)) ** 2
-    columns = [_band_bins(freqs, lo, hi, nyquist) * 1.0 for lo, hi in config.bands_hz]
+    columns: list[np.ndarray] = [_band_bins(freqs, lo, hi, nyquist) * 1.0 for lo, hi in config.bands_hz]
     columns += [
         (freqs >= config.hf_split_hz) * 1.0,
         np.ones_like(freqs),
