@@ -47,7 +47,12 @@ format: install ## Apply ruff fixes and formatting
 bench: install ## Benchmarks on ../shared/data (prints ratios against named baselines; adds tsfel/tsfresh)
 	$(UV) sync --frozen --group bench
 	$(VENV)/bin/python benchmarks/femto_pronostia.py ../shared/data/femto-pronostia
-	$(VENV)/bin/python benchmarks/vibration_throughput.py ../shared/data/femto-pronostia
+	$(VENV)/bin/python benchmarks/cwru.py ../shared/data/cwru-12k
+	$(VENV)/bin/python benchmarks/femto_health_indicators.py ../shared/data/femto-pronostia
+	$(VENV)/bin/python benchmarks/vibration_throughput.py
+	$(VENV)/bin/python benchmarks/feature_libraries.py
+	$(VENV)/bin/python benchmarks/telemetry_throughput.py
+	$(VENV)/bin/python benchmarks/two_process.py
 
 clean: ## Remove the virtualenvs, outputs and local stores (mlruns/ keeps its .gitignore)
 	rm -rf $(VENV) .tools outputs .prefect
