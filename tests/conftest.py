@@ -80,3 +80,15 @@ def shared_data(name: str) -> Path:
     if not path.is_dir():
         pytest.fail(f"{path} is missing: the real-data tests need ../shared/data beside the repository")
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis draws the same examples on every run, so CI results repeat (HYPOTHESIS_PROFILE=explore
+    draws new ones)."""
+    import os
+
+    from hypothesis import settings
+
+    settings.register_profile("repeatable", derandomize=True, deadline=None)
+    settings.register_profile("explore", deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))

@@ -293,13 +293,16 @@ def expected_from_pandas(tel: pd.DataFrame, as_of: pd.DataFrame, windows, max_ag
 
 
 def assert_same_features(new: pd.DataFrame, old: pd.DataFrame) -> None:
-    """Same columns, same NaN, values within 1e-9 relative (or 1e-9 of the column's largest value)."""
+    """Same columns, same NaN, values within 1e-9 relative (or 1e-9 of the column's largest value); slopes
+    within 1e-7, the precision of the pandas reference itself (its rolling float64 sums of t·x and t² lose
+    digits: a two-pass fit agrees with the as-of path to 1e-10, see test_years_of_history_keep_slopes_precise)."""
     assert list(new.columns) == list(old.columns)
     for col in old.columns:
         a, b = new[col].to_numpy(), old[col].to_numpy()
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=col)
         scale = np.nanmax(np.abs(b), initial=0.0)
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * scale, err_msg=col)
+        tolerance = 1e-7 if "__slope__" in col else 1e-9
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * scale, err_msg=col)
 
 
 @pytest.mark.parametrize(
