@@ -44,14 +44,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from synthetic import FS_HZ, SHAFT_HZ, bearing_orders, synthetic_batch
 
-from features.bearings import defect_orders
 from features.vibration import VibrationConfig, vibration_features
 
-FS_HZ = 25600.0
-SHAFT_HZ = 30.0
-GEOMETRY = {"n_balls": 13, "ball_diameter_mm": 3.5, "pitch_diameter_mm": 25.6}  # PRONOSTIA test bearing
-ORDERS = {k: float(v) for k, v in defect_orders(**GEOMETRY).items()}
+ORDERS = bearing_orders()
 CONFIG = VibrationConfig()
 
 _worker: dict = {}  # per process: the memory-mapped batch and the thread limiter
@@ -70,20 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--context", choices=("spawn", "fork", "forkserver"), default="spawn")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
-
-
-def synthetic_batch(n_rows: int, n_samples: int, seed: int) -> np.ndarray:
-    """Float32 snapshots in g: noise + 1x/2x shaft + outer-race impacts on a 5 kHz resonance (every 3rd row)."""
-    rng = np.random.default_rng(seed)
-    t = (np.arange(n_samples) / FS_HZ).astype(np.float32)
-    since = np.mod(t, 1.0 / (ORDERS["bpfo"] * SHAFT_HZ))
-    impacts = (np.exp(-since * 900.0) * np.sin(2 * np.pi * 5000.0 * since)).astype(np.float32)
-    shaft = 0.2 * np.sin(2 * np.pi * SHAFT_HZ * t) + 0.05 * np.sin(4 * np.pi * SHAFT_HZ * t)
-    values = rng.standard_normal((n_rows, n_samples), dtype=np.float32)
-    values *= 0.3
-    values += shaft.astype(np.float32)
-    values[::3] += impacts
-    return values
 
 
 def limit_threads() -> object | None:

@@ -131,6 +131,10 @@ class _Collector:
         )
         return frame.loc[~mask]
 
+    def reject_all(self, table: str, file: str, frame: pd.DataFrame, column: str, reason: str) -> None:
+        """Quarantine every row of a file (a problem of the whole file, such as a missing column)."""
+        self.reject(table, file, frame, np.ones(len(frame), bool), column, reason)
+
     def unreadable(self, table: str, file: str, exc: Exception) -> None:
         """Record a whole file that cannot be read (row -1: its rows are unknown)."""
         reason = f"file cannot be read ({type(exc).__name__}: {str(exc)[:160]}); fix: re-export the file"
@@ -235,6 +239,16 @@ def _missing_columns(table: str, frame: pd.DataFrame) -> list[str]:
     return [c for c in KEYS[table] if c not in frame.columns]
 
 
+def _missing_reason(column: str, present: list[str]) -> str:
+    """Why a file lacks a required column, with the likely fix for a CSV in another dialect."""
+    if len(present) == 1 and any(sep in present[0] for sep in ";\t|"):
+        return (
+            f"required column '{column}' is missing: the header '{present[0][:60]}' is one column, so the file "
+            "is not comma-separated; fix: export it with commas (and a decimal point)"
+        )
+    return f"required column '{column}' is missing (columns present: {', '.join(present)})"
+
+
 def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.DataFrame]:
     """Read every file of a tabular contract table; quarantine what cannot be read or keyed."""
     frames = []
@@ -246,17 +260,11 @@ def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.
             q.unreadable(table, file, exc)
             continue
         counts[table]["rows_in"] += len(frame)
+        present = [str(c) for c in frame.columns]
         frame = frame.assign(_row=np.arange(len(frame)), _file=file)
         if missing := _missing_columns(table, frame):
             frame = frame.assign(machine_id=frame.get("machine_id", ""))
-            q.reject(
-                table,
-                file,
-                frame,
-                np.ones(len(frame), bool),
-                missing[0],
-                f"required column '{missing[0]}' is missing (columns present: {', '.join(map(str, frame.columns[:-2]))})",
-            )
+            q.reject_all(table, file, frame, missing[0], _missing_reason(missing[0], present))
             continue
         frames.append(_check_keys(table, file, frame, q))
     return frames
@@ -371,14 +379,7 @@ def _read_waveform_file(
         "waveforms", meta.assign(values=0) if "values" in table.column_names else meta
     ):
         meta = meta.assign(machine_id=meta.get("machine_id", ""))
-        q.reject(
-            "waveforms",
-            file,
-            meta,
-            np.ones(len(meta), bool),
-            missing[0],
-            f"required column '{missing[0]}' is missing",
-        )
+        q.reject_all("waveforms", file, meta, missing[0], _missing_reason(missing[0], table.column_names))
         return None
     values = table.column("values").combine_chunks()
     if (
@@ -386,25 +387,14 @@ def _read_waveform_file(
         and not pa.types.is_large_list(values.type)
         and not pa.types.is_fixed_size_list(values.type)
     ):
-        q.reject(
-            "waveforms",
-            file,
-            meta,
-            np.ones(len(meta), bool),
-            "values",
-            f"values must be a list of float32, found {values.type}",
+        q.reject_all(
+            "waveforms", file, meta, "values", f"values must be a list of float32, found {values.type}"
         )
         return None
     value_type = values.type.value_type
     if not (pa.types.is_floating(value_type) or pa.types.is_integer(value_type)):
-        q.reject(
-            "waveforms",
-            file,
-            meta,
-            np.ones(len(meta), bool),
-            "values",
-            f"values must be a list of float32 numbers, found a list of {value_type}",
-        )
+        reason = f"values must be a list of float32 numbers, found a list of {value_type}"
+        q.reject_all("waveforms", file, meta, "values", reason)
         return None
     if pa.types.is_fixed_size_list(values.type):
         values = values.cast(pa.list_(values.type.value_type))

@@ -220,3 +220,12 @@ def test_waveform_values_that_are_not_numbers_quarantine_the_file(tiny):
     ds = load_dataset(tiny)
     balanced(ds)
     assert "values must be a list of float32 numbers, found a list of string" in reasons(ds)
+
+
+def test_semicolon_csv_says_it_is_not_comma_separated(tiny):
+    tel = pd.read_parquet(tiny / "telemetry" / "part-0.parquet")
+    (tiny / "telemetry" / "part-0.parquet").unlink()
+    tel.to_csv(tiny / "telemetry" / "part-0.csv", sep=";", index=False)
+    (tiny / "waveforms" / "part-0.parquet").unlink()
+    with pytest.raises(ContractError, match="not comma-separated; fix: export it with commas"):
+        load_dataset(tiny)
