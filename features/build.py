@@ -24,6 +24,7 @@ from features.vibration import VibrationConfig, nan_reasons, vibration_features
 KEYS = ["machine_id", "timestamp"]
 Progress = Callable[[int, int], None]
 TREND_SUFFIXES = ("rms", "kurtosis", "velocity_rms_mm_s", "order_1x_amp", "envelope__rms")
+SLOPE_SUFFIXES = ("rms", "kurtosis", "velocity_rms_mm_s", "envelope__rms", "bpfo_snr", "bpfi_snr", "bsf_snr")
 SNAPSHOTS_PER_CHUNK = 2048
 
 
@@ -38,6 +39,7 @@ class FeatureConfig(BaseModel):
     regime_load_step_pct: float = 50.0
     load_column: str = "load_pct"
     vibration_max_age_h: float = 48.0
+    vibration_trend_h: int = 168
     telemetry_max_age_h: float = 24.0
 
 
@@ -239,12 +241,21 @@ def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureCon
         speed_rpm=shaft * 60.0, regime=snapshot_regimes(dataset, shaft, config)
     )
     first = meta.groupby(["machine_id", "channel"]).cumcount() < config.baseline_snapshots
-    recent = meta["timestamp"] >= meta["machine_id"].map(earliest) - pd.Timedelta(
-        hours=config.vibration_max_age_h
-    )
+    reach_h = config.vibration_trend_h + config.vibration_max_age_h  # the trend window of the latest snapshot
+    recent = meta["timestamp"] >= meta["machine_id"].map(earliest) - pd.Timedelta(hours=reach_h)
     meta = meta[(first | recent).to_numpy()].reset_index(drop=True)
     waveforms = replace(dataset.waveforms, meta=meta)
     return replace(dataset, telemetry=tel.reset_index(drop=True), waveforms=waveforms)
+
+
+def vibration_slopes(channel: pd.DataFrame, as_of: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    """``<feature>__slope__<h>h``: least-squares trend per hour of a channel's health indicators over the
+    trend window ending at the latest snapshot at or before each as-of time (NaN with fewer than 3 snapshots)."""
+    columns = [c for c in channel.columns if c.endswith(SLOPE_SUFFIXES)]
+    hours = config.vibration_trend_h
+    stats = telemetry_features_asof(channel[[*KEYS, *columns]], as_of, (hours,), config.vibration_max_age_h)
+    names = {f"tel__{c}__slope__{hours}h": f"{c}__slope__{hours}h" for c in columns}
+    return stats[list(names)].rename(columns=names).reset_index(drop=True)
 
 
 def build_features(
@@ -266,6 +277,7 @@ def build_features(
     snapshots, notes = snapshot_features(dataset, config, progress)
     for channel in vibration_by_channel(snapshots, config.baseline_snapshots):
         parts.append(asof_join(as_of, channel, config.vibration_max_age_h).drop(columns=KEYS))
+        parts.append(vibration_slopes(channel, as_of, config))
     if not dataset.telemetry.empty:
         parts.append(
             telemetry_features_asof(

@@ -51,6 +51,11 @@ def describe(name: str) -> Described:
             "zone",
             f"ISO 20816 vibration severity zone, 1=A (new) to 4=D (damage) ({signal.replace('_', ' ')})",
         )
+    if kind == "vib" and "__slope__" in rest:
+        base, window = rest.split("__slope__")
+        info = vibration_feature_info(base)
+        unit = f"{info.unit}/h" if info.unit else "per h"
+        return Described(unit, f"{info.description} ({signal.replace('_', ' ')}) trend over {window[:-1]} h")
     if kind == "vib":
         ratio = rest.endswith("__ratio_to_baseline")
         info = vibration_feature_info(rest.removesuffix("__ratio_to_baseline"))
@@ -100,6 +105,10 @@ def driver_phrase(name: str, value: float) -> str:
         return f"{base} {value:.0f} {info.unit} above the median of its machine type"
     if name.endswith("__iso_zone") and value in ZONE_LETTERS:
         return f"ISO 20816 zone {ZONE_LETTERS[int(value)]} ({name.split('__')[1].replace('_', ' ')})"
+    if name.startswith("vib__") and "__slope__" in name:
+        base, window = name.split("__slope__")
+        direction = "rising" if value >= 0 else "falling"
+        return f"{short_description(base)} {direction} {abs(value):.2g} {info.unit} over {window[:-1]} h"
     if "__slope__" in name:
         direction = "rising" if value >= 0 else "falling"
         return f"{info.description.replace(' trend', '')} {direction} {abs(value):.2g} {info.unit}"

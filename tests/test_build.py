@@ -142,3 +142,25 @@ def test_a_spec_pickled_as_data_comes_back_equal():
     model = RiskModel(booster=None, spec=spec, calibrator=PlattCalibrator(), thresholds={}, horizon_h=24.0)
     again = pickle.loads(pickle.dumps(model))
     assert again.spec == spec and isinstance(again.spec, FeatureSpec)
+
+
+def test_features_at_t_ignore_everything_after_t(fleet):
+    """As-of correctness of the whole table: the readings and events after t change nothing at t."""
+    from dataclasses import replace
+
+    t = (
+        fleet.telemetry["timestamp"].min()
+        + (fleet.telemetry["timestamp"].max() - fleet.telemetry["timestamp"].min()) / 2
+    )
+    meta = fleet.waveforms.meta
+    past = replace(
+        fleet,
+        telemetry=fleet.telemetry[fleet.telemetry["timestamp"] <= t].reset_index(drop=True),
+        waveforms=replace(fleet.waveforms, meta=meta[meta["timestamp"] <= t].reset_index(drop=True)),
+        events=fleet.events[fleet.events["timestamp"] < t],
+    )
+    as_of = latest_as_of(past)
+    now = build_features(past, as_of, trim=False).frame
+    with_future = build_features(fleet, as_of, trim=False).frame
+    pd.testing.assert_frame_equal(now, with_future, rtol=1e-6)
+    assert any(c.endswith("__slope__168h") and c.startswith("vib__") for c in now)
