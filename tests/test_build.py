@@ -160,7 +160,8 @@ def test_features_at_t_ignore_everything_after_t(fleet):
         events=fleet.events[fleet.events["timestamp"] < t],
     )
     as_of = latest_as_of(past)
-    now = build_features(past, as_of, trim=False).frame
-    with_future = build_features(fleet, as_of, trim=False).frame
+    config = FeatureConfig(vibration_trend_h=168)
+    now = build_features(past, as_of, config, trim=False).frame
+    with_future = build_features(fleet, as_of, config, trim=False).frame
     pd.testing.assert_frame_equal(now, with_future, rtol=1e-6)
     assert any(c.endswith("__slope__168h") and c.startswith("vib__") for c in now)
