@@ -8,8 +8,8 @@ event is its last snapshot). Nothing here names a bearing or is tuned to one fol
 Protocol, per machine M (leave one bearing out):
 
 * features: ``build_features`` with its default configuration at every snapshot time. Failure events are
-  held back from the feature builder: they are the labels here, and ``hours_since_maintenance`` counts a
-  failure at or before t as a repair, which would mark exactly the failure snapshot (a one-row label leak).
+  held back from the feature builder: they are the labels here (the builder only uses events strictly before
+  t, so this is a second guard, not a fix).
 * label: "fails within ``--horizon-h`` hours" (``failure_within``). Default 1 h: the runs last from about 40 min
   to 8 h, so 1 h is long enough to act on in an accelerated test, yet leaves most runs a healthy part of
   negatives (a run shorter than the horizon has positives only, and its ROC AUC is undefined).
