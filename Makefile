@@ -49,6 +49,7 @@ bench: install ## Benchmarks on ../shared/data (prints ratios against named base
 	$(VENV)/bin/python benchmarks/femto_pronostia.py ../shared/data/femto-pronostia
 	$(VENV)/bin/python benchmarks/cwru.py ../shared/data/cwru-12k
 	$(VENV)/bin/python benchmarks/femto_health_indicators.py ../shared/data/femto-pronostia
+	$(VENV)/bin/python benchmarks/trend_slopes_ablation.py ../shared/data/femto-pronostia
 	$(VENV)/bin/python benchmarks/vibration_throughput.py
 	$(VENV)/bin/python benchmarks/feature_libraries.py
 	$(VENV)/bin/python benchmarks/telemetry_throughput.py

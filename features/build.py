@@ -39,8 +39,9 @@ class FeatureConfig(BaseModel):
     regime_load_step_pct: float = 50.0
     load_column: str = "load_pct"
     vibration_max_age_h: float = 48.0
-    # opt-in: trend slopes of vibration features over this many hours. Off by default: on PRONOSTIA (runs of
-    # 1-8 h) week-long slopes cut leave-one-bearing-out ROC AUC from 0.94/0.79/0.71 to 0.47/0.04/0.64.
+    # opt-in: trend slopes of vibration features over this many hours. Off by default: on PRONOSTIA they help
+    # some held-out bearings and hurt others badly (benchmarks/trend_slopes_ablation.py), and with 2 training
+    # bearings (tests/test_real_bearings.py) the ranking falls below chance.
     vibration_trend_h: int | None = None
     telemetry_max_age_h: float = 24.0
 

@@ -33,7 +33,7 @@ class TrainConfig(BaseModel):
     colsample_bytree: float = 0.8
     early_stopping_rounds: int = 30
     medium_recall: float = 0.8
-    nthread: int = 1  # OpenMP threads per fit: 2 threads on a busy 2-core machine ran 7x slower than 1
+    nthread: int = 1  # threads per fit: 2 fight the other pools on a shared 2-core box (PITFALLS)
 
 
 def xgb_params(config: TrainConfig, y: np.ndarray) -> dict:
