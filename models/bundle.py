@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from features.build import FeatureSpec
@@ -30,16 +31,31 @@ class PlattCalibrator:
         return self.model_.predict_proba(self._logit(raw))[:, 1]
 
 
+class IsotonicCalibrator:
+    """Maps raw scores to probabilities with a monotone step fit on out-of-fold scores (needs many positives)."""
+
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
+        self.model_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+        return self
+
+    def predict(self, raw: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.predict(np.asarray(raw, dtype=float)), dtype=float)
+
+
+Calibrator = PlattCalibrator | IsotonicCalibrator
+
+
 @dataclass
 class RiskModel:
     """Everything scoring needs: predict failure probabilities and explain them from a feature table."""
 
     booster: xgb.Booster
     spec: FeatureSpec
-    calibrator: PlattCalibrator
+    calibrator: Calibrator
     thresholds: dict[str, float]  # "high" (the alert threshold) and "medium", on calibrated probabilities
     horizon_h: float
     info: dict = field(default_factory=dict)
+    reference: pd.DataFrame | None = None  # per-feature statistics of the training rows (drift checks)
 
     def __getstate__(self) -> dict:
         """Pickle the spec as plain data, so a bundle outlives changes to the FeatureSpec class."""
@@ -50,6 +66,7 @@ class RiskModel:
         if isinstance(spec, FeatureSpec):  # bundles written before specs were stored as plain data
             spec = {**spec.__dict__, "config": dict(spec.config.__dict__)}
         state["spec"] = FeatureSpec.model_validate(spec)  # settings added since take their defaults
+        state.setdefault("reference", None)
         self.__dict__.update(state)
 
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:

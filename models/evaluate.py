@@ -54,6 +54,7 @@ def evaluate(
         "roc_auc": float(roc_auc_score(y, probability)) if both else float("nan"),
         "pr_auc": float(average_precision_score(y, probability)) if both else float("nan"),
         "brier": float(brier_score_loss(y, probability)) if both else float("nan"),
+        "calibration_error": expected_calibration_error(y, probability),
         "recall_at_alert": tp / max(float((y == 1).sum()), 1.0),
         "precision_at_alert": tp / max(float(alert.sum()), 1.0),
         "false_alarms_per_machine_month": false_alarm_rate(rows, alert, y),
@@ -62,6 +63,26 @@ def evaluate(
         "holdout_rows": float(len(y)),
         "holdout_positive_rate": float(np.mean(y)) if len(y) else float("nan"),
     }
+
+
+def calibration_table(y: np.ndarray, probability: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Reliability curve: per equal-width probability bin, the mean predicted probability, the observed failure
+    rate and the number of rows (empty bins left out)."""
+    p = np.clip(np.asarray(probability, float), 0.0, 1.0)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    frame = pd.DataFrame({"bin": which, "predicted": p, "observed": np.asarray(y, float)})
+    table = frame.groupby("bin").agg(
+        predicted=("predicted", "mean"), observed=("observed", "mean"), rows=("predicted", "size")
+    )
+    return table.reset_index()
+
+
+def expected_calibration_error(y: np.ndarray, probability: np.ndarray, bins: int = 10) -> float:
+    """Row-weighted mean gap between predicted probability and observed failure rate over the bins."""
+    if len(y) == 0:
+        return float("nan")
+    table = calibration_table(y, probability, bins)
+    return float((table["rows"] * (table["predicted"] - table["observed"]).abs()).sum() / table["rows"].sum())
 
 
 def degrading_at(truth: pd.DataFrame, machine_ids: pd.Series, times: pd.Series) -> np.ndarray:

@@ -11,6 +11,7 @@ import pandas as pd
 from models.bundle import RiskModel
 
 PROMOTION_METRIC = "pr_auc"
+MAX_CALIBRATION_ERROR = 0.1
 
 
 @dataclass
@@ -51,10 +52,40 @@ def comparability(champion: RiskModel, challenger: RiskModel, rows: pd.DataFrame
     return ""
 
 
+def sanity_problems(
+    model: RiskModel,
+    holdout: pd.DataFrame,
+    metrics: dict[str, float],
+    max_calibration_error: float = MAX_CALIBRATION_ERROR,
+) -> list[str]:
+    """Why a trained model must not become champion, whatever its score: features of its spec that the hold-out
+    lacks or has only NaN for, or probabilities that are badly calibrated on the hold-out."""
+    problems = []
+    missing = [c for c in model.spec.columns if c not in holdout.columns]
+    if missing:
+        problems.append(
+            f"{len(missing)} features of the spec are missing from the hold-out (e.g. {missing[0]})"
+        )
+    present = [c for c in model.spec.columns if c in holdout.columns]
+    empty = [c for c in present if holdout[c].isna().all()]
+    if empty:
+        problems.append(f"{len(empty)} features are all-NaN in the hold-out (e.g. {empty[0]})")
+    error = metrics.get("calibration_error", math.nan)
+    if not math.isfinite(error) or error > max_calibration_error:
+        problems.append(f"calibration error {error:.3f} on the hold-out exceeds {max_calibration_error}")
+    return problems
+
+
 def promotion_decision(
-    comparison: Comparison | None, margin: float = 0.0, metric: str = PROMOTION_METRIC
+    comparison: Comparison | None,
+    margin: float = 0.0,
+    metric: str = PROMOTION_METRIC,
+    problems: list[str] | None = None,
 ) -> tuple[bool, str]:
-    """Whether to promote, and why (higher ``metric`` is better; no fair comparison means no promotion)."""
+    """Whether to promote, and why: never with a failed sanity check; then only by beating the champion by more
+    than ``margin`` in ``metric`` (higher is better) on a fair comparison."""
+    if problems:
+        return False, "failed sanity checks: " + "; ".join(problems)
     if comparison is None:
         return True, "no champion yet"
     if not comparison.comparable:

@@ -174,3 +174,28 @@ def set_champion(model_name: str, version: str, audit: dict) -> None:
 
 def tag_version(model_name: str, version: str, key: str, value: str) -> None:
     MlflowClient().set_model_version_tag(model_name, version, key, value)
+
+
+def check_version(model_name: str, version: str) -> None:
+    """Raise RegistryError naming the versions there are when ``version`` of ``model_name`` does not exist."""
+    client = MlflowClient()
+    try:
+        client.get_model_version(model_name, version)
+    except MlflowException as exc:
+        found = sorted(
+            (int(v.version) for v in client.search_model_versions(f"name='{model_name}'")), reverse=True
+        )
+        known = ", ".join(map(str, found[:10])) or "none"
+        raise RegistryError(
+            f"model '{model_name}' has no version {version} in {mlflow.get_tracking_uri()} (versions: {known}); "
+            "fix: pick one of those"
+        ) from exc
+
+
+def promotion_record(model_name: str, version: str) -> dict:
+    """The audit record written when ``version`` was last promoted (empty if none)."""
+    tags = MlflowClient().get_model_version(model_name, version).tags
+    try:
+        return dict(json.loads(tags.get("promotion", "{}")))
+    except json.JSONDecodeError:
+        return {}

@@ -13,7 +13,14 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from features.build import FeatureConfig, FeatureSpec
 from features.errors import InputError
-from models.bundle import PlattCalibrator, RiskModel
+from models.bundle import Calibrator, IsotonicCalibrator, PlattCalibrator, RiskModel
+from models.thresholds import (
+    alert_counts,
+    candidate_thresholds,
+    capacity_threshold,
+    cost_threshold,
+    expected_cost,
+)
 
 
 class TrainConfig(BaseModel):
@@ -32,7 +39,13 @@ class TrainConfig(BaseModel):
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     early_stopping_rounds: int = 30
-    medium_recall: float = 0.8
+    medium_recall: Annotated[float, Field(gt=0, le=1)] = 0.8
+    alert_policy: Literal["cost", "capacity"] = "cost"
+    miss_cost_ratio: Annotated[float, Field(gt=0)] = (
+        20.0  # a missed failure costs as much as 20 needless inspections
+    )
+    capacity_per_day: Annotated[int, Field(ge=1)] = 10  # machines a crew can inspect in a day
+    calibration: Literal["platt", "isotonic"] = "platt"
     nthread: int = 1  # threads per fit: 2 fight the other pools on a shared 2-core box (PITFALLS)
 
 
@@ -84,19 +97,46 @@ def out_of_fold_scores(
     return scores, int(np.median(rounds))
 
 
-def choose_thresholds(probability: np.ndarray, y: np.ndarray, medium_recall: float) -> dict[str, float]:
-    """High (the alert) = the probability that maximises F1; medium = the highest one that still reaches
-    ``medium_recall``, and at most half the high threshold so that the medium band is never empty."""
-    precision, recall, cuts = precision_recall_curve(y, probability)
-    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    high = float(cuts[int(np.argmax(f1))])
-    reaching = cuts[recall[:-1] >= medium_recall]
+def choose_thresholds(
+    rows: pd.DataFrame,
+    probability: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The alert ("high") threshold by the configured policy, with the other policy's threshold stored beside it;
+    medium = the highest threshold that still reaches ``medium_recall`` of rows, at most half the alert one.
+    Also returns the expected cost on the training rows (out of fold) at the alert threshold."""
+    counts = alert_counts(rows, probability, y, candidate_thresholds(probability))
+    by_cost = cost_threshold(counts, config.miss_cost_ratio)
+    by_capacity = capacity_threshold(counts, config.capacity_per_day)
+    high = by_cost if config.alert_policy == "cost" else by_capacity
+    _, recall, cuts = precision_recall_curve(y, probability)
+    reaching = cuts[recall[:-1] >= config.medium_recall]
     medium = float(reaching.max()) if len(reaching) else float(cuts.min())
-    return {"high": high, "medium": min(medium, high / 2)}
+    thresholds = {"high": high, "medium": min(medium, high / 2), "cost": by_cost, "capacity": by_capacity}
+    return thresholds, expected_cost(counts, high, config.miss_cost_ratio)
+
+
+def reference_statistics(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Per feature: share missing, mean, std and quantiles of the training rows (for drift checks when scoring)."""
+    quantiles = matrix.quantile([0.01, 0.05, 0.5, 0.95, 0.99]).T
+    quantiles.columns = ["q01", "q05", "q50", "q95", "q99"]
+    return pd.concat(
+        [
+            matrix.isna().mean().rename("missing"),
+            matrix.mean().rename("mean"),
+            matrix.std().rename("std"),
+            quantiles,
+        ],
+        axis=1,
+    )
 
 
 def train_risk_model(
-    frame: pd.DataFrame, labels: pd.Series, feature_config: FeatureConfig, config: TrainConfig
+    frame: pd.DataFrame,
+    labels: pd.Series,
+    feature_config: FeatureConfig,
+    config: TrainConfig,
 ) -> RiskModel:
     """Fit the classifier on labelled rows of a feature table (NaN labels are skipped)."""
     known = labels.notna().to_numpy()
@@ -109,10 +149,11 @@ def train_risk_model(
         )
     features = [c for c in rows.columns if c not in ("machine_id", "timestamp")]
     spec = FeatureSpec(config=feature_config, columns=tuple(usable_columns(rows[features])))
-    x = spec.matrix(rows).to_numpy()
+    matrix = spec.matrix(rows)
+    x = matrix.to_numpy()
     oof, n_rounds = out_of_fold_scores(x, y, rows["machine_id"].to_numpy(), config)
-    calibrator = PlattCalibrator().fit(oof, y)
-    thresholds = choose_thresholds(calibrator.predict(oof), y, config.medium_recall)
+    calibrator = make_calibrator(config).fit(oof, y)
+    thresholds, cost = choose_thresholds(rows, calibrator.predict(oof), y, config)
     booster = xgb.train(xgb_params(config, y), xgb.DMatrix(x, label=y), n_rounds)
     info = {
         "train_rows": len(y),
@@ -123,5 +164,15 @@ def train_risk_model(
         "train_end": str(rows["timestamp"].max()),
         "train_machine_ids": sorted(rows["machine_id"].unique().tolist()),
         "holdout": config.holdout,
+        "alert_policy": config.alert_policy,
+        "miss_cost_ratio": config.miss_cost_ratio,
+        "capacity_per_day": config.capacity_per_day,
+        "train_expected_cost": cost,
     }
-    return RiskModel(booster, spec, calibrator, thresholds, config.horizon_h, info)
+    return RiskModel(
+        booster, spec, calibrator, thresholds, config.horizon_h, info, reference_statistics(matrix)
+    )
+
+
+def make_calibrator(config: TrainConfig) -> Calibrator:
+    return IsotonicCalibrator() if config.calibration == "isotonic" else PlattCalibrator()

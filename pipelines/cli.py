@@ -269,6 +269,39 @@ def print_counts(counts: dict, title: str = "rows") -> None:
 
 
 @app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Registered version to make the champion.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit record).")],
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = "wearcast",
+) -> None:
+    """Make VERSION the champion by hand (overrules the train flow's decision; audited)."""
+    from pipelines.promotions import move_champion
+
+    audit = move_champion(_start(), model_name, version, "promote", reason)
+    console.print(
+        f"champion of '{model_name}': v{audit['champion_version'] or '-'} -> v{version} ({reason}); "
+        "audit in the registry tag 'promotion' and mlruns/promotions.jsonl"
+    )
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit record).")],
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = "wearcast",
+) -> None:
+    """Give the champion alias back to the version that held it before the current champion (audited)."""
+    from pipelines.promotions import move_champion, rollback_target
+
+    settings = _start()
+    target = rollback_target(settings, model_name)
+    audit = move_champion(settings, model_name, target, "rollback", reason)
+    console.print(
+        f"champion of '{model_name}' rolled back: v{audit['champion_version']} -> v{target} ({reason}); "
+        "audit in the registry tag 'promotion' and mlruns/promotions.jsonl"
+    )
+
+
+@app.command()
 def demo(
     machines: Annotated[int, typer.Option(help="Machines in the simulated fleet.")] = 200,
     days: Annotated[int, typer.Option(help="Days of simulated history.")] = 60,

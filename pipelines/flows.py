@@ -6,6 +6,7 @@ machine. Flow parameters are paths and small pydantic models, never DataFrames.
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Callable
 from dataclasses import asdict
@@ -29,10 +30,17 @@ from models import registry
 from models.bundle import RiskModel
 from models.evaluate import evaluate
 from models.labels import failure_within
-from models.promotion import Comparison, comparability, promotion_decision, unseen_by
+from models.promotion import (
+    Comparison,
+    comparability,
+    promotion_decision,
+    sanity_problems,
+    unseen_by,
+)
 from models.risk import build_risk_list
 from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
+from pipelines.promotions import append_audit
 from pipelines.settings import Settings, load_settings
 
 
@@ -44,7 +52,8 @@ class TrainParams(BaseModel):
     model_name: str = "wearcast"
     train: TrainConfig = TrainConfig()
     features: FeatureConfig = FeatureConfig()
-    promote_margin: float = 0.0
+    promote_margin: float = 0.005  # PR AUC the challenger must gain over the champion to replace it
+    max_calibration_error: float = 0.1  # on the hold-out; above it a model is never promoted
 
 
 class ScoreParams(BaseModel):
@@ -231,16 +240,20 @@ def decide_promotion(
     run: registry.RegisteredRun,
     metrics: dict,
     comparison: Comparison | None,
+    problems: list[str],
 ) -> dict:
-    promote, reason = promotion_decision(comparison, params.promote_margin)
+    promote, reason = promotion_decision(comparison, params.promote_margin, problems=problems)
     audit = {
         "at": datetime.now(UTC).isoformat(),
-        "by": "wearcast train flow",
+        "by": f"{getpass.getuser()} (wearcast train flow)",
+        "action": "promote" if promote else "keep",
         "model_name": params.model_name,
         "challenger_version": run.version,
         "champion_version": comparison.champion_version if comparison else None,
         "promoted": promote,
         "reason": reason,
+        "margin": params.promote_margin,
+        "sanity_problems": problems,
         "challenger_holdout_metrics": metrics,
         "comparison": asdict(comparison) if comparison else None,
     }
@@ -248,9 +261,7 @@ def decide_promotion(
         registry.set_champion(params.model_name, run.version, audit)
     else:
         registry.tag_version(params.model_name, run.version, "promotion", json.dumps(audit, default=str))
-    log = settings.mlruns / "promotions.jsonl"
-    with log.open("a") as handle:
-        handle.write(json.dumps(audit, default=str) + "\n")
+    append_audit(settings, audit)
     return audit
 
 
@@ -288,7 +299,8 @@ def train_flow(params: TrainParams) -> dict:
         "rows_quarantined": len(dataset.quarantine),
     }
     run = register(model, params, experiment_id, metrics, data_info, test_frame.head(200))
-    audit = decide_promotion(params, settings, run, metrics, comparison)
+    problems = sanity_problems(model, test_frame, metrics, params.max_calibration_error)
+    audit = decide_promotion(params, settings, run, metrics, comparison, problems)
     create_markdown_artifact(key="training-summary", markdown=_training_markdown(params, run, metrics, audit))
     return {
         "run_id": run.run_id,

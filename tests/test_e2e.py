@@ -123,3 +123,35 @@ def test_score_without_champion_fails_the_run_as_unusable_input(store, fleet):
     assert state.is_failed() and state.name == UNUSABLE and "has no champion" in state.message
     with pytest.raises(InputError, match="has no champion"):
         run_flow(score_flow, params)
+
+
+def test_promote_and_rollback_by_hand_are_audited(store, fleet, first_training):
+    from models.registry import RegistryError
+    from pipelines.flows import TrainParams, train_flow
+    from pipelines.promotions import move_champion, rollback_target
+    from pipelines.settings import load_settings
+
+    settings = load_settings()
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlruns' / 'mlflow.db'}")
+    other = train_flow(TrainParams(data=str(fleet), model_name="e2e-hand"))
+    assert other["promotion"]["promoted"]  # first of its name
+    challenger = train_flow(TrainParams(data=str(fleet), model_name="e2e-hand"))
+    assert not challenger["promotion"]["promoted"]
+    with pytest.raises(RegistryError, match=r"no version 99 .*versions: 2, 1"):
+        move_champion(settings, "e2e-hand", "99", "promote", "typo")
+    with pytest.raises(RegistryError, match="first champion"):
+        rollback_target(settings, "e2e-hand")
+
+    audit = move_champion(settings, "e2e-hand", challenger["version"], "promote", "crew prefers it")
+    assert audit["champion_version"] == other["version"]
+    assert str(client.get_model_version_by_alias("e2e-hand", "champion").version) == challenger["version"]
+    assert rollback_target(settings, "e2e-hand") == other["version"]
+    move_champion(settings, "e2e-hand", other["version"], "rollback", "false alarms")
+    assert str(client.get_model_version_by_alias("e2e-hand", "champion").version) == other["version"]
+    log = [
+        line
+        for line in (store / "mlruns" / "promotions.jsonl").read_text().splitlines()
+        if "e2e-hand" in line
+    ]
+    assert ['"action": "promote"' in log[-2], '"action": "rollback"' in log[-1]] == [True, True]
+    assert "false alarms" in client.get_model_version("e2e-hand", other["version"]).tags["promotion"]

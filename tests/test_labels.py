@@ -45,16 +45,6 @@ def test_machine_holdout_never_shares_machines():
     assert rows["machine_id"].iloc[test].nunique() == 3
 
 
-def test_thresholds_from_out_of_fold_probabilities():
-    from models.train import choose_thresholds
-
-    y = np.array([0, 0, 0, 0, 1, 0, 1, 1])
-    p = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.8, 0.9])
-    t = choose_thresholds(p, y, medium_recall=1.0)
-    assert t["high"] == 0.4  # alerting at >= 0.4 catches all 3 failures with 1 false alarm: the best F1
-    assert t["medium"] == 0.2  # recall 1.0 already at 0.4, capped at half of high
-
-
 def test_maintenance_within_the_horizon_censors_the_row():
     rows = pd.DataFrame({"machine_id": "A", "timestamp": [day(0), day(2), day(6), day(8)]})
     events = pd.DataFrame(
@@ -64,3 +54,14 @@ def test_maintenance_within_the_horizon_censors_the_row():
     # day 0: maintenance 4 days on, failure 9 days on -> healthy; day 2: maintenance within 72 h -> unknown;
     # day 6 and 8: failure within 72 h, no maintenance before it -> 1
     np.testing.assert_array_equal(label, [0, np.nan, 1, 1])
+
+
+def test_calibration_error_known_answer():
+    from models.evaluate import calibration_table, expected_calibration_error
+
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.05, 0.05, 0.95, 0.75])
+    table = calibration_table(y, p)
+    assert table["rows"].tolist() == [2, 1, 1]
+    # bins: 0.0-0.1 (gap 0.05, 2 rows), 0.7-0.8 (gap 0.25), 0.9-1.0 (gap 0.05)
+    assert abs(expected_calibration_error(y, p) - (2 * 0.05 + 0.25 + 0.05) / 4) < 1e-12

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from models.promotion import Comparison, comparability, promotion_decision, unseen_by
+from models.promotion import Comparison, comparability, promotion_decision, sanity_problems, unseen_by
 
 
 def model(horizon_h=168.0, end="2026-01-10", machines=("A",)):
@@ -39,3 +39,18 @@ def test_decisions():
     assert not promotion_decision(better, margin=0.2)[0]
     undefined = Comparison("3", True, rows=50, champion={"pr_auc": float("nan")}, challenger={"pr_auc": 0.6})
     assert not promotion_decision(undefined)[0]
+
+
+def test_sanity_checks_block_promotion():
+    spec = SimpleNamespace(columns=("a", "b", "c"))
+    candidate = SimpleNamespace(spec=spec)
+    holdout = pd.DataFrame({"a": [1.0, 2.0], "b": [np.nan, np.nan]})
+    problems = sanity_problems(candidate, holdout, {"calibration_error": 0.3}, max_calibration_error=0.1)
+    assert len(problems) == 3
+    assert "missing from the hold-out (e.g. c)" in problems[0]
+    assert "all-NaN in the hold-out (e.g. b)" in problems[1]
+    assert "calibration error 0.300" in problems[2]
+    fine = pd.DataFrame({"a": [1.0], "b": [2.0], "c": [np.nan]})
+    assert sanity_problems(candidate, fine.assign(c=3.0), {"calibration_error": 0.02}) == []
+    promoted, reason = promotion_decision(None, problems=problems)
+    assert not promoted and reason.startswith("failed sanity checks")

@@ -1,0 +1,54 @@
+"""Moving the ``champion`` alias by hand (promote, rollback), with the same audit trail as the train flow."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import UTC, datetime
+
+from models import registry
+from pipelines.settings import Settings
+
+
+def append_audit(settings: Settings, audit: dict) -> None:
+    """Every promotion decision (automatic or by hand) as one JSON line in ``mlruns/promotions.jsonl``."""
+    settings.mlruns.mkdir(parents=True, exist_ok=True)
+    with (settings.mlruns / "promotions.jsonl").open("a") as handle:
+        handle.write(json.dumps(audit, default=str) + "\n")
+
+
+def move_champion(settings: Settings, model_name: str, version: str, action: str, reason: str) -> dict:
+    """Point ``champion`` at ``version`` because a human said so; record who, when, from which version, and why."""
+    registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
+    registry.check_version(model_name, version)
+    previous = registry.champion_version(model_name)
+    audit = {
+        "at": datetime.now(UTC).isoformat(),
+        "by": f"{getpass.getuser()} (wearcast {action})",
+        "action": action,
+        "model_name": model_name,
+        "challenger_version": version,
+        "champion_version": previous,
+        "promoted": True,
+        "reason": reason,
+    }
+    registry.set_champion(model_name, version, audit)
+    append_audit(settings, audit)
+    return audit
+
+
+def rollback_target(settings: Settings, model_name: str) -> str:
+    """The version that was champion before the current one (from the current champion's audit record)."""
+    registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
+    current = registry.champion_version(model_name)
+    if current is None:
+        raise registry.RegistryError(
+            f"model '{model_name}' has no champion to roll back; fix: `wearcast promote VERSION` to set one"
+        )
+    before = registry.promotion_record(model_name, current).get("champion_version")
+    if not before:
+        raise registry.RegistryError(
+            f"champion v{current} of '{model_name}' was the first champion: there is nothing to roll back to; "
+            "fix: `wearcast promote VERSION` to choose a version by hand"
+        )
+    return str(before)
