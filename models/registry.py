@@ -114,6 +114,18 @@ def log_training_run(
     return RegisteredRun(run.info.run_id, str(info.registered_model_version), experiment_id)
 
 
+def log_evaluation_run(
+    experiment_id: str, run_name: str, params: dict, metrics: dict, tags: dict, files: list[Path]
+) -> str:
+    """Log a backtest or evaluation (no model) as its own run: parameters, metrics, figures and tables."""
+    with _quiet_mlflow(), mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        for path in files:
+            mlflow.log_artifact(str(path), artifact_path="report")
+    return str(run.info.run_id)
+
+
 def pinned_requirements() -> list[str]:
     """The packages the bundle needs to load, at the versions installed here (no slow pip inference)."""
     from importlib.metadata import PackageNotFoundError, version

@@ -155,3 +155,45 @@ def test_promote_and_rollback_by_hand_are_audited(store, fleet, first_training):
     ]
     assert ['"action": "promote"' in log[-2], '"action": "rollback"' in log[-1]] == [True, True]
     assert "false alarms" in client.get_model_version("e2e-hand", other["version"]).tags["promotion"]
+
+
+def test_backtest_and_evaluate_flows_write_reports_and_log_runs(store, fleet, first_training):
+    from features.errors import InputError
+    from pipelines.backtest_flow import BacktestParams, backtest_flow, evaluate_flow
+    from pipelines.flows import run_flow
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlruns' / 'mlflow.db'}")
+    out = store / "backtest" / "timeline.parquet"
+    walk = backtest_flow(BacktestParams(data=str(fleet), out=str(out), days=12))
+    m = walk["metrics"]
+    assert walk["model"] == "walk-forward model" and m["failures"] > 0
+    assert 0 <= m["recall_lead_24h"] <= m["recall_any_lead"] <= 1
+    timeline = pd.read_parquet(out)
+    assert timeline["timestamp"].dt.normalize().nunique() == 13  # 12 days, both ends
+    assert set(timeline["status"]) <= {"scored", "no_recent_data", "insufficient_history", "failed"}
+    report = out.with_name("timeline_report")
+    for name in (
+        "metrics.json",
+        "report.md",
+        "pr_curve.png",
+        "calibration.png",
+        "lead_times.png",
+        "risk_timelines.png",
+    ):
+        assert (report / name).stat().st_size > 0, name
+    run = client.get_run(walk["run_id"])
+    assert run.data.tags["wearcast.kind"] == "backtest" and "recall_lead_24h" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(walk["run_id"], "report")} >= {"report/lead_times.png"}
+
+    evaluated = evaluate_flow(
+        BacktestParams(
+            data=str(fleet), out=str(store / "evaluate" / "t.parquet"), days=None, model_name="e2e"
+        )
+    )
+    assert evaluated["model"] == "e2e v1" and evaluated["metrics"]["failures"] > 0
+    with pytest.raises(InputError, match="has no champion"):
+        run_flow(
+            evaluate_flow, BacktestParams(data=str(fleet), out=str(store / "x.parquet"), model_name="nope")
+        )
+    with pytest.raises(InputError, match=r"the data only covers 3. days"):
+        run_flow(backtest_flow, BacktestParams(data=str(fleet), out=str(store / "x.parquet"), days=400))

@@ -1,0 +1,111 @@
+"""Backtest accounting on hand-made timelines: warnings and leads, false alarms, maintenance, capacity, status."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.backtest import capped_risk, failed_since_last_reading, replay_status, run_backtest, scoring_times
+
+T0 = pd.Timestamp("2026-03-01", tz="UTC")
+THRESHOLDS = {"high": 0.5, "medium": 0.2}
+
+
+def day(d: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(days=d)
+
+
+def timeline(risks: dict[str, list[float]]) -> pd.DataFrame:
+    """Daily scoring of each machine with the given risks; every row scored; labels unknown except as given."""
+    rows = [
+        {"machine_id": m, "timestamp": day(i), "status": "scored", "failure_probability": p, "label": np.nan}
+        for m, values in risks.items()
+        for i, p in enumerate(values)
+    ]
+    return pd.DataFrame(rows)
+
+
+def events(*rows: tuple[str, float, str]) -> pd.DataFrame:
+    frame = pd.DataFrame([{"machine_id": m, "timestamp": day(d), "kind": k} for m, d, k in rows])
+    return frame.reindex(columns=["machine_id", "timestamp", "kind"]).astype(
+        {"machine_id": object, "timestamp": "datetime64[ns, UTC]", "kind": object}
+    )
+
+
+def test_warning_lead_and_false_alarm():
+    tl = timeline(
+        {
+            "A": [0.1, 0.6, 0.3, 0.7, 0.8, 0.9],  # alarm from day 1 (stays above clear), fails at day 5.5
+            "B": [0.1, 0.7, 0.1, 0.1, 0.1, 0.1],  # alarm on day 1 only, never fails: a false alarm
+            "C": [0.1, 0.1, 0.1, 0.1, 0.1, 0.1],  # fails at day 3.5 unwarned
+        }
+    )
+    ev = events(("A", 5.5, "failure"), ("C", 3.5, "failure"))
+    result = run_backtest(tl, ev, THRESHOLDS, every_h=24, min_lead_h=24)
+    failures = result.failures.set_index("machine_id")
+    assert bool(failures.loc["A", "warned"]) and failures.loc["A", "lead_h"] == 4.5 * 24
+    assert not bool(failures.loc["C", "warned"])
+    m = result.metrics
+    assert (m["failures"], m["recall_lead_24h"], m["false_alarms"]) == (2, 0.5, 1)
+    assert m["alarm_precision"] == 0.5 and m["lead_h_median"] == 108
+    assert m["cost_in_inspections"] == 20 * 1 + 1  # one miss at the default ratio, one needless inspection
+    months = 3 * 5 / 30.44  # three machines scored over 5 days each
+    assert abs(m["false_alarms_per_machine_month"] - 1 / months) < 1e-9
+
+
+def test_a_warning_shorter_than_the_minimum_lead_is_not_a_catch():
+    tl = timeline({"A": [0.1, 0.1, 0.1, 0.1, 0.9, 0.9]})
+    result = run_backtest(tl, events(("A", 5.5, "failure")), THRESHOLDS, every_h=24, min_lead_h=48)
+    assert result.failures["lead_h"].iloc[0] == 36 and result.metrics["recall_lead_48h"] == 0.0
+    assert result.metrics["recall_any_lead"] == 1.0
+
+
+def test_an_alarm_that_clears_before_the_failure_is_false_and_does_not_warn():
+    tl = timeline({"A": [0.9, 0.1, 0.1, 0.1]})
+    result = run_backtest(tl, events(("A", 2.5, "failure")), THRESHOLDS, every_h=24)
+    assert not result.failures["warned"].iloc[0]
+    assert result.episodes["outcome"].tolist() == ["false"]
+
+
+def test_maintenance_inside_an_alarm_is_acted_on_and_an_alarm_open_at_the_end_is_undecided():
+    tl = timeline({"A": [0.9, 0.9, 0.1, 0.1], "B": [0.1, 0.1, 0.9, 0.9]})
+    result = run_backtest(tl, events(("A", 1.5, "maintenance")), THRESHOLDS, every_h=24)
+    assert dict(zip(result.episodes["machine_id"], result.episodes["outcome"], strict=True)) == {
+        "A": "maintenance",
+        "B": "open",
+    }
+    assert result.metrics["false_alarms"] == 0
+
+
+def test_capacity_keeps_lower_ranked_machines_from_opening():
+    tl = timeline({"A": [0.9], "B": [0.8], "C": [0.7]})
+    risk = capped_risk(tl, alert=0.5, per_day=2)
+    assert (risk >= 0.5).sum() == 2 and risk[2] < 0.5
+    np.testing.assert_array_equal(capped_risk(tl, 0.5, None), tl["failure_probability"])
+
+
+def test_unscored_rows_neither_open_nor_close_alarms():
+    tl = timeline({"A": [0.9, 0.1, 0.9], "B": [0.1, 0.9, 0.1]})
+    tl.loc[[1, 4], "status"] = "no_recent_data"  # A's dip and B's spike were never scored
+    result = run_backtest(tl, events(), THRESHOLDS, every_h=24)
+    assert result.timeline["alarm"].tolist() == [True, True, True, False, False, False]
+    assert len(result.episodes) == 1
+
+
+def test_replay_status_and_machines_down_after_a_failure():
+    rows = pd.DataFrame(
+        {
+            "machine_id": ["A", "A", "B"],
+            "timestamp": [day(1), day(3), day(3)],
+            "last_reading": [day(1), day(1), day(2.9)],
+        }
+    )
+    down = failed_since_last_reading(rows, events(("B", 2.95, "failure"), ("A", 0.5, "failure")))
+    np.testing.assert_array_equal(down, [False, False, True])
+    status = replay_status(rows.assign(failed_since_reading=down), np.array([1.0, 1.0, 0.2]), 24.0, 0.5)
+    assert status.tolist() == ["scored", "no_recent_data", "failed"]
+
+
+def test_scoring_times_are_regular_and_inclusive():
+    times = scoring_times(day(0), day(2), 12)
+    assert len(times) == 5 and times[-1] == day(2)
