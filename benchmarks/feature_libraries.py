@@ -7,7 +7,8 @@ Batch: ``--snapshots`` synthetic float32 snapshots of 2,560 samples at 25.6 kHz 
 outer-race impulse train on a 5 kHz resonance in a third of the rows) or, with ``DATA_DIR``, the first
 ``--snapshots`` snapshots of that dataset (most common length and sample rate, e.g. real PRONOSTIA).
 
-Rows (M samples/s = snapshot samples processed per second on one thread; OMP/OpenBLAS/MKL threads = 1):
+Rows (M samples/s = snapshot samples processed per CPU second of this process, one thread; OMP/OpenBLAS/MKL
+threads = 1; CPU time, not wall time, so that other jobs on a shared machine do not lower the rates):
 
 * ``wearcast``: ``features.vibration.vibration_features`` on the whole 2-D batch: its whole set (time
   statistics, band energies, spectral centroid, HF ratio, velocity RMS, 1-3x orders, envelope spectrum at the
@@ -129,12 +130,12 @@ def real_inputs(data_dir: Path, n_rows: int) -> tuple[str, np.ndarray, float, np
 
 
 def timed(run: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Best wall time (s) of ``repeats`` runs and the last result."""
+    """Best CPU time (s, this process: one thread, no worker processes) of ``repeats`` runs, last result."""
     best, result = float("inf"), None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         result = run()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best, result
 
 

@@ -7,8 +7,10 @@ Batches: synthetic (``--snapshots`` x ``--samples`` float32 at 25.6 kHz: noise, 
 outer-race impulse train with 1 % slip jitter ringing a 5 kHz resonance in a third of the rows) and, when
 ``DATA_DIR`` is given, the first snapshots of that dataset's waveforms (one length, one sample rate).
 
-Rows of the table, all in M samples/s (snapshot samples processed per second, one thread, best of
-``--repeats``, the methods interleaved so that each sees the same machine load):
+Rows of the table, all in M samples/s (snapshot samples processed per CPU second of this single-threaded
+process, best of ``--repeats``, the methods interleaved so that each sees the same machine load). CPU time,
+not wall time: on a shared machine, time spent waiting for a core is not work done, and wall-clock rates of
+every method (the rfft ceiling included) drop with the other jobs' load; the load average is printed.
 
 * ``wearcast``: ``features.vibration.vibration_features`` on the whole batch: every feature, both envelopes
   (band and whitened band), the line SNRs.
@@ -113,15 +115,16 @@ def real_batch(data_dir: Path, n_rows: int) -> tuple[np.ndarray, float, np.ndarr
 
 
 def best_times(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Best wall time (s) of each run over ``repeats`` interleaved rounds, after one untimed round."""
+    """Best CPU time (s, this process: one thread) of each run over ``repeats`` interleaved rounds, after one
+    untimed round."""
     for run in runs.values():
         run()
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
         for name, run in runs.items():
-            start = time.perf_counter()
+            start = time.process_time()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], time.process_time() - start)
     return best
 
 
@@ -297,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
         name = f"{args.data_dir.name} {real.shape[0]}x{real.shape[1]}"
         results[name] = measure(name, real, fs, real_shaft, real_orders, args)
     print(
-        f"one thread (OMP/OpenBLAS/MKL = 1, scipy.fft workers = 1); best of {args.repeats} interleaved runs"
+        f"one thread (OMP/OpenBLAS/MKL = 1, scipy.fft workers = 1); best CPU time of {args.repeats} interleaved "
+        f"runs; load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
     print_table(results)
     rates = next(iter(results.values()))

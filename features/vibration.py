@@ -313,7 +313,8 @@ class _Workspace:
     centred: np.ndarray  # (rows, L) float32
     scratch: np.ndarray  # (rows, L) float32
     power: np.ndarray  # (rows, 2*n_bins) float32, squared re/im of the rfft
-    analytic: np.ndarray  # (2*rows, env_n) complex64: raw band, then its whitened copy
+    band: np.ndarray  # (2*rows, env_n) complex64: raw band, then its whitened copy; the zero padding stays
+    analytic: np.ndarray  # (2*rows, env_n) complex64: inverse FFT of band
     envelope: np.ndarray  # (2*rows, env_n) float32
 
 
@@ -324,6 +325,7 @@ def _make_workspace(rows: int, plan: _Plan) -> _Workspace:
         centred=np.empty((rows, plan.n_samples), np.float32),
         scratch=np.empty((rows, plan.n_samples), np.float32),
         power=np.empty((rows, 2 * n_bins), np.float32),
+        band=np.zeros((2 * rows, plan.env_n), np.complex64),
         analytic=np.empty((2 * rows, plan.env_n), np.complex64),
         envelope=np.empty((2 * rows, plan.env_n), np.float32),
     )
@@ -393,20 +395,16 @@ def _envelope_region(
     return k0, k1, block * _AUTO_GRID, block
 
 
-def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row sums of a*b (float32, b may broadcast) in float32 chunks of 256, then float64: ~1e-7 relative."""
+def _row_dot(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Row sums of a*b (float32, b like a; None: sums of a) in float32 chunks of 256, then float64: ~1e-7
+    relative."""
     n, length = a.shape
-    b = np.broadcast_to(b, a.shape)
     whole = length - length % _SUM_CHUNK
-
-    def chunks(x: np.ndarray) -> np.ndarray:
-        shape = (n, whole // _SUM_CHUNK, _SUM_CHUNK)
-        strides = (x.strides[0], _SUM_CHUNK * x.strides[1], x.strides[1])
-        return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
-
-    total = np.vecdot(chunks(a), chunks(b)).sum(axis=1, dtype=np.float64)
+    chunks = a[:, :whole].reshape(n, -1, _SUM_CHUNK)  # a view: rows split into chunks
+    other = np.ones(_SUM_CHUNK, np.float32) if b is None else b[:, :whole].reshape(chunks.shape)
+    total = np.vecdot(chunks, other).sum(axis=1, dtype=np.float64)
     if whole < length:
-        total += np.vecdot(a[:, whole:], b[:, whole:])
+        total += np.vecdot(a[:, whole:], np.ones(length - whole, np.float32) if b is None else b[:, whole:])
     return total
 
 
@@ -416,7 +414,7 @@ def _centred(x: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, np.ndarray, np.
 
     A constant row becomes exactly 0: it has no spread, whatever the rounding of its mean.
     """
-    mean = (_row_dot(x, np.ones(x.shape[1], np.float32)) / x.shape[1]).astype(np.float32)
+    mean = (_row_dot(x) / x.shape[1]).astype(np.float32)
     centred = np.subtract(x, mean[:, None], out=ws.centred[: len(x)])
     top, bottom = centred.max(axis=1), centred.min(axis=1)
     flat = top == bottom
@@ -426,24 +424,30 @@ def _centred(x: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _time_features(
-    centred: np.ndarray, top: np.ndarray, bottom: np.ndarray, residual: np.ndarray, ws: _Workspace
+    centred: np.ndarray,
+    top: np.ndarray,
+    bottom: np.ndarray,
+    residual: np.ndarray,
+    variance: np.ndarray,
+    ws: _Workspace,
 ) -> dict[str, np.ndarray]:
     """Waveform statistics in g: moments about the exact mean, from data centred on an approximate one.
 
-    ``residual`` is the mean left in ``centred`` (float64); with c = centred and r = residual, the central
-    moments E[(c - r)^k] expand into E[c^j], which float32 sums give to about 1e-7 for any sensor offset.
+    ``residual`` is the mean left in ``centred`` (float64) and ``variance`` the spectrum's total power (the
+    variance by Parseval); with c = centred and r = residual, the central moments E[(c - r)^k] expand into
+    E[c^j], which float32 sums give to about 1e-7 for any sensor offset.
     """
     n_rows, n_samples = centred.shape
-    ones = np.ones(n_samples, np.float32)
     r = residual
     top, bottom = top - r, bottom - r
     square = np.multiply(centred, centred, out=ws.scratch[:n_rows])
-    s2 = _row_dot(square, ones) / n_samples
+    m2 = np.maximum(variance, 0.0)
+    s2 = m2 + r * r
     s3, s4 = _row_dot(square, centred) / n_samples, _row_dot(square, square) / n_samples
-    mean_abs = _row_dot(np.abs(centred, out=square), ones) / n_samples
-    m2 = np.maximum(s2 - r * r, 0.0)
-    m3 = s3 - 3.0 * r * s2 + 2.0 * r**3
-    m4 = s4 - 4.0 * r * s3 + 6.0 * r * r * s2 - 3.0 * r**4
+    mean_abs = _row_dot(np.abs(centred, out=square)) / n_samples
+    r2 = r * r
+    m3 = s3 - 3.0 * r * s2 + 2.0 * r2 * r
+    m4 = s4 - 4.0 * r * s3 + 6.0 * r2 * s2 - 3.0 * r2 * r2
     rms = np.sqrt(m2)
     peak = np.maximum(top, -bottom)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -489,15 +493,21 @@ def _spectral_features(sums: np.ndarray, plan: _Plan, config: VibrationConfig) -
 
 
 def _window_bins(
-    target_hz: np.ndarray, half_width_hz: np.ndarray, bin_hz: float, n_bins: int
+    target_hz: np.ndarray, half_width_hz: np.ndarray, bin_hz: float, n_bins: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bin windows [lo, hi] of target +- half width (clipped to bins 1..n_bins-2, at least the nearest bin)
     and where the target is readable (finite, its nearest bin inside 1..n_bins-2); unreadable: [1, 1]."""
+    last = np.subtract(n_bins, 2.0)
     centre = np.rint(target_hz / bin_hz)
-    readable = (centre >= 1) & (centre <= n_bins - 2)  # False for NaN
-    lo = np.clip(np.rint((target_hz - half_width_hz) / bin_hz), 1, n_bins - 2)
-    hi = np.clip(np.rint((target_hz + half_width_hz) / bin_hz), 1, n_bins - 2)
-    return np.where(readable, lo, 1).astype(np.intp), np.where(readable, hi, 1).astype(np.intp), readable
+    readable = (centre >= 1.0) & (centre <= last)  # False for NaN
+    unreadable = ~readable
+    edges = []
+    for edge in (np.subtract(target_hz, half_width_hz), np.add(target_hz, half_width_hz)):
+        np.rint(np.divide(edge, bin_hz, out=edge), out=edge)
+        np.minimum(np.maximum(edge, 1.0, out=edge), last, out=edge)
+        np.copyto(edge, 1.0, where=unreadable)
+        edges.append(edge.astype(np.intp))
+    return edges[0], edges[1], readable
 
 
 def _spread(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -525,7 +535,7 @@ def _peak_amplitudes(
 def _line_windows(
     shaft_hz: np.ndarray, orders: np.ndarray, plan: _Plan, config: VibrationConfig
 ) -> dict[str, np.ndarray]:
-    """Bin windows of every line read, for all rows at once (a block takes its rows' slice).
+    """Bin windows of every line read, for a block of rows.
 
     ``order_*``: 1x, 2x, 3x shaft in the snapshot spectrum; ``line_*``: the 8 defect lines then the whitened
     lines in the envelope spectrum (+- the tolerance); ``floor_*``: +-10 % (at least +-8 bins) around each
@@ -533,24 +543,26 @@ def _line_windows(
     """
     tolerance, bin_hz = config.defect_tolerance, plan.bin_hz
     shaft_orders = shaft_hz[:, None] * np.array(_ORDERS, dtype=np.float64)
-    order_lo, order_hi, order_ok = _window_bins(
-        shaft_orders, shaft_orders * tolerance, bin_hz, plan.n_samples // 2 + 1
-    )
     snr_hz = _snr_targets_hz(shaft_hz, orders)
     lines_hz = np.concatenate([orders * shaft_hz[:, None], 2.0 * orders * shaft_hz[:, None], snr_hz], axis=1)
-    env_bins = plan.env_n // 2 + 1
-    line_lo, line_hi, line_ok = _window_bins(lines_hz, lines_hz * tolerance, bin_hz, env_bins)
     floor_half = np.maximum(_FLOOR_HALF_WIDTH * snr_hz, _FLOOR_MIN_BINS * bin_hz)
-    floor_lo, floor_hi, _ = _window_bins(snr_hz, floor_half, bin_hz, env_bins)
+    # one call for all three kinds of window: orders | lines | floors, each against its own spectrum's bins
+    n_orders, n_lines = shaft_orders.shape[1], lines_hz.shape[1]
+    targets = np.concatenate([shaft_orders, lines_hz, snr_hz], axis=1)
+    half = np.concatenate([shaft_orders * tolerance, lines_hz * tolerance, floor_half], axis=1)
+    n_bins = np.full(targets.shape[1], plan.env_n // 2 + 1.0)  # float: compared with float bins
+    n_bins[:n_orders] = plan.n_samples // 2 + 1
+    lo, hi, ok = _window_bins(targets, half, bin_hz, n_bins)
+    orders_end, lines_end = n_orders, n_orders + n_lines
     return {
-        "order_lo": order_lo,
-        "order_hi": order_hi,
-        "order_ok": order_ok,
-        "line_lo": line_lo,
-        "line_hi": line_hi,
-        "line_ok": line_ok,
-        "floor_lo": floor_lo,
-        "floor_hi": floor_hi,
+        "order_lo": lo[:, :orders_end],
+        "order_hi": hi[:, :orders_end],
+        "order_ok": ok[:, :orders_end],
+        "line_lo": lo[:, orders_end:lines_end],
+        "line_hi": hi[:, orders_end:lines_end],
+        "line_ok": ok[:, orders_end:lines_end],
+        "floor_lo": lo[:, lines_end:],
+        "floor_hi": hi[:, lines_end:],
     }
 
 
@@ -568,7 +580,7 @@ def _band_starts(power: np.ndarray, plan: _Plan) -> np.ndarray:
         return np.zeros(n_rows, dtype=np.intp)
     n_blocks = (plan.env_k1 - plan.env_k0) // block
     region = power[:, 2 * plan.env_k0 : 2 * (plan.env_k0 + n_blocks * block)]
-    block_power = np.vecdot(region.reshape(n_rows, n_blocks, 2 * block), np.ones(2 * block, np.float32))
+    block_power = region.reshape(n_rows, n_blocks, 2 * block) @ np.ones(2 * block, np.float32)
     cumulative = np.zeros((n_rows, n_blocks + 1))
     np.cumsum(block_power, axis=1, out=cumulative[:, 1:])
     window_power = cumulative[:, _AUTO_GRID:] - cumulative[:, :-_AUTO_GRID]
@@ -578,18 +590,18 @@ def _band_starts(power: np.ndarray, plan: _Plan) -> np.ndarray:
 def _analytic_envelopes(spectrum: np.ndarray, start: np.ndarray, plan: _Plan, ws: _Workspace) -> np.ndarray:
     """Envelopes (2n, env_n) in g / env_gain, mean not removed: rows :n of the band, n: of the whitened band."""
     n_rows, width = len(spectrum), plan.env_width
-    region = spectrum[:, plan.env_k0 : plan.env_k1]
-    if plan.env_block:
-        band = np.lib.stride_tricks.sliding_window_view(region, width, axis=1)[np.arange(n_rows), start]
+    first = plan.env_k0 + start
+    if (first == first[0]).all():  # one band for the whole block: a slice, no gather
+        bins = spectrum[:, first[0] : first[0] + width]
     else:
-        band = region
-    analytic = ws.analytic[: 2 * n_rows]
-    analytic[:n_rows, :width] = band
-    inverse = np.abs(band)
+        region = spectrum[:, plan.env_k0 : plan.env_k1]
+        bins = np.lib.stride_tricks.sliding_window_view(region, width, axis=1)[np.arange(n_rows), start]
+    band = ws.band[: 2 * n_rows]  # columns from width on stay 0: the decimated inverse FFT's zero padding
+    band[:n_rows, :width] = bins
+    inverse = np.abs(bins)
     np.reciprocal(np.maximum(inverse, np.finfo(np.float32).tiny, out=inverse), out=inverse)  # 0 stays 0
-    np.multiply(band, inverse, out=analytic[n_rows:, :width])
-    analytic[:, width:] = 0
-    analytic = sfft.ifft(analytic, axis=1, overwrite_x=True)
+    np.multiply(bins, inverse, out=band[n_rows:, :width])
+    analytic = np.fft.ifft(band, axis=1, out=ws.analytic[: 2 * n_rows])
     return np.abs(analytic, out=ws.envelope[: 2 * n_rows])
 
 
@@ -658,14 +670,15 @@ def _envelope_features(
 def _block_features(
     block: np.ndarray, lines: dict[str, np.ndarray], plan: _Plan, config: VibrationConfig, ws: _Workspace
 ) -> dict[str, np.ndarray]:
-    """All features of one block of rows; ``lines`` holds the block's rows of ``_line_windows``."""
+    """All features of one block of rows; ``lines`` are the block's ``_line_windows``."""
     centred, top, bottom = _centred(block, ws)
     spectrum = sfft.rfft(centred, axis=1)
     residual = spectrum[:, 0].real.astype(np.float64) / plan.n_samples  # the mean left after centring
     spectrum[:, 0] = 0
-    features = _time_features(centred, top, bottom, residual, ws)
     power = _interleaved_power(spectrum, ws)
-    features |= _spectral_features(_spectral_sums(power, plan), plan, config)
+    sums = _spectral_sums(power, plan)
+    features = _time_features(centred, top, bottom, residual, sums[:, len(config.bands_hz) + 1], ws)
+    features |= _spectral_features(sums, plan, config)
     features |= _order_features(spectrum, lines, plan)
     if plan.has_envelope:
         envelope = _analytic_envelopes(spectrum, _band_starts(power, plan), plan, ws)
@@ -706,12 +719,11 @@ def vibration_features(
     plan = _make_plan(values.shape[1], float(sample_rate_hz), config)
     shaft = _as_rows(shaft_hz, n_rows)
     orders = np.stack([_as_rows((defect_orders or {}).get(name), n_rows) for name in DEFECT_NAMES], axis=1)
-    lines = _line_windows(shaft, orders, plan, config)
     ws = _make_workspace(min(n_rows, _BLOCK_ROWS), plan)
     output = {name: np.empty(n_rows) for name in vibration_feature_names(config)}
     for start in range(0, n_rows, _BLOCK_ROWS):
         rows = slice(start, start + _BLOCK_ROWS)
-        block_lines = {name: window[rows] for name, window in lines.items()}
+        block_lines = _line_windows(shaft[rows], orders[rows], plan, config)  # small: stays in cache
         for name, column in _block_features(values[rows], block_lines, plan, config, ws).items():
             output[name][rows] = column
     return output
