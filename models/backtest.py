@@ -39,11 +39,15 @@ class Backtest:
     metrics: dict[str, float]
 
 
-def scoring_times(start: pd.Timestamp, end: pd.Timestamp, every_h: float) -> pd.DatetimeIndex:
-    """Scoring times from ``start`` to ``end`` (inclusive) every ``every_h`` hours."""
+def scoring_times(
+    start: pd.Timestamp, end: pd.Timestamp, every_h: float, warm_up_h: float = 0.0
+) -> pd.DatetimeIndex:
+    """Scoring times from ``start`` to ``end`` (inclusive) every ``every_h`` hours, preceded by whole steps
+    covering ``warm_up_h`` hours before ``start``."""
     if every_h <= 0:
         raise InputError(f"--every-h {every_h:g}: must be positive; fix: e.g. 24 for a daily list")
-    return pd.date_range(start, end, freq=pd.Timedelta(hours=every_h))
+    steps = int(np.ceil(warm_up_h / every_h))
+    return pd.date_range(start - pd.Timedelta(hours=every_h * steps), end, freq=pd.Timedelta(hours=every_h))
 
 
 def replay_rows(dataset: Dataset, times: pd.DatetimeIndex) -> pd.DataFrame:
@@ -103,7 +107,12 @@ def failure_table(
     failures = failures[KEYS].rename(columns={"timestamp": "failure_at"}).sort_values("failure_at")
     scored = states[[*KEYS, "alarm"]].rename(columns={"timestamp": "scored_at"}).sort_values("scored_at")
     found = pd.merge_asof(
-        failures, scored, left_on="failure_at", right_on="scored_at", by="machine_id", allow_exact_matches=False
+        failures,
+        scored,
+        left_on="failure_at",
+        right_on="scored_at",
+        by="machine_id",
+        allow_exact_matches=False,
     )
     opened = episodes[["machine_id", "start"]].sort_values("start")
     found = pd.merge_asof(
@@ -202,9 +211,12 @@ def run_backtest(
     min_lead_h: float = 24.0,
     capacity_per_day: int | None = None,
     miss_cost_ratio: float = 20.0,
+    count_from: pd.Timestamp | None = None,
 ) -> Backtest:
     """Alarms, episodes, failures and metrics from a scored timeline (machine_id, timestamp, status,
-    failure_probability, label); unscored rows neither open nor close an alarm."""
+    failure_probability, label); unscored rows neither open nor close an alarm. Failures before ``count_from``
+    are left out (the timeline before it is a warm-up, so that a failure early in the period could have been
+    warned ``min_lead_h`` ahead)."""
     alarm = AlarmConfig(alert=thresholds["high"], clear=min(thresholds["medium"], thresholds["high"]))
     risk = np.where(
         timeline["status"] == "scored", capped_risk(timeline, alarm.alert, capacity_per_day), np.nan
@@ -213,6 +225,8 @@ def run_backtest(
     timeline = timeline.assign(alarm=states["alarm"].to_numpy())
     episodes = classify_episodes(alarm_episodes(states), events, timeline["timestamp"].max(), every_h)
     failures = failure_table(events, timeline, states, episodes, every_h)
+    if count_from is not None:
+        failures = failures[failures["failure_at"] > count_from].reset_index(drop=True)
     metrics = backtest_metrics(timeline, episodes, failures, min_lead_h, miss_cost_ratio)
     scored = timeline[(timeline["status"] == "scored") & timeline["label"].notna()]
     calibration = calibration_table(scored["label"].to_numpy(), scored["failure_probability"].to_numpy())

@@ -28,7 +28,9 @@ def pr_curve(y: np.ndarray, probability: np.ndarray, alert: float, path: Path) -
         ax.scatter([recall[at]], [precision[at]], color="red", zorder=3, label=f"alert at p >= {alert:.2f}")
         ax.axhline(float(np.mean(y)), color="grey", linestyle=":", label="chance")
         ax.legend()
-    ax.set(xlabel="recall (rows before a failure)", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
+    ax.set(
+        xlabel="recall (rows before a failure)", ylabel="precision", title="Precision-recall", ylim=(0, 1.02)
+    )
     return _save(fig, path)
 
 
@@ -68,14 +70,20 @@ def lead_times(failures: pd.DataFrame, min_lead_h: float, path: Path) -> Path:
 
 
 def risk_timelines(
-    timeline: pd.DataFrame, failures: pd.DataFrame, thresholds: dict[str, float], path: Path, machines: int = 6
+    timeline: pd.DataFrame,
+    failures: pd.DataFrame,
+    thresholds: dict[str, float],
+    path: Path,
+    machines: int = 6,
 ) -> Path:
     """Risk over time of a few machines: the failed ones first, then the highest-risk others."""
     plt = _pyplot()
     failed = list(dict.fromkeys(failures["machine_id"]))
     peak = timeline.groupby("machine_id")["failure_probability"].max().sort_values(ascending=False)
     chosen = (failed + [m for m in peak.index if m not in failed])[:machines]
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(8, 1.6 * max(len(chosen), 1)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(chosen), 1, figsize=(8, 1.6 * max(len(chosen), 1)), sharex=True, squeeze=False
+    )
     for ax, machine in zip(axes[:, 0], chosen, strict=True):
         mine = timeline[timeline["machine_id"] == machine]
         ax.plot(mine["timestamp"], mine["failure_probability"], marker=".")

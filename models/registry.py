@@ -99,6 +99,7 @@ def log_training_run(
         )
         for name, path in (files or {}).items():
             mlflow.log_artifact(str(path), artifact_path=name)
+        log_search_trials(model.info.get("search", []), experiment_id)
         bundle = Path(tmp) / "risk_model.joblib"
         joblib.dump(model, bundle)
         x = model.spec.matrix(sample)
@@ -124,6 +125,14 @@ def log_evaluation_run(
         for path in files:
             mlflow.log_artifact(str(path), artifact_path="report")
     return str(run.info.run_id)
+
+
+def log_search_trials(trials: list[dict], experiment_id: str) -> None:
+    """Each hyperparameter trial as a nested run of the training run: its settings and out-of-fold score."""
+    for trial in trials:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial {trial['trial']}", nested=True):
+            mlflow.log_params({k: v for k, v in trial.items() if k not in ("oof_pr_auc", "rounds")})
+            mlflow.log_metrics({"oof_pr_auc": trial["oof_pr_auc"], "rounds": trial["rounds"]})
 
 
 def pinned_requirements() -> list[str]:

@@ -14,6 +14,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from features.build import FeatureConfig, FeatureSpec
 from features.errors import InputError
 from models.bundle import Calibrator, IsotonicCalibrator, PlattCalibrator, RiskModel
+from models.search import SEARCHED, best_trial, random_search
 from models.thresholds import (
     alert_counts,
     candidate_thresholds,
@@ -39,6 +40,8 @@ class TrainConfig(BaseModel):
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     early_stopping_rounds: int = 30
+    min_child_weight: Annotated[float, Field(ge=0)] = 1.0
+    search_trials: Annotated[int, Field(ge=0, le=50)] = 6  # random search trials (0 or 1: the settings above)
     medium_recall: Annotated[float, Field(gt=0, le=1)] = 0.8
     alert_policy: Literal["cost", "capacity"] = "cost"
     miss_cost_ratio: Annotated[float, Field(gt=0)] = (
@@ -59,6 +62,7 @@ def xgb_params(config: TrainConfig, y: np.ndarray) -> dict:
         "max_depth": config.max_depth,
         "subsample": config.subsample,
         "colsample_bytree": config.colsample_bytree,
+        "min_child_weight": config.min_child_weight,
         "scale_pos_weight": (len(y) - positives) / positives,
         "seed": config.seed,
         "nthread": config.nthread,
@@ -151,7 +155,17 @@ def train_risk_model(
     spec = FeatureSpec(config=feature_config, columns=tuple(usable_columns(rows[features])))
     matrix = spec.matrix(rows)
     x = matrix.to_numpy()
-    oof, n_rounds = out_of_fold_scores(x, y, rows["machine_id"].to_numpy(), config)
+    groups = rows["machine_id"].to_numpy()
+    trials, scores = random_search(
+        lambda settings: out_of_fold_scores(x, y, groups, config.model_copy(update=settings)),
+        y,
+        config.model_dump(),
+        config.search_trials,
+        config.seed,
+    )
+    chosen = best_trial(trials)
+    config = config.model_copy(update={k: chosen[k] for k in SEARCHED})
+    oof, n_rounds = scores[chosen["trial"]], chosen["rounds"]
     calibrator = make_calibrator(config).fit(oof, y)
     thresholds, cost = choose_thresholds(rows, calibrator.predict(oof), y, config)
     booster = xgb.train(xgb_params(config, y), xgb.DMatrix(x, label=y), n_rounds)
@@ -168,6 +182,8 @@ def train_risk_model(
         "miss_cost_ratio": config.miss_cost_ratio,
         "capacity_per_day": config.capacity_per_day,
         "train_expected_cost": cost,
+        "search": trials,
+        "chosen": {k: chosen[k] for k in SEARCHED},
     }
     return RiskModel(
         booster, spec, calibrator, thresholds, config.horizon_h, info, reference_statistics(matrix)

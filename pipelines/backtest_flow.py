@@ -81,7 +81,12 @@ def model_for_backtest(
 
 @task(cache_policy=NO_CACHE)
 def replay_and_count(
-    params: BacktestParams, dataset: Dataset, model: RiskModel, times: pd.DatetimeIndex, only_unseen: bool
+    params: BacktestParams,
+    dataset: Dataset,
+    model: RiskModel,
+    times: pd.DatetimeIndex,
+    only_unseen: bool,
+    count_from: pd.Timestamp,
 ) -> Backtest:
     timeline = replay(dataset, model, times, params.stale_after_h)
     if only_unseen:
@@ -100,6 +105,7 @@ def replay_and_count(
         params.min_lead_h,
         model.info.get("capacity_per_day") if model.info.get("alert_policy") == "capacity" else None,
         float(model.info.get("miss_cost_ratio", params.train.miss_cost_ratio)),
+        count_from,
     )
 
 
@@ -198,10 +204,15 @@ def _replay(params: BacktestParams, kind: str) -> dict:
     else:
         model, version = model_for_backtest(params, dataset, start)
         label = "walk-forward model" if version == "walk-forward" else f"{params.model_name} v{version}"
-    times = scoring_times(start, end, params.every_h)
+    times = scoring_times(start, end, params.every_h, warm_up_h=params.min_lead_h)
     logger.info("replaying %d scoring times from %s to %s with %s", len(times), start, end, label)
     result = replay_and_count(
-        params, dataset, model, times, only_unseen=kind == "evaluate" or version != "walk-forward"
+        params,
+        dataset,
+        model,
+        times,
+        only_unseen=kind == "evaluate" or version != "walk-forward",
+        count_from=start,
     )
     files = write_report(result, model, params, label)
     run_id = log_report(

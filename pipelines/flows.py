@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -26,9 +27,9 @@ from pydantic import BaseModel, ConfigDict
 from features.build import FeatureConfig, FeatureTable, Progress, build_features, latest_as_of
 from features.dataset import Dataset, combine, fingerprint, load_dataset
 from features.errors import InputError
-from models import registry
+from models import plots, registry
 from models.bundle import RiskModel
-from models.evaluate import evaluate
+from models.evaluate import calibration_table, evaluate
 from models.labels import failure_within
 from models.promotion import (
     Comparison,
@@ -177,6 +178,8 @@ def register(
     metrics: dict,
     data_info: dict,
     sample: pd.DataFrame,
+    holdout: pd.DataFrame,
+    holdout_labels: pd.Series,
 ) -> registry.RegisteredRun:
     flat = {
         "data_path": params.data,
@@ -187,7 +190,22 @@ def register(
         **{f"data.{k}": v for k, v in data_info.items() if k != "fingerprint"},
     }
     tags = {"data_fingerprint": data_info["fingerprint"], "contract_version": data_info["contract_version"]}
-    return registry.log_training_run(model, params.model_name, experiment_id, flat, metrics, tags, sample)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = holdout_figures(model, holdout, holdout_labels, Path(tmp))
+        return registry.log_training_run(
+            model, params.model_name, experiment_id, flat, metrics, tags, sample, files
+        )
+
+
+def holdout_figures(
+    model: RiskModel, frame: pd.DataFrame, labels: pd.Series, folder: Path
+) -> dict[str, Path]:
+    """PR curve and calibration of the hold-out, as files to log with the training run."""
+    y, p = labels.to_numpy(), model.predict_proba(frame)
+    return {
+        "holdout": plots.pr_curve(y, p, model.thresholds["high"], folder / "pr_curve.png"),
+        "holdout_calibration": plots.calibration(calibration_table(y, p), folder / "calibration.png"),
+    }
 
 
 def holdout_rows(
@@ -298,7 +316,9 @@ def train_flow(params: TrainParams) -> dict:
         "machines": len(dataset.machines),
         "rows_quarantined": len(dataset.quarantine),
     }
-    run = register(model, params, experiment_id, metrics, data_info, test_frame.head(200))
+    run = register(
+        model, params, experiment_id, metrics, data_info, test_frame.head(200), test_frame, test_labels
+    )
     problems = sanity_problems(model, test_frame, metrics, params.max_calibration_error)
     audit = decide_promotion(params, settings, run, metrics, comparison, problems)
     create_markdown_artifact(key="training-summary", markdown=_training_markdown(params, run, metrics, audit))

@@ -109,3 +109,16 @@ def test_replay_status_and_machines_down_after_a_failure():
 def test_scoring_times_are_regular_and_inclusive():
     times = scoring_times(day(0), day(2), 12)
     assert len(times) == 5 and times[-1] == day(2)
+
+
+def test_a_warm_up_lets_an_early_failure_count_with_its_full_lead():
+    tl = timeline({"A": [0.9, 0.9, 0.9]})  # day 0 is the warm-up, the period starts at day 1
+    result = run_backtest(tl, events(("A", 1.5, "failure")), THRESHOLDS, every_h=24, count_from=day(1))
+    assert result.failures["lead_h"].tolist() == [36.0] and result.metrics["recall_lead_24h"] == 1.0
+    before = run_backtest(tl, events(("A", 0.5, "failure")), THRESHOLDS, every_h=24, count_from=day(1))
+    assert before.metrics["failures"] == 0  # failures in the warm-up are not counted
+
+
+def test_warm_up_adds_whole_steps_before_the_start():
+    times = scoring_times(day(2), day(4), 24, warm_up_h=30)
+    assert times[0] == day(0) and len(times) == 5

@@ -74,6 +74,8 @@ def test_train_then_score_end_to_end(store, fleet, first_training):
         assert key in run.data.metrics
     assert run.data.params["data_path"] == str(fleet) and len(run.data.tags["data_fingerprint"]) == 64
     assert (store / "mlruns" / "artifacts").is_dir()
+    logged = {a.path for a in client.list_artifacts(first["run_id"], "holdout")}
+    assert logged == {"holdout/pr_curve.png"}
 
     # the same data again: the challenger does not beat the champion, so the alias stays
     second = train_flow(TrainParams(data=str(fleet), model_name="e2e"))
@@ -169,7 +171,7 @@ def test_backtest_and_evaluate_flows_write_reports_and_log_runs(store, fleet, fi
     assert walk["model"] == "walk-forward model" and m["failures"] > 0
     assert 0 <= m["recall_lead_24h"] <= m["recall_any_lead"] <= 1
     timeline = pd.read_parquet(out)
-    assert timeline["timestamp"].dt.normalize().nunique() == 13  # 12 days, both ends
+    assert timeline["timestamp"].dt.normalize().nunique() == 14  # 12 days, both ends, 1 day of warm-up
     assert set(timeline["status"]) <= {"scored", "no_recent_data", "insufficient_history", "failed"}
     report = out.with_name("timeline_report")
     for name in (
@@ -197,3 +199,13 @@ def test_backtest_and_evaluate_flows_write_reports_and_log_runs(store, fleet, fi
         )
     with pytest.raises(InputError, match=r"the data only covers 3. days"):
         run_flow(backtest_flow, BacktestParams(data=str(fleet), out=str(store / "x.parquet"), days=400))
+
+
+def test_search_trials_are_nested_runs_of_the_training_run(store, first_training):
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlruns' / 'mlflow.db'}")
+    parent = client.get_run(first_training["run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{first_training['run_id']}'"
+    )
+    assert len(children) == int(parent.data.params["train.search_trials"]) > 1
+    assert all("oof_pr_auc" in c.data.metrics and "max_depth" in c.data.params for c in children)
