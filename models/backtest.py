@@ -21,8 +21,9 @@ from features.dataset import Dataset
 from features.errors import InputError
 from models.alarms import AlarmConfig, alarm_episodes, alarm_states
 from models.bundle import RiskModel
-from models.evaluate import DAYS_PER_MONTH, calibration_table, expected_calibration_error
+from models.evaluate import DAYS_PER_MONTH, calibration_table, expected_calibration_error, life_metrics
 from models.labels import failure_within
+from models.rul import remaining_life
 from models.train import TrainConfig, train_risk_model
 
 KEYS = ["machine_id", "timestamp"]
@@ -228,6 +229,11 @@ def run_backtest(
     if count_from is not None:
         failures = failures[failures["failure_at"] > count_from].reset_index(drop=True)
     metrics = backtest_metrics(timeline, episodes, failures, min_lead_h, miss_cost_ratio)
+    if "remaining_life_h" in timeline:
+        on = timeline[timeline["status"] == "scored"]
+        metrics.update(
+            life_metrics(on["remaining_life_h"].to_numpy(float), on["true_life_h"].to_numpy(float))
+        )
     scored = timeline[(timeline["status"] == "scored") & timeline["label"].notna()]
     calibration = calibration_table(scored["label"].to_numpy(), scored["failure_probability"].to_numpy())
     return Backtest(timeline, episodes, failures, calibration, metrics)
@@ -283,9 +289,18 @@ def replay(
     coverage = model.spec.matrix(frame).notna().mean(axis=1).to_numpy()
     rows = rows.assign(failed_since_reading=failed_since_last_reading(rows, dataset.events))
     status = replay_status(rows, coverage, stale_after_h, min_coverage)
-    probability = np.where(status == "scored", model.predict_proba(frame), np.nan)
-    label = failure_within(rows[KEYS], dataset.events, dataset.latest_reading(), model.horizon_h)
-    return rows.assign(status=status, failure_probability=probability, label=label.to_numpy())
+    scored = status == "scored"
+    probability = np.where(scored, model.predict_proba(frame), np.nan)
+    end = dataset.latest_reading()
+    label = failure_within(rows[KEYS], dataset.events, end, model.horizon_h)
+    cap = model.life.cap if model.life is not None else model.horizon_h
+    return rows.assign(
+        status=status,
+        failure_probability=probability,
+        label=label.to_numpy(),
+        remaining_life_h=np.where(scored, model.remaining_life_h(frame), np.nan),
+        true_life_h=remaining_life(rows[KEYS], dataset.events, end, cap).to_numpy(),
+    )
 
 
 def walk_forward_model(
@@ -298,6 +313,7 @@ def walk_forward_model(
     latest = dataset.latest_reading()
     end = latest.where(latest < start, start)
     labels = failure_within(table, before, end, config.horizon_h, config.min_lead_h)
+    life = remaining_life(table, before, end, config.life_cap_h).reset_index(drop=True)
     keep = (table["timestamp"] <= start - pd.Timedelta(hours=config.horizon_h)).to_numpy()
     if not keep.any():
         raise InputError(
@@ -305,5 +321,9 @@ def walk_forward_model(
             f"{config.horizon_h:g} h horizon) to train on; fix: replay fewer days (--days) or a shorter horizon"
         )
     return train_risk_model(
-        table.loc[keep].reset_index(drop=True), labels[keep].reset_index(drop=True), feature_config, config
+        table.loc[keep].reset_index(drop=True),
+        labels[keep].reset_index(drop=True),
+        feature_config,
+        config,
+        life[keep].reset_index(drop=True),
     )

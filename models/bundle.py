@@ -11,6 +11,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from features.build import FeatureSpec
+from models.rul import RulModel
+from models.rul import predict as predict_life
 
 
 class PlattCalibrator:
@@ -56,6 +58,9 @@ class RiskModel:
     horizon_h: float
     info: dict = field(default_factory=dict)
     reference: pd.DataFrame | None = None  # per-feature statistics of the training rows (drift checks)
+    life: RulModel | None = (
+        None  # remaining-life regressor (hours, capped at life.cap), when it could be fitted
+    )
 
     def __getstate__(self) -> dict:
         """Pickle the spec as plain data, so a bundle outlives changes to the FeatureSpec class."""
@@ -67,6 +72,7 @@ class RiskModel:
             spec = {**spec.__dict__, "config": dict(spec.config.__dict__)}
         state["spec"] = FeatureSpec.model_validate(spec)  # settings added since take their defaults
         state.setdefault("reference", None)
+        state.setdefault("life", None)
         self.__dict__.update(state)
 
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
@@ -77,6 +83,12 @@ class RiskModel:
         if len(frame) == 0:
             return np.zeros(0)
         return self.calibrator.predict(self.raw_scores(frame))
+
+    def remaining_life_h(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted hours to failure of each row, at most the regressor's cap (NaN without a regressor)."""
+        if self.life is None or len(frame) == 0:
+            return np.full(len(frame), np.nan)
+        return predict_life(self.life, self.spec.matrix(frame))
 
     def risk_band(self, probability: np.ndarray) -> np.ndarray:
         bands = np.full(len(probability), "low", dtype=object)

@@ -85,6 +85,21 @@ def expected_calibration_error(y: np.ndarray, probability: np.ndarray, bins: int
     return float((table["rows"] * (table["predicted"] - table["observed"]).abs()).sum() / table["rows"].sum())
 
 
+def life_metrics(predicted_h: np.ndarray, true_h: np.ndarray) -> dict[str, float]:
+    """Remaining-life error on rows whose true remaining life is known: RMSE in hours, and NASA's PHM08 score
+    computed in days (late predictions cost more; its constants were set for cycles, so compare it only
+    between models on the same data)."""
+    known = np.isfinite(predicted_h) & np.isfinite(true_h)
+    if not known.any():
+        return {}
+    d = (predicted_h[known] - true_h[known]) / 24.0
+    return {
+        "life_rmse_h": float(np.sqrt(np.mean((predicted_h[known] - true_h[known]) ** 2))),
+        "life_phm08_days": float(np.sum(np.where(d < 0, np.expm1(-d / 13.0), np.expm1(d / 10.0)))),
+        "life_rows": float(known.sum()),
+    }
+
+
 def degrading_at(truth: pd.DataFrame, machine_ids: pd.Series, times: pd.Series) -> np.ndarray:
     """Whether each machine had a machine fault running (onset passed, not yet ended) at the given time."""
     faults = truth[~truth["mode"].astype(str).str.startswith("sensor_")]

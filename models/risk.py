@@ -17,6 +17,7 @@ RISK_LIST_COLUMNS = [
     "status",
     "failure_probability",
     "risk_band",
+    "remaining_life_h",
     "drivers",
     "model_name",
     "model_version",
@@ -99,6 +100,7 @@ def build_risk_list(
     coverage = feature_coverage(model, frame)
     status = row_status(frame, coverage, stale_after_h, min_coverage)
     probability = np.where(status == "scored", model.predict_proba(frame), np.nan)
+    life = np.where(status == "scored", model.remaining_life_h(frame), np.nan)
     band = np.where(status == "scored", model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
     out = pd.DataFrame(
         {
@@ -107,6 +109,7 @@ def build_risk_list(
             "status": status,
             "failure_probability": probability,
             "risk_band": band,
+            "remaining_life_h": life,
             "drivers": unscored_reasons(frame, status, coverage),
         }
     )
@@ -119,6 +122,7 @@ def build_risk_list(
                 "status": "no_recent_data",
                 "failure_probability": np.nan,
                 "risk_band": "",
+                "remaining_life_h": np.nan,
                 "drivers": "no reading at all",
             }
         )

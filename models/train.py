@@ -14,6 +14,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from features.build import FeatureConfig, FeatureSpec
 from features.errors import InputError
 from models.bundle import Calibrator, IsotonicCalibrator, PlattCalibrator, RiskModel
+from models.rul import RulConfig, RulModel, train_rul_regressor
 from models.search import SEARCHED, best_trial, random_search
 from models.thresholds import (
     alert_counts,
@@ -42,6 +43,8 @@ class TrainConfig(BaseModel):
     early_stopping_rounds: int = 30
     min_child_weight: Annotated[float, Field(ge=0)] = 1.0
     search_trials: Annotated[int, Field(ge=0, le=50)] = 6  # random search trials (0 or 1: the settings above)
+    life_cap_h: Annotated[float, Field(gt=0)] = 720.0  # remaining-life targets are capped here ("at least")
+    train_life: bool = True  # also fit the remaining-life regressor when remaining lives are given
     medium_recall: Annotated[float, Field(gt=0, le=1)] = 0.8
     alert_policy: Literal["cost", "capacity"] = "cost"
     miss_cost_ratio: Annotated[float, Field(gt=0)] = (
@@ -141,8 +144,10 @@ def train_risk_model(
     labels: pd.Series,
     feature_config: FeatureConfig,
     config: TrainConfig,
+    life: pd.Series | None = None,
 ) -> RiskModel:
-    """Fit the classifier on labelled rows of a feature table (NaN labels are skipped)."""
+    """Fit the classifier on labelled rows of a feature table (NaN labels are skipped), and, given each row's
+    remaining life in hours (``models.rul.remaining_life``, NaN where unknown), the remaining-life regressor."""
     known = labels.notna().to_numpy()
     rows, y = frame.loc[known].reset_index(drop=True), labels[known].to_numpy(dtype=np.float32)
     if y.sum() < 2 or (1 - y).sum() < 2:
@@ -185,8 +190,37 @@ def train_risk_model(
         "search": trials,
         "chosen": {k: chosen[k] for k in SEARCHED},
     }
+    regressor, note = fit_life(frame, life, spec, config) if life is not None else (None, "not asked")
+    info["life_model"] = note
     return RiskModel(
-        booster, spec, calibrator, thresholds, config.horizon_h, info, reference_statistics(matrix)
+        booster, spec, calibrator, thresholds, config.horizon_h, info, reference_statistics(matrix), regressor
+    )
+
+
+def fit_life(
+    frame: pd.DataFrame, life: pd.Series, spec: FeatureSpec, config: TrainConfig
+) -> tuple[RulModel | None, str]:
+    """The remaining-life regressor on the rows whose remaining life is known, or None and why not."""
+    known = life.notna().to_numpy()
+    rows = frame.loc[known].reset_index(drop=True)
+    failing = rows.loc[life[known].to_numpy() < config.life_cap_h, "machine_id"].nunique()
+    if not config.train_life or failing < 2:
+        return None, f"skipped: {failing} machines with a failure within {config.life_cap_h:g} h (needs 2)"
+    rul_config = RulConfig(
+        cap=config.life_cap_h,
+        folds=config.folds,
+        seed=config.seed,
+        n_estimators=1000,
+        learning_rate=0.05,
+        early_stopping_rounds=50,
+        nthread=config.nthread,
+    )
+    model = train_rul_regressor(
+        spec.matrix(rows), life[known].to_numpy(), rows["machine_id"].to_numpy(), rul_config
+    )
+    return (
+        model,
+        f"fitted on {len(rows)} rows of {rows['machine_id'].nunique()} machines, {model.rounds} trees",
     )
 
 

@@ -208,14 +208,16 @@ def print_scoring(result: dict, top: int = 10) -> None:
         f"({', '.join(f'{n} {s}' for s, n in result['statuses'].items())})"
     )
     console.print(
-        f"{'rank':>4}  {'machine':<10} {'type':<15} {'p(fail)':>7}  {'band':<6}  drivers", style="bold"
+        f"{'rank':>4}  {'machine':<10} {'type':<15} {'p(fail)':>7}  {'band':<6}  {'life':>6}  drivers",
+        style="bold",
     )
     for row in result["top"][:top]:
         p = row["failure_probability"]
         shown = "" if p != p else f"{p:.3f}"
         console.print(
             f"{row['rank']:>4}  {row['machine_id']:<10} {row['machine_type']:<15} {shown:>7}  "
-            f"{row['risk_band'] or row['status']:<6}  {row['drivers']}",
+            f"{row['risk_band'] or row['status']:<6}  {life_text(row.get('remaining_life_h'), result):>6}  "
+            f"{row['drivers']}",
             soft_wrap=True,
             markup=False,
         )
@@ -256,6 +258,14 @@ def features(
     console.print(f"{result['rows']} rows x {result['features']} features for {result['machines']} machines")
     for name, where in result["paths"].items():
         console.print(f"{name}: {where}")
+
+
+def life_text(hours: float | None, result: dict) -> str:
+    """Predicted remaining life in days ('>30d' at the regressor's cap, '' without one)."""
+    if hours is None or hours != hours:
+        return ""
+    cap = result.get("life_cap_h")
+    return f">{cap / 24:.0f}d" if cap and hours >= cap - 1e-6 else f"{hours / 24:.1f}d"
 
 
 def print_counts(counts: dict, title: str = "rows") -> None:

@@ -29,7 +29,7 @@ from features.dataset import Dataset, combine, fingerprint, load_dataset
 from features.errors import InputError
 from models import plots, registry
 from models.bundle import RiskModel
-from models.evaluate import calibration_table, evaluate
+from models.evaluate import calibration_table, evaluate, life_metrics
 from models.labels import failure_within
 from models.promotion import (
     Comparison,
@@ -39,6 +39,7 @@ from models.promotion import (
     unseen_by,
 )
 from models.risk import build_risk_list
+from models.rul import remaining_life
 from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
 from pipelines.promotions import append_audit
@@ -143,26 +144,32 @@ def featurize(
 
 
 @task(cache_policy=NO_CACHE)
-def label(frame: pd.DataFrame, dataset: Dataset, config: TrainConfig) -> pd.Series:
-    return failure_within(
-        frame, dataset.events, dataset.latest_reading(), config.horizon_h, config.min_lead_h
+def label(frame: pd.DataFrame, dataset: Dataset, config: TrainConfig) -> tuple[pd.Series, pd.Series]:
+    """Failure within the horizon (the classifier's label) and remaining life in hours (the regressor's)."""
+    end = dataset.latest_reading()
+    return (
+        failure_within(frame, dataset.events, end, config.horizon_h, config.min_lead_h),
+        remaining_life(frame, dataset.events, end, config.life_cap_h).reset_index(drop=True),
     )
 
 
 @task(cache_policy=NO_CACHE)
 @guarded
-def fit(frame: pd.DataFrame, labels: pd.Series, features: FeatureConfig, config: TrainConfig) -> RiskModel:
-    return train_risk_model(frame, labels, features, config)
+def fit(
+    frame: pd.DataFrame, labels: pd.Series, features: FeatureConfig, config: TrainConfig, life: pd.Series
+) -> RiskModel:
+    return train_risk_model(frame, labels, features, config, life)
 
 
 @task(cache_policy=NO_CACHE)
 def evaluate_on(
-    model: RiskModel, frame: pd.DataFrame, labels: pd.Series, dataset: Dataset
+    model: RiskModel, frame: pd.DataFrame, labels: pd.Series, dataset: Dataset, life: pd.Series
 ) -> dict[str, float]:
     probability = model.predict_proba(frame)
-    return evaluate(
+    metrics = evaluate(
         frame, labels.to_numpy(), probability, model.thresholds["high"], dataset.events, model.horizon_h
     )
+    return {**metrics, **life_metrics(model.remaining_life_h(frame), life.to_numpy())}
 
 
 @task(cache_policy=NO_CACHE)
@@ -292,8 +299,8 @@ def train_flow(params: TrainParams) -> dict:
     experiment_id = connect_registry(settings)
     dataset = ok(load(params.data))
     table = featurize(dataset, params.features)
-    labels = cast(
-        pd.Series, label(table.frame, dataset, params.train)
+    labels, life = cast(
+        tuple[pd.Series, pd.Series], label(table.frame, dataset, params.train)
     )  # mypy reads Prefect's overloads wrongly
     train_rows, test_rows = holdout_rows(table.frame, labels, params.train)
     logger.info(
@@ -303,9 +310,12 @@ def train_flow(params: TrainParams) -> dict:
         len(test_rows),
     )
     train_frame, test_frame = table.frame.iloc[train_rows], table.frame.iloc[test_rows].reset_index(drop=True)
-    model = ok(fit(train_frame, labels.iloc[train_rows], params.features, params.train))
+    train_life = life.iloc[train_rows].reset_index(drop=True)
+    model = ok(fit(train_frame, labels.iloc[train_rows], params.features, params.train, train_life))
     test_labels = labels.iloc[test_rows].reset_index(drop=True)
-    metrics = evaluate_on(model, test_frame, test_labels, dataset)
+    metrics = evaluate_on(
+        model, test_frame, test_labels, dataset, life.iloc[test_rows].reset_index(drop=True)
+    )
     comparison = compare_with_champion(params, dataset, model, test_frame, test_labels)
     data_info = {
         "fingerprint": fingerprint(params.data),
@@ -402,6 +412,7 @@ def score_flow(params: ScoreParams) -> dict:
         "paths": paths,
         "counts": batch.counts,
         "model_version": version,
+        "life_cap_h": model.life.cap if model.life is not None else None,
         "rows": len(risk),
         "statuses": risk["status"].value_counts().to_dict(),
         "top": risk.head(10).to_dict("records"),

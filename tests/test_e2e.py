@@ -96,6 +96,12 @@ def test_train_then_score_end_to_end(store, fleet, first_training):
     assert set(risk["model_version"]) == {"1"} and result["model_version"] == "1"
     assert (out / "risk_list.csv").is_file() and (out / "quarantine.parquet").is_file()
     assert scored.iloc[0]["drivers"] != ""
+    # how soon: the remaining-life regressor travels in the bundle; riskier machines are expected to fail sooner
+    life = scored["remaining_life_h"].to_numpy()
+    assert np.isfinite(life).all() and (life >= 0).all() and (life <= 720).all()
+    top, rest = life[:5].mean(), life[len(life) // 2 :].mean()
+    assert top < rest, (top, rest)
+    assert first["metrics"]["life_rmse_h"] > 0 and first["metrics"]["life_rows"] > 0
     assert {p: p.stat().st_mtime_ns for p in batch.rglob("*")} == before, "score must not write into PATH"
 
 
@@ -170,6 +176,7 @@ def test_backtest_and_evaluate_flows_write_reports_and_log_runs(store, fleet, fi
     m = walk["metrics"]
     assert walk["model"] == "walk-forward model" and m["failures"] > 0
     assert 0 <= m["recall_lead_24h"] <= m["recall_any_lead"] <= 1
+    assert m["life_rmse_h"] > 0 and m["life_rows"] > 0
     timeline = pd.read_parquet(out)
     assert timeline["timestamp"].dt.normalize().nunique() == 14  # 12 days, both ends, 1 day of warm-up
     assert set(timeline["status"]) <= {"scored", "no_recent_data", "insufficient_history", "failed"}

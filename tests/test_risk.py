@@ -29,6 +29,9 @@ class FakeModel:
     def risk_band(self, p):
         return np.where(p >= 0.5, "high", np.where(p >= 0.2, "medium", "low"))
 
+    def remaining_life_h(self, frame):
+        return 100.0 * (1.0 - frame["f1"].to_numpy(dtype=float))  # riskier, sooner
+
     def contributions(self, frame):
         return pd.DataFrame({"f1": frame["f1"], "f2": 0.0}, index=frame.index)
 
@@ -63,7 +66,8 @@ def test_statuses_ranking_and_silent_machines(frame, monkeypatch):
     ]
     assert list(out["rank"]) == [1, 2, 3, 4, 5]
     assert list(out["risk_band"][:2]) == ["high", "low"]
-    assert out["failure_probability"][2:].isna().all()
+    assert out["failure_probability"][2:].isna().all() and out["remaining_life_h"][2:].isna().all()
+    np.testing.assert_allclose(out["remaining_life_h"][:2], [10.0, 90.0])  # only scored machines get a life
     assert out.loc[0, "drivers"] == "f1=0.9" and out.loc[1, "drivers"] == ""
     assert "100 h" in out.loc[3, "drivers"] and out.loc[4, "drivers"] == "no reading at all"
     assert pd.isna(out.loc[4, "as_of"]) and (out["model_version"] == "3").all()
