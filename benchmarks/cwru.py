@@ -1,6 +1,7 @@
 """Bearing fault type (ball / inner race / outer race) from the library's vibration features, on CWRU-like data.
 
-Usage: ``python benchmarks/cwru.py DATA_DIR [--out benchmarks/results/cwru.csv] [--seed 0] [--trees 500]``
+Usage: ``python benchmarks/cwru.py DATA_DIR [--out benchmarks/results/cwru.csv] [--seed 0] [--trees 300]
+[--inner-trees 100]``
 
 ``DATA_DIR`` is a dataset in the equipment data contract v1 (one machine per recording, one or more vibration
 channels, bearing geometry and speed in ``machines``/``waveforms``) plus ``labels.parquet``: ``machine_id``,
@@ -12,7 +13,9 @@ Features: ``features.build.build_features`` with its default configuration, one 
 channel as columns). ``__ratio_to_baseline`` columns are dropped: each recording is its own machine here, so its
 baseline is itself. Feature families (by suffix): time (rms, peak, crest, kurtosis, ...), bands (band
 energies), spectral (centroid, hf ratio, velocity, ISO zone, shaft orders), envelope-raw (envelope line
-amplitudes in g and envelope RMS), envelope-normalised (whitened-envelope line SNRs in dB).
+amplitudes in g and envelope RMS), and the four physics families of the whitened envelope, all in dB:
+lines (BPFO, BPFI, BSF, 2xBSF, FTF line SNRs), sidebands (BPFI +- 1x, 2xBSF +- FTF), harmonics (1-3x BPFO,
+1-3x BPFI, 1-4x BSF family SNRs), ratios (BPFI/BPFO, BSF/BPFO, BSF/BPFI family ratios).
 
 Splits (accuracy over snapshots, confusion matrices):
 
@@ -27,9 +30,15 @@ of one recording are near-copies, so a leaf smaller than a recording's share let
 instead of fault types; random split points also interpolate between the training bearings' severities instead
 of cutting at the midpoint of the nearest two (which is where a new bearing's SNR falls).
 
-Prints the ablation table (families alone, all, all but one) for both classifiers, the confusion matrices of
-the headline model (``et`` on envelope-normalised features), saves the table as CSV, and ends with one headline
-line.
+Model choice (the headline): for every outer split, each (feature set, classifier) of the ablation is scored by
+a cross-validation inside the training rows of the same kind as the split (leave one training load out;
+leave one training fault size, i.e. bearing, out), with ``--inner-trees`` trees; the best inner score wins
+(ties: fewer features, then table order). The held-out rows play no part in the choice. Also printed: the
+model fixed a priori (``et`` on every physics family) and the baseline (``rf`` on time, bands, raw envelope).
+
+Prints the ablation table (families alone; the physics families together and without each one; all; all but
+one) for both classifiers, the chosen models and their confusion matrices, saves the table (with the inner
+scores) as CSV, and ends with one headline line.
 """
 
 from __future__ import annotations
@@ -51,7 +60,8 @@ from features.dataset import load_dataset
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "cwru.csv"
 LABEL_COLUMNS = ("fault_location", "fault_size_in", "load_hp")
-FAMILIES = ("time", "bands", "spectral", "envelope-raw", "envelope-normalised")
+PHYSICS = ("lines", "sidebands", "harmonics", "ratios")  # whitened envelope: dimensionless, in dB
+FAMILIES = ("time", "bands", "spectral", "envelope-raw", *PHYSICS)
 TIME = (
     "rms",
     "peak",
@@ -63,9 +73,10 @@ TIME = (
     "impulse_factor",
 )
 SPECTRAL = ("spectral_centroid_hz", "hf_ratio", "velocity_rms_mm_s", "iso_zone")
-HEADLINE_SET, HEADLINE_MODEL = "envelope-normalised", "et"
+PRIOR_SET, PRIOR_MODEL = "physics", "et"  # fixed before any run: every physics family, extra-trees
 BASELINE_SET, BASELINE_MODEL = "time+bands+envelope-raw", "rf"
 MIN_LEAF_SHARE = 0.04
+SPLIT_KEYS = {"across loads": "load_hp", "across bearings": "fault_size_in"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,6 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="CSV of the ablation table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trees", type=int, default=300, help="trees per forest")
+    parser.add_argument(
+        "--inner-trees", type=int, default=100, help="trees per forest in the inner cross-validation"
+    )
     return parser.parse_args(argv)
 
 
@@ -87,8 +101,16 @@ def family(suffix: str) -> str | None:
         return "bands"
     if suffix in SPECTRAL or suffix.startswith("order_"):
         return "spectral"
+    if suffix.endswith("_harmonics_snr"):
+        return "harmonics"
+    if suffix.endswith("_sideband_snr"):
+        return "sidebands"
+    if suffix.startswith("envelope__") and suffix.endswith("_snr"):
+        return "lines"
+    if suffix.startswith("envelope__") and suffix.endswith("_db"):
+        return "ratios"
     if suffix.startswith("envelope__"):
-        return "envelope-normalised" if suffix.endswith("_snr") else "envelope-raw"
+        return "envelope-raw"
     return None
 
 
@@ -111,12 +133,18 @@ def feature_table(data_dir: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
 
 
 def feature_sets(columns: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Ablation: each family alone, the baseline set, all families, and all but one."""
+    """Ablation: each family alone, the physics families together and without each one, the baseline set,
+    all families, and all but one."""
+
+    def union(names: tuple[str, ...] | list[str]) -> list[str]:
+        return [c for name in names for c in columns[name]]
+
     sets = {name: columns[name] for name in FAMILIES}
-    sets[BASELINE_SET] = columns["time"] + columns["bands"] + columns["envelope-raw"]
-    sets["all"] = [c for name in FAMILIES for c in columns[name]]
-    for name in FAMILIES:
-        sets[f"all but {name}"] = [c for other in FAMILIES if other != name for c in columns[other]]
+    sets["physics"] = union(PHYSICS)
+    sets |= {f"physics but {name}": union([o for o in PHYSICS if o != name]) for name in PHYSICS}
+    sets[BASELINE_SET] = union(("time", "bands", "envelope-raw"))
+    sets["all"] = union(FAMILIES)
+    sets |= {f"all but {name}": union([o for o in FAMILIES if o != name]) for name in FAMILIES}
     return {name: cols for name, cols in sets.items() if cols}
 
 
@@ -147,51 +175,62 @@ def splits(rows: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
     return out
 
 
-def evaluate(
-    rows: pd.DataFrame, cols: list[str], make: Callable[[int], object]
-) -> list[tuple[str, str, float, pd.DataFrame]]:
-    """Accuracy and confusion matrix (true x predicted) per split."""
+def inner_folds(rows: pd.DataFrame, train: np.ndarray, split: str) -> list[np.ndarray]:
+    """Test masks of the cross-validation inside the training rows, of the same kind as the outer split:
+    leave one training load out (across loads) or one training fault size, i.e. bearing (across bearings)."""
+    key = rows[SPLIT_KEYS[split]].to_numpy()
+    return [train & np.isclose(key, value) for value in np.unique(key[train])]
+
+
+def fit_predict(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, make) -> np.ndarray:
+    return make(int(train.sum())).fit(x[train], y[train]).predict(x[test])
+
+
+def evaluate(rows: pd.DataFrame, cols: list[str], make, make_inner) -> list[dict]:
+    """Per split: accuracy and confusion matrix (true x predicted) on the held-out rows, and the inner
+    cross-validated accuracy inside the training rows (``make_inner``), which alone may choose a model."""
     x = rows[cols].to_numpy(dtype=np.float64)
     y = rows["fault_location"].to_numpy()
     classes = np.sort(np.unique(y))
     results = []
     for split, held_out, test in splits(rows):
-        model = make(int((~test).sum()))
-        model.fit(x[~test], y[~test])
-        predicted = model.predict(x[test])
+        predicted = fit_predict(x, y, ~test, test, make)
+        folds = inner_folds(rows, ~test, split)
+        inner = [np.mean(fit_predict(x, y, ~test & ~f, f, make_inner) == y[f]) for f in folds]
         confusion = pd.crosstab(
             pd.Categorical(y[test], classes), pd.Categorical(predicted, classes), dropna=False
         )
         confusion.index.name, confusion.columns.name = "true", "predicted"
-        results.append((split, held_out, float((predicted == y[test]).mean()), confusion))
+        results.append(
+            {
+                "split": split,
+                "held_out": held_out,
+                "accuracy": float((predicted == y[test]).mean()),
+                "cv_accuracy": float(np.mean(inner)),
+                "confusion": confusion,
+            }
+        )
     return results
 
 
-def summary_rows(name: str, model: str, results: list, n_features: int) -> list[dict]:
+def summary_rows(name: str, model: str, results: list[dict], n_features: int) -> list[dict]:
     """CSV rows of one (feature set, classifier): each split, then the across-bearings mean."""
-    rows = [
-        {
-            "feature_set": name,
-            "classifier": model,
-            "n_features": n_features,
-            "split": s,
-            "held_out": h,
-            "accuracy": a,
-        }
-        for s, h, a, _ in results
-    ]
-    bearings = [a for s, _, a, _ in results if s == "across bearings"]
-    rows.append(
-        {
-            "feature_set": name,
-            "classifier": model,
-            "n_features": n_features,
-            "split": "across bearings",
-            "held_out": "mean",
-            "accuracy": float(np.mean(bearings)),
-        }
+    keys = {"feature_set": name, "classifier": model, "n_features": n_features}
+    rows = [keys | {k: r[k] for k in ("split", "held_out", "accuracy", "cv_accuracy")} for r in results]
+    bearings = [r for r in rows if r["split"] == "across bearings"]
+    mean = {k: float(np.mean([r[k] for r in bearings])) for k in ("accuracy", "cv_accuracy")}
+    return [*rows, keys | {"split": "across bearings", "held_out": "mean"} | mean]
+
+
+def select(table: pd.DataFrame) -> pd.DataFrame:
+    """Per held-out split, the (feature set, classifier) with the best inner cross-validated accuracy (ties:
+    fewer features, then table order). Held-out accuracies play no part in the choice."""
+    candidates = table[table["held_out"] != "mean"].assign(
+        order=np.arange((table["held_out"] != "mean").sum())
     )
-    return rows
+    ranked = candidates.sort_values(["cv_accuracy", "n_features", "order"], ascending=[False, True, True])
+    chosen = ranked.groupby(["split", "held_out"], sort=False).head(1)
+    return chosen.sort_values("order").drop(columns="order").reset_index(drop=True)
 
 
 def print_table(table: pd.DataFrame) -> None:
@@ -208,12 +247,13 @@ def print_table(table: pd.DataFrame) -> None:
 
 
 def line_table(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Median whitened-line SNR (dB) per fault size and location: is the fault's own line there at all?"""
-    lines = ("bpfo_snr", "bpfi_snr", "bsf_2x_snr")
+    """Median whitened-envelope SNR (dB) per fault size and location: is the fault's own signature there?"""
+    lines = ("bpfo_snr", "bpfi_snr", "bsf_2x_snr", "_harmonics_snr")
     chosen = [c for c in columns if c.endswith(lines)]
     table = rows.groupby(["fault_size_in", "fault_location"])[chosen].median().round(1)
     table.columns = [
-        c.removeprefix("vib__").replace("__envelope__", ":").removesuffix("_snr") for c in chosen
+        c.removeprefix("vib__").replace("acc_", "").replace("__envelope__", ":").removesuffix("_snr")
+        for c in chosen
     ]
     return table
 
@@ -229,7 +269,7 @@ def largest_errors(confusions: dict[str, pd.DataFrame]) -> str:
         if errors.max() == 0:
             continue
         i, j = np.unravel_index(errors.argmax(), errors.shape)
-        held_out = title.split("held out ")[-1]
+        held_out = title.split("held out ")[-1].split(" (")[0]
         parts.append(
             f"{held_out}: {confusion.index[i]} read as {confusion.columns[j]} "
             f"({errors[i, j]} of {confusion.iloc[i].sum()})"
@@ -241,26 +281,27 @@ def pct(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
-def headline(table: pd.DataFrame) -> str:
+def headline(table: pd.DataFrame, chosen: pd.DataFrame) -> str:
+    """One line: the inner-CV-selected models per split, the a-priori physics model, the baseline."""
+
     def row(feature_set: str, model: str) -> pd.DataFrame:
         return table[(table["feature_set"] == feature_set) & (table["classifier"] == model)]
 
-    ours, base, everything = (
-        row(HEADLINE_SET, HEADLINE_MODEL),
-        row(BASELINE_SET, BASELINE_MODEL),
-        row("all", "rf"),
-    )
-    loads = ours[ours["split"] == "across loads"]["accuracy"].iloc[0]
-    sizes = ours[(ours["split"] == "across bearings") & (ours["held_out"] != "mean")]
-    mean = ours[ours["held_out"] == "mean"]["accuracy"].iloc[0]
+    def mean(frame: pd.DataFrame) -> float:
+        return float(frame[frame["held_out"] == "mean"]["accuracy"].iloc[0])
+
+    loads = chosen[chosen["split"] == "across loads"].iloc[0]
+    sizes = chosen[chosen["split"] == "across bearings"]
     per_size = ", ".join(
         f"{h}: {100 * a:.0f} %" for h, a in zip(sizes["held_out"], sizes["accuracy"], strict=True)
     )
-    all_loads = everything[everything["split"] == "across loads"]["accuracy"].iloc[0]
-    base_mean = base[base["held_out"] == "mean"]["accuracy"].iloc[0]
+    prior = row(PRIOR_SET, PRIOR_MODEL)
+    prior_loads = prior[prior["split"] == "across loads"]["accuracy"].iloc[0]
     return (
-        f"CWRU across loads {pct(loads)} (all features, rf: {pct(all_loads)}), across bearings mean {pct(mean)} "
-        f"({per_size}); RF baseline on time+band+raw envelope {pct(base_mean)}"
+        f"CWRU across loads {pct(loads['accuracy'])}, across bearings mean {pct(sizes['accuracy'].mean())} "
+        f"({per_size}), models chosen by cross-validation inside the training data; "
+        f"a priori {PRIOR_MODEL} on {PRIOR_SET}: {pct(prior_loads)} / {pct(mean(prior))}; "
+        f"RF baseline on time+band+raw envelope {pct(mean(row(BASELINE_SET, BASELINE_MODEL)))}"
     )
 
 
@@ -274,30 +315,43 @@ def main(argv: list[str] | None = None) -> None:
         + ", ".join(f"{name} {len(cols)}" for name, cols in columns.items())
     )
     records, confusions = [], {}
-    models = classifiers(args.seed, args.trees)
+    models, inner_models = classifiers(args.seed, args.trees), classifiers(args.seed, args.inner_trees)
     for name, cols in feature_sets(columns).items():
         for model_name, make in models.items():
-            results = evaluate(rows, cols, make)
+            results = evaluate(rows, cols, make, inner_models[model_name])
             records += summary_rows(name, model_name, results, len(cols))
-            if (name, model_name) == (HEADLINE_SET, HEADLINE_MODEL):
-                confusions = {f"{s}, held out {h}": c for s, h, _, c in results}
+            confusions |= {(name, model_name, r["split"], r["held_out"]): r["confusion"] for r in results}
     table = pd.DataFrame(records)
     print_table(table)
-    print(f"\nconfusion matrices of the headline model ({HEADLINE_MODEL} on {HEADLINE_SET} features):")
-    for title, confusion in confusions.items():
+    chosen = select(table)
+    print("\nmodels chosen by inner cross-validation (same kind of split, inside the training rows only):")
+    with pd.option_context("display.width", 200):
+        print(
+            chosen.assign(cv_accuracy=chosen["cv_accuracy"] * 100, accuracy=chosen["accuracy"] * 100)
+            .round(1)
+            .to_string(index=False)
+        )
+    chosen_confusions = {
+        f"{r.split}, held out {r.held_out} ({r.classifier} on {r.feature_set})": confusions[
+            r.feature_set, r.classifier, r.split, r.held_out
+        ]
+        for r in chosen.itertuples()
+    }
+    print("\nconfusion matrices of the chosen models:")
+    for title, confusion in chosen_confusions.items():
         print(f"-- {title}\n{confusion.to_string()}")
-    print("\nmedian whitened-envelope line SNR (dB) per fault: a fault without its own line cannot transfer")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(line_table(rows, columns["envelope-normalised"]).to_string())
+    print("\nmedian whitened-envelope SNR (dB) per fault: a fault without its own lines cannot transfer")
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(line_table(rows, [c for name in PHYSICS for c in columns[name]]).to_string())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     confusion_out = args.out.with_name(f"{args.out.stem}_confusion.csv")
     pd.concat(
-        [c.stack().rename("snapshots").reset_index().assign(split=title) for title, c in confusions.items()]
+        [c.stack().rename("snapshots").reset_index().assign(split=t) for t, c in chosen_confusions.items()]
     ).to_csv(confusion_out, index=False)
     print(f"\nsaved {args.out} and {confusion_out} ({time.perf_counter() - start:.0f} s)")
-    print(f"largest across-bearings errors of the headline model: {largest_errors(confusions)}")
-    print(headline(table))
+    print(f"largest across-bearings errors of the chosen models: {largest_errors(chosen_confusions)}")
+    print(headline(table, chosen))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ Conventions an analyst can check:
   within +-10 % of the line (at least +-8 bins; 17 evenly spread bins of that window): dimensionless,
   independent of sensor gain, mounting and resonance, so it carries the fault's kinematics from one bearing
   to another. Noise alone reads about 3-6 dB. Sideband SNRs are the mean of the lower and upper sideband's.
+  Harmonic families (``envelope__<defect>_harmonics_snr``: 1-3x BPFO, 1-3x BPFI, 1-4x BSF) are
+  10 log10 of the mean, over the family's readable harmonics, of (line peak / its floor)^2; family ratios
+  (``envelope__bpfi_to_bpfo_db`` ...) are differences of two families in dB, i.e. log ratios of their powers.
   Whitening needs the slip jitter of real rolling elements: a strictly periodic synthetic impulse train puts
   its energy on a few exact harmonics, which whitening flattens into the noise.
 
@@ -62,6 +65,7 @@ _FLOOR_HALF_WIDTH = 0.1  # SNR floor: median within +-10 % of the line ...
 _FLOOR_MIN_BINS = 8  # ... and at least +-8 bins
 _FLOOR_SHIFT = 4
 _FLOOR_POINTS = 2**_FLOOR_SHIFT + 1  # bins sampled evenly across the floor window: one vectorised median
+_WHITENED_SNR = "_whitened_line_snr"  # internal block output: every whitened line's SNR (dB), (rows, lines)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,43 @@ _SNR_LINES: dict[str, tuple[str, int, str | None, str]] = {
     ),
 }
 
+# Harmonic families in the whitened envelope: defect -> highest harmonic read (1x ... Kx). A ball defect strikes
+# both races each spin, so its family runs to 4x BSF (2x and 4x BSF: the race strikes).
+_FAMILY_HARMONICS: dict[str, int] = {"bpfo": 3, "bpfi": 3, "bsf": 4}
+# Whitened lines read only for the families (the others are _SNR_LINES): (defect, harmonic)
+_EXTRA_LINES: tuple[tuple[str, int], ...] = tuple(
+    (defect, harmonic)
+    for defect, top in _FAMILY_HARMONICS.items()
+    for harmonic in range(1, top + 1)
+    if not any(line[:3] == (defect, harmonic, None) for line in _SNR_LINES.values())
+)
+# Family ratios: suffix -> (numerator family, denominator family)
+_FAMILY_RATIOS: dict[str, tuple[str, str]] = {
+    "bpfi_to_bpfo_db": ("bpfi", "bpfo"),
+    "bsf_to_bpfo_db": ("bsf", "bpfo"),
+    "bsf_to_bpfi_db": ("bsf", "bpfi"),
+}
+
+
+def _family_info(defect: str) -> FeatureInfo:
+    """Description of a whitened-envelope harmonic family SNR."""
+    top = _FAMILY_HARMONICS[defect]
+    return FeatureInfo(
+        "dB",
+        f"{_PARTS[defect]} lines above noise, harmonics 1–{top}× {defect.upper()} together "
+        "(whitened envelope, mean of the lines' power over their noise floors)",
+    )
+
+
+def _ratio_info(numerator: str, denominator: str) -> FeatureInfo:
+    """Description of a ratio between two defect families."""
+    return FeatureInfo(
+        "dB",
+        f"{_PARTS[numerator]} over {_PARTS[denominator]} signature "
+        f"({numerator.upper()} family SNR minus {denominator.upper()} family SNR)",
+    )
+
+
 VIBRATION_FEATURES: dict[str, FeatureInfo] = {
     "rms": FeatureInfo("g", "overall vibration level (RMS acceleration)"),
     "peak": FeatureInfo("g", "largest acceleration excursion from the mean"),
@@ -166,6 +207,8 @@ VIBRATION_FEATURES: dict[str, FeatureInfo] = {
     },
     "envelope__rms": FeatureInfo("g", "strength of repetitive impacting (RMS of the demodulated envelope)"),
     **{f"envelope__{name}": FeatureInfo("dB", line[3]) for name, line in _SNR_LINES.items()},
+    **{f"envelope__{defect}_harmonics_snr": _family_info(defect) for defect in _FAMILY_HARMONICS},
+    **{f"envelope__{name}": _ratio_info(*pair) for name, pair in _FAMILY_RATIOS.items()},
 }
 
 _BAND_NAME = re.compile(r"band_energy__([0-9p]+)_([0-9p]+)hz")
@@ -200,8 +243,12 @@ def _envelope_feature_names() -> list[str]:
 
 
 def _snr_feature_names() -> list[str]:
-    """Suffixes of the whitened-envelope line SNRs (dB)."""
-    return [f"envelope__{name}" for name in _SNR_LINES]
+    """Suffixes of the whitened-envelope features (dB): line SNRs, harmonic family SNRs, family ratios."""
+    return [
+        *(f"envelope__{name}" for name in _SNR_LINES),
+        *(f"envelope__{defect}_harmonics_snr" for defect in _FAMILY_HARMONICS),
+        *(f"envelope__{name}" for name in _FAMILY_RATIOS),
+    ]
 
 
 def vibration_feature_names(config: VibrationConfig = DEFAULT_VIBRATION_CONFIG) -> list[str]:
@@ -606,7 +653,8 @@ def _analytic_envelopes(spectrum: np.ndarray, start: np.ndarray, plan: _Plan, ws
 
 
 def _snr_targets_hz(shaft_hz: np.ndarray, orders: np.ndarray) -> np.ndarray:
-    """Whitened-envelope lines in Hz (n, lines + 2 per sideband line); orders (n, 4) as DEFECT_NAMES."""
+    """Whitened-envelope lines in Hz (n, lines + 2 per sideband line + extra family lines); orders (n, 4) as
+    DEFECT_NAMES."""
     column = {name: orders[:, j] for j, name in enumerate(DEFECT_NAMES)} | {"shaft": np.ones(len(orders))}
     targets = []
     for defect, harmonic, modulation, _ in _SNR_LINES.values():
@@ -615,7 +663,52 @@ def _snr_targets_hz(shaft_hz: np.ndarray, orders: np.ndarray) -> np.ndarray:
             targets.append(line)
         else:
             targets += [line - column[modulation], line + column[modulation]]
+    targets += [harmonic * column[defect] for defect, harmonic in _EXTRA_LINES]
     return np.stack(targets, axis=1) * shaft_hz[:, None]
+
+
+def _shared_harmonics(orders: np.ndarray, tolerance: float) -> np.ndarray:
+    """(n, family harmonics in _FAMILY_HARMONICS order) True where a harmonic above the fundamental has a
+    window (+- tolerance) that overlaps a harmonic of another family (SKF 6205: 2x BPFI and 3x BPFO)."""
+    if len(orders) > 1:  # one geometry per bearing type: compare the distinct rows only
+        distinct, inverse = np.unique(orders, axis=0, return_inverse=True)
+        if len(distinct) < len(orders):
+            return _shared_harmonics(distinct, tolerance)[inverse.reshape(-1)]
+    order = {name: orders[:, j] for j, name in enumerate(DEFECT_NAMES)}
+    harmonics = {d: order[d][:, None] * np.arange(1, top + 1) for d, top in _FAMILY_HARMONICS.items()}
+    shared = []
+    for defect, lines in harmonics.items():
+        mine, overlap = lines[:, :, None], np.zeros(lines.shape, dtype=bool)
+        for other in (d for d in harmonics if d != defect):
+            theirs = harmonics[other][:, None, :]
+            overlap |= (np.abs(mine - theirs) <= tolerance * (mine + theirs)).any(axis=2)
+        overlap[:, 0] = False  # the fundamental always counts
+        shared.append(overlap)
+    return np.concatenate(shared, axis=1)
+
+
+def _family_features(snr: np.ndarray, shared: np.ndarray) -> dict[str, np.ndarray]:
+    """Harmonic family SNRs and family ratios (dB) from the whitened line SNRs (dB, ``_snr_targets_hz``
+    order): a family is 10 log10 of the mean power ratio (line over its floor) of its readable harmonics,
+    leaving out the ones it shares with another family (``_shared_harmonics``): they belong to neither."""
+    column, lines = 0, {}
+    for defect, harmonic, modulation, _ in _SNR_LINES.values():
+        if modulation is None:
+            lines[defect, harmonic] = column
+        column += 1 if modulation is None else 2
+    lines |= {line: column + j for j, line in enumerate(_EXTRA_LINES)}
+    features, families, first = {}, {}, 0
+    for defect, top in _FAMILY_HARMONICS.items():
+        power = 10.0 ** (snr[:, [lines[defect, h] for h in range(1, top + 1)]] / 10.0)
+        readable = np.isfinite(power) & ~shared[:, first : first + top]
+        first += top
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(readable, power, 0.0).sum(axis=1) / readable.sum(axis=1)
+            families[defect] = 10.0 * np.log10(mean)
+        features[f"envelope__{defect}_harmonics_snr"] = families[defect]
+    for name, (numerator, denominator) in _FAMILY_RATIOS.items():
+        features[f"envelope__{name}"] = families[numerator] - families[denominator]
+    return features
 
 
 def _hann_magnitudes(spectrum: np.ndarray, last_bin: int) -> np.ndarray:
@@ -664,6 +757,7 @@ def _envelope_features(
         else:  # mean of the lower and upper sideband
             features[f"envelope__{name}"] = 0.5 * (snr[:, column] + snr[:, column + 1])
             column += 2
+    features[_WHITENED_SNR] = snr  # every whitened line, for the harmonic families (whole batch at once)
     return features
 
 
@@ -683,8 +777,8 @@ def _block_features(
     if plan.has_envelope:
         envelope = _analytic_envelopes(spectrum, _band_starts(power, plan), plan, ws)
         features |= _envelope_features(envelope, lines, plan)
-    else:  # envelope band entirely above Nyquist: not measured
-        names = [*_envelope_feature_names(), "envelope__rms", *_snr_feature_names()]
+    else:  # envelope band entirely above Nyquist: not measured (the harmonic families follow from the lines)
+        names = [*_envelope_feature_names(), "envelope__rms", *(f"envelope__{name}" for name in _SNR_LINES)]
         features |= {name: np.full(len(block), np.nan) for name in names}
     return features
 
@@ -721,11 +815,17 @@ def vibration_features(
     orders = np.stack([_as_rows((defect_orders or {}).get(name), n_rows) for name in DEFECT_NAMES], axis=1)
     ws = _make_workspace(min(n_rows, _BLOCK_ROWS), plan)
     output = {name: np.empty(n_rows) for name in vibration_feature_names(config)}
+    whitened = np.full((n_rows, _snr_targets_hz(shaft[:0], orders[:0]).shape[1]), np.nan)
     for start in range(0, n_rows, _BLOCK_ROWS):
         rows = slice(start, start + _BLOCK_ROWS)
         block_lines = _line_windows(shaft[rows], orders[rows], plan, config)  # small: stays in cache
-        for name, column in _block_features(values[rows], block_lines, plan, config, ws).items():
+        block = _block_features(values[rows], block_lines, plan, config, ws)
+        if _WHITENED_SNR in block:
+            whitened[rows] = block.pop(_WHITENED_SNR)
+        for name, column in block.items():
             output[name][rows] = column
+    shared = _shared_harmonics(orders, config.defect_tolerance)
+    output.update(_family_features(whitened, shared))  # NaN lines (no envelope, speed or geometry) stay NaN
     return output
 
 

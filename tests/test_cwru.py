@@ -1,5 +1,6 @@
-"""Real bearings (CWRU 12 kHz drive-end faults, ../shared/data): the whitened-envelope SNRs carry the fault type
-to a bearing never seen, where fingerprinting features do not.
+"""Real bearings (CWRU 12 kHz drive-end faults, ../shared/data): the whitened-envelope features (line, sideband
+and harmonic-family SNRs, family ratios) carry the fault type to a bearing never seen, where fingerprinting
+features do not.
 
 A reduced version of ``benchmarks/cwru.py``: drive-end and fan-end channels, 150 trees, two of the three
 held-out fault sizes (0.007 in and 0.021 in, whose outer-race recordings carry an outer-race signature; the
@@ -53,11 +54,27 @@ def extra_trees(n_train: int) -> ExtraTreesClassifier:
     return ExtraTreesClassifier(150, min_samples_leaf=round(0.04 * n_train), random_state=0, n_jobs=1)
 
 
+def physics(suffix: str) -> bool:
+    """Whitened-envelope features: line, sideband and harmonic-family SNRs and family ratios (all dB)."""
+    return suffix.startswith("envelope__") and suffix.endswith(("_snr", "_db"))
+
+
 def test_snr_features_are_finite_dimensionless_and_described(snapshots):
-    snr = columns(snapshots, lambda suffix: suffix.endswith("_snr"))
-    assert len(snr) == 14, snr  # 7 lines x 2 channels
+    snr = columns(snapshots, physics)
+    assert len(snr) == 26, snr  # (7 lines + 3 harmonic families + 3 family ratios) x 2 channels
     assert np.isfinite(snapshots[snr].to_numpy()).all()
     assert {vibration_feature_info(c).unit for c in snr} == {"dB"}
+
+
+def test_family_ratios_point_to_the_faulty_part(snapshots):
+    """BPFI family over BPFO family: well above 0 dB for every inner-race fault, well below for the outer-race
+    faults that carry an outer-race line (0.007 and 0.021 in)."""
+    ratio = "vib__acc_drive_end__envelope__bpfi_to_bpfo_db"
+    median = snapshots.groupby(["fault_size_in", "fault_location"])[ratio].median()
+    for size in snapshots["fault_size_in"].unique():
+        assert median.loc[(size, "inner_race")] > 6.0, size
+    for size in HELD_OUT_SIZES:
+        assert median.loc[(size, "outer_race")] < -6.0, size
 
 
 def test_fault_lines_stand_out_where_the_fault_is(snapshots):
@@ -75,14 +92,14 @@ def test_fault_lines_stand_out_where_the_fault_is(snapshots):
 
 @pytest.mark.parametrize("size", HELD_OUT_SIZES)
 def test_whitened_envelope_snrs_transfer_to_an_unseen_bearing(snapshots, size):
-    snr = columns(snapshots, lambda suffix: suffix.endswith("_snr"))
+    snr = columns(snapshots, physics)
     assert held_out_accuracy(snapshots, snr, extra_trees, size) >= 0.9
 
 
 def test_fingerprint_features_do_not_transfer_and_snrs_beat_them(snapshots):
     """Band energies identify recordings (near-perfect across loads) but not the fault on a new bearing."""
     bands = columns(snapshots, lambda suffix: suffix.startswith("band_energy__"))
-    snr = columns(snapshots, lambda suffix: suffix.endswith("_snr"))
+    snr = columns(snapshots, physics)
 
     def forest(n_train: int) -> RandomForestClassifier:
         return RandomForestClassifier(150, random_state=0, n_jobs=1)

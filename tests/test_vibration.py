@@ -391,6 +391,61 @@ def test_whitened_envelope_spectrum_peaks_at_the_impact_rate() -> None:
     assert freqs[in_view][amplitude[0, in_view].argmax()] == pytest.approx(87.0, abs=1.0)
 
 
+def test_harmonic_families_name_the_defect_and_their_ratios_point_to_it() -> None:
+    """Outer-race impacts fill the BPFO family (1-3x), inner-race impacts the BPFI family, ball impacts (at 2x
+    BSF) the BSF family; each family ratio is the difference of two families and leans towards the defect."""
+    cases = {"bpfo": (87.0, None), "bpfi": (150.0, None), "bsf": (140.0, "ftf")}
+    for defect, (defect_hz, modulation) in cases.items():
+        shaft, orders = bearing_at(defect_hz, defect)
+        rate = 2 * defect_hz if defect == "bsf" else defect_hz
+        modulation_hz = None if modulation is None else orders[modulation][0] * shaft[0]
+        f = vibration_features(modulated_impacts(rate, modulation_hz), 12000.0, shaft, orders)
+        others = [o for o in ("bpfo", "bpfi", "bsf") if o != defect]
+        assert f[f"envelope__{defect}_harmonics_snr"][0] > 15.0, defect
+        for other in others:
+            assert f[f"envelope__{other}_harmonics_snr"][0] < 10.0, (defect, other)
+        for name, (top, bottom) in {
+            "bpfi_to_bpfo_db": ("bpfi", "bpfo"),
+            "bsf_to_bpfo_db": ("bsf", "bpfo"),
+            "bsf_to_bpfi_db": ("bsf", "bpfi"),
+        }.items():
+            difference = f[f"envelope__{top}_harmonics_snr"] - f[f"envelope__{bottom}_harmonics_snr"]
+            np.testing.assert_allclose(f[f"envelope__{name}"], difference, err_msg=name)
+            if defect in (top, bottom):
+                sign = 1.0 if defect == top else -1.0
+                assert sign * f[f"envelope__{name}"][0] > 6.0, (defect, name)
+
+
+def test_harmonics_shared_by_two_families_count_for_neither() -> None:
+    """SKF 6205: 2x BPFO sits on 3x BSF and 3x BPFO on 2x BPFI (within the 2 % windows), so the BPFO family is
+    its fundamental alone (the family of one line is that line's SNR); an outer-race fault's 3x BPFO does not
+    raise the BPFI family."""
+    shaft, orders = bearing_at(87.0, "bpfo")
+    f = vibration_features(modulated_impacts(87.0), 12000.0, shaft, orders)
+    np.testing.assert_allclose(f["envelope__bpfo_harmonics_snr"], f["envelope__bpfo_snr"], rtol=1e-6)
+    assert f["envelope__bpfo_snr"][0] > 20.0 and f["envelope__bpfi_harmonics_snr"][0] < 10.0
+
+
+def test_ball_defect_modulated_by_the_cage_shows_cage_sidebands_unmodulated_does_not() -> None:
+    shaft, orders = bearing_at(140.0, "bsf")
+    ftf_hz = orders["ftf"][0] * shaft[0]
+    steady, carried = modulated_impacts(280.0), modulated_impacts(280.0, modulation_hz=ftf_hz)
+    f = vibration_features(np.vstack([steady, carried]), 12000.0, np.repeat(shaft, 2), orders)
+    assert f["envelope__bsf_sideband_snr"][1] > 10.0
+    assert f["envelope__bsf_sideband_snr"][1] > f["envelope__bsf_sideband_snr"][0] + 6.0
+    assert f["envelope__bsf_harmonics_snr"].min() > 15.0  # the family is there either way
+
+
+def test_family_reads_the_harmonics_inside_the_envelope_spectrum() -> None:
+    """A short, slowly sampled snapshot whose envelope spectrum stops below 3x BPFI: the family averages the
+    readable harmonics (finite), the unreadable 3x line does not make it NaN."""
+    shaft, orders = bearing_at(150.0, "bpfi")
+    fs = 4000.0  # envelope spectrum reaches 0.1 fs = 400 Hz: 1x and 2x BPFI readable, 3x not
+    f = vibration_features(modulated_impacts(150.0, resonance_hz=1000.0, fs=fs, n=4000), fs, shaft, orders)
+    assert np.isfinite(f["envelope__bpfi_harmonics_snr"][0])
+    assert f["envelope__bpfi_harmonics_snr"][0] > 10.0
+
+
 def test_snrs_of_a_constant_signal_are_nan() -> None:
     shaft, orders = bearing_at(87.0)
     f = vibration_features(np.full((1, 4096), 0.3, np.float32), 12000.0, shaft, orders)
