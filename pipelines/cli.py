@@ -95,13 +95,47 @@ def train(
     holdout: Annotated[
         str, typer.Option(help="Hold-out: 'time' (latest period) or 'machines' (unseen machines).")
     ] = "time",
+    min_lead_h: Annotated[
+        float, typer.Option(help="Warnings closer to the failure than this are useless.")
+    ] = 0.0,
+    alert_policy: Annotated[
+        str,
+        typer.Option(
+            help="Alert threshold by 'cost' (--miss-cost-ratio) or crew 'capacity' (--capacity-per-day)."
+        ),
+    ] = "cost",
+    miss_cost_ratio: Annotated[
+        float, typer.Option(help="A missed failure costs this many needless inspections.")
+    ] = 20.0,
+    capacity_per_day: Annotated[int, typer.Option(help="Machines the crew can inspect per day.")] = 10,
+    search_trials: Annotated[
+        int, typer.Option(help="Hyperparameter trials (nested MLflow runs); 1 = none.")
+    ] = 6,
+    life_cap_h: Annotated[
+        float, typer.Option(help="Remaining-life predictions are capped at this many hours.")
+    ] = 720.0,
+    promote_margin: Annotated[
+        float, typer.Option(help="PR AUC the challenger must gain to replace the champion.")
+    ] = 0.005,
 ) -> None:
     """Train a failure predictor on DATA, track it in MLflow, register it, promote it if it beats the champion."""
-    result = run_training(data, model_name, horizon_h, holdout)
+    from models.train import TrainConfig
+
+    config = TrainConfig(
+        horizon_h=horizon_h,
+        holdout=cast(Literal["time", "machines"], holdout),
+        min_lead_h=min_lead_h,
+        alert_policy=cast(Literal["cost", "capacity"], alert_policy),
+        miss_cost_ratio=miss_cost_ratio,
+        capacity_per_day=capacity_per_day,
+        search_trials=search_trials,
+        life_cap_h=life_cap_h,
+    )
+    result = run_training(data, model_name, config, promote_margin)
     print_training(result)
 
 
-def run_training(data: Path, model_name: str, horizon_h: float = 168.0, holdout: str = "time") -> dict:
+def run_training(data: Path, model_name: str, config=None, promote_margin: float = 0.005) -> dict:
     settings = _start()
     from models.train import TrainConfig
     from pipelines.flows import TrainParams, run_flow, train_flow
@@ -113,7 +147,8 @@ def run_training(data: Path, model_name: str, horizon_h: float = 168.0, holdout:
     params = TrainParams(
         data=str(Path(data).resolve()),
         model_name=model_name,
-        train=TrainConfig(horizon_h=horizon_h, holdout=cast(Literal["time", "machines"], holdout)),
+        train=config or TrainConfig(),
+        promote_margin=promote_margin,
     )
     result = run_flow(train_flow, params)
     console.print(f"MLflow store: {settings.tracking_uri}")
@@ -128,6 +163,15 @@ def print_training(result: dict) -> None:
         f"precision {m['precision_at_alert']:.2f} at the alert threshold, "
         f"{m['false_alarms_per_machine_month']:.2f} false alarms per machine-month, "
         f"{m['failures_caught']:.0f} of {m['failures_in_holdout']:.0f} failures caught"
+    )
+    if "life_rmse_h" in m:
+        console.print(
+            f"remaining life on the hold-out: RMSE {m['life_rmse_h']:.0f} h over {m['life_rows']:.0f} rows"
+        )
+    t = result["thresholds"]
+    console.print(
+        f"alert threshold {t['high']:.3f} (by {result['alert_policy']}; by cost {t['cost']:.3f}, "
+        f"by crew capacity {t['capacity']:.3f}); medium from {t['medium']:.3f}"
     )
     promo = result["promotion"]
     verdict = "promoted to champion" if promo["promoted"] else "not promoted"

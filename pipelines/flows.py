@@ -339,6 +339,7 @@ def train_flow(params: TrainParams) -> dict:
         "promotion": audit,
         "features": len(model.spec.columns),
         "thresholds": model.thresholds,
+        "alert_policy": params.train.alert_policy,
         **data_info,
     }
 

@@ -25,13 +25,14 @@ def run(*args: str, home: Path) -> subprocess.CompletedProcess:
 def test_help_lists_the_commands(tmp_path):
     out = run("--help", home=tmp_path)
     assert out.returncode == 0
-    for command in ("simulate", "train", "score", "demo"):
+    for command in ("simulate", "train", "score", "backtest", "evaluate", "promote", "rollback", "demo"):
         assert command in out.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "score"])
+@pytest.mark.parametrize("command", ["train", "score", "backtest", "evaluate"])
 def test_missing_folder_exits_2_with_one_line(tmp_path, command):
-    out = run(command, str(tmp_path / "nowhere"), home=tmp_path)
+    extra = ["--out", str(tmp_path / "t.parquet")] if command in ("backtest", "evaluate") else []
+    out = run(command, str(tmp_path / "nowhere"), *extra, home=tmp_path)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr + out.stdout
     assert "not a folder" in out.stderr and "fix:" in out.stderr
@@ -86,3 +87,17 @@ def test_outputs_are_never_written_inside_the_input(tmp_path):
     out = run("score", str(data), "--out", str(data / "results"), home=tmp_path)
     assert out.returncode == 2 and "never writes" in out.stderr
     assert not (data / "results").exists()
+
+
+def test_bad_alert_policy_exits_2_naming_the_setting(tmp_path):
+    out = run("train", str(tmp_path), "--alert-policy", "vibes", home=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "alert_policy" in out.stderr and "cost" in out.stderr
+
+
+@pytest.mark.e2e
+def test_rollback_and_promote_without_a_model_exit_2(tmp_path):
+    out = run("rollback", "--reason", "test", "--model-name", "nobody", home=tmp_path)
+    assert out.returncode == 2 and "has no champion" in out.stderr and "Traceback" not in out.stderr
+    out = run("promote", "3", "--reason", "test", "--model-name", "nobody", home=tmp_path)
+    assert out.returncode == 2 and "no version 3" in out.stderr and "Traceback" not in out.stderr
