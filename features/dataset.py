@@ -12,6 +12,7 @@ Every row read is either used or quarantined with its reason, so for each table
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from collections.abc import Iterable
@@ -23,6 +24,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.checks import (
+    REASON_CODES,
+    PlausibilityConfig,
+    find_glitches,
+    find_sensor_flags,
+    limit_violations,
+    sensor_flag_frame,
+    snapshot_shape_problems,
+)
 from features.errors import InputError
 
 CONTRACT_VERSION = "v1"
@@ -34,12 +44,17 @@ KEYS = {
     "events": ("machine_id", "timestamp", "kind"),
 }
 EVENT_KINDS = ("failure", "maintenance")
-QUARANTINE_COLUMNS = ["table", "file", "row", "machine_id", "column", "reason", "value"]
+QUARANTINE_COLUMNS = ["table", "file", "row", "machine_id", "column", "code", "reason", "value", "fix"]
+NOTE_COLUMNS = ["table", "file", "column", "code", "cells", "first_row", "note"]
 _BAD_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 class ContractError(InputError):
     """The dataset cannot be used at all; the message names the file, the column and the fix."""
+
+    def __init__(self, message: str, code: str = "unusable_dataset") -> None:
+        super().__init__(message)
+        self.code = code  # not_a_folder, no_tables, empty_dataset or unusable_dataset
 
 
 @dataclass
@@ -84,6 +99,8 @@ class Dataset:
     notes: pd.DataFrame
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     contract_version: str = CONTRACT_VERSION
+    # stuck or dead sensors, one row per run: machine_id, column, flag, since, until, readings, active, detail
+    sensor_flags: pd.DataFrame = field(default_factory=sensor_flag_frame)
 
     @property
     def machine_ids(self) -> list[str]:
@@ -109,8 +126,17 @@ class _Collector:
         self.records: list[pd.DataFrame] = []
         self.notes: list[dict] = []
 
-    def reject(self, table: str, file: str, frame: pd.DataFrame, mask: np.ndarray, column: str, reason: str):
-        """Quarantine the rows of ``frame`` where ``mask`` holds; return the frame without them."""
+    def reject(
+        self,
+        table: str,
+        file: str,
+        frame: pd.DataFrame,
+        mask: np.ndarray,
+        column: str,
+        reason: str,
+        code: str,
+    ):
+        """Quarantine the rows of ``frame`` where ``mask`` holds (reason code ``code``); return the rest."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return frame
@@ -124,16 +150,20 @@ class _Collector:
                     "row": bad["_row"].to_numpy(),
                     "machine_id": bad["machine_id"].astype(str) if "machine_id" in bad else "",
                     "column": column,
+                    "code": code,
                     "reason": reason,
                     "value": value,
+                    "fix": REASON_CODES[code],
                 }
             )
         )
         return frame.loc[~mask]
 
-    def reject_all(self, table: str, file: str, frame: pd.DataFrame, column: str, reason: str) -> None:
+    def reject_all(
+        self, table: str, file: str, frame: pd.DataFrame, column: str, reason: str, code: str
+    ) -> None:
         """Quarantine every row of a file (a problem of the whole file, such as a missing column)."""
-        self.reject(table, file, frame, np.ones(len(frame), bool), column, reason)
+        self.reject(table, file, frame, np.ones(len(frame), bool), column, reason, code)
 
     def unreadable(self, table: str, file: str, exc: Exception) -> None:
         """Record a whole file that cannot be read (row -1: its rows are unknown)."""
@@ -147,8 +177,10 @@ class _Collector:
                         "row": -1,
                         "machine_id": "",
                         "column": "",
+                        "code": "unreadable_file",
                         "reason": reason,
                         "value": "",
+                        "fix": REASON_CODES["unreadable_file"],
                     }
                 ]
             )
@@ -189,29 +221,24 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
     """Quarantine rows whose machine_id or timestamp cannot be used; parse timestamps to UTC."""
     ids = frame["machine_id"]
     missing = ids.isna() | (ids.astype(str).str.strip() == "")
-    frame = q.reject(table, file, frame, missing.to_numpy(), "machine_id", "machine_id is empty")
+    frame = q.reject(
+        table, file, frame, missing.to_numpy(), "machine_id", "machine_id is empty", "empty_machine_id"
+    )
     frame = frame.assign(machine_id=id_strings(frame["machine_id"]))
     bad_id = frame["machine_id"].str.contains(_BAD_ID).to_numpy()
-    frame = q.reject(
-        table, file, frame, bad_id, "machine_id", "machine_id contains a path separator or control character"
-    )
+    reason = "machine_id contains a path separator or control character"
+    frame = q.reject(table, file, frame, bad_id, "machine_id", reason, "bad_machine_id")
     if "timestamp" in frame and pd.api.types.is_numeric_dtype(frame["timestamp"]):
         reason = (
             "timestamp is a number, not a timestamp (epoch numbers are ambiguous: s, ms or ns); "
             "fix: write ISO 8601 text or a Parquet timestamp"
         )
-        frame = q.reject(table, file, frame, np.ones(len(frame), bool), "timestamp", reason)
+        frame = q.reject(table, file, frame, np.ones(len(frame), bool), "timestamp", reason, "wrong_type")
     if "timestamp" in frame:
         stamps = _to_utc(frame["timestamp"])
         frame = frame.assign(timestamp=stamps)
-        frame = q.reject(
-            table,
-            file,
-            frame,
-            stamps.isna().to_numpy(),
-            "timestamp",
-            "timestamp is missing or not a timestamp",
-        )
+        reason = "timestamp is missing or not a timestamp"
+        frame = q.reject(table, file, frame, stamps.isna().to_numpy(), "timestamp", reason, "bad_timestamp")
     return frame
 
 
@@ -239,14 +266,15 @@ def _missing_columns(table: str, frame: pd.DataFrame) -> list[str]:
     return [c for c in KEYS[table] if c not in frame.columns]
 
 
-def _missing_reason(column: str, present: list[str]) -> str:
-    """Why a file lacks a required column, with the likely fix for a CSV in another dialect."""
+def _missing_reason(column: str, present: list[str]) -> tuple[str, str]:
+    """Why a file lacks a required column (reason, code), with the likely fix for a CSV in another dialect."""
     if len(present) == 1 and any(sep in present[0] for sep in ";\t|"):
         return (
             f"required column '{column}' is missing: the header '{present[0][:60]}' is one column, so the file "
-            "is not comma-separated; fix: export it with commas (and a decimal point)"
+            "is not comma-separated; fix: export it with commas (and a decimal point)",
+            "wrong_delimiter",
         )
-    return f"required column '{column}' is missing (columns present: {', '.join(present)})"
+    return f"required column '{column}' is missing (columns present: {', '.join(present)})", "missing_column"
 
 
 def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.DataFrame]:
@@ -264,7 +292,7 @@ def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.
         frame = frame.assign(_row=np.arange(len(frame)), _file=file)
         if missing := _missing_columns(table, frame):
             frame = frame.assign(machine_id=frame.get("machine_id", ""))
-            q.reject_all(table, file, frame, missing[0], _missing_reason(missing[0], present))
+            q.reject_all(table, file, frame, missing[0], *_missing_reason(missing[0], present))
             continue
         frames.append(_check_keys(table, file, frame, q))
     return frames
@@ -275,9 +303,8 @@ def _clean_machines(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
         return pd.DataFrame({"machine_id": pd.Series(dtype=object)})
     machines = pd.concat(frames, ignore_index=True)
     dup = machines.duplicated("machine_id", keep="first").to_numpy()
-    machines = q.reject(
-        "machines", "", machines, dup, "machine_id", "machine_id listed twice; the first row is kept"
-    )
+    reason = "machine_id listed twice; the first row is kept"
+    machines = _reject_per_file(q, "machines", machines, dup, "machine_id", reason, "duplicate_machine")
     if "installed_at" in machines:
         machines["installed_at"] = _to_utc(machines["installed_at"])
     for col in (
@@ -292,54 +319,179 @@ def _clean_machines(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
     return machines
 
 
-def _clean_telemetry(frames: list[pd.DataFrame], q: _Collector, notes: list[dict]) -> pd.DataFrame:
-    """Coerce sensor columns to float; quarantine duplicate readings and rows with no sensor value."""
-    if not frames:
-        return pd.DataFrame(
-            {"machine_id": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[us, UTC]")}
-        )
-    tel = pd.concat(frames, ignore_index=True)
+@dataclass
+class _Context:
+    """What the row checks need besides the rows: machines, configuration, the time of loading."""
+
+    machines: pd.DataFrame
+    config: PlausibilityConfig
+    now: pd.Timestamp
+    known: frozenset[str] | None
+    notes: list[dict]
+
+
+_DECIMAL_COMMA = r"^\s*[-+]?\d+,\d+\s*$"
+
+
+def _sensor_columns(tel: pd.DataFrame, ctx: _Context) -> tuple[pd.DataFrame, list[str], dict]:
+    """Coerce sensor columns to float; drop text-only columns; return the cells that were not numbers by kind."""
     sensors = [c for c in tel.columns if c not in ("machine_id", "timestamp", "_row", "_file")]
+    kept, problems = [], {}
     for col in sensors:
         raw = tel[col]
         numeric = pd.to_numeric(raw, errors="coerce").astype(float)
-        numeric[~np.isfinite(numeric.to_numpy())] = np.nan
-        repaired = numeric.isna() & raw.notna()
-        if repaired.any():
-            first = int(np.flatnonzero(repaired.to_numpy())[0])
-            notes.append(
-                {
-                    "table": "telemetry",
-                    "file": tel["_file"].iloc[first],
-                    "column": col,
-                    "cells": int(repaired.sum()),
-                    "first_row": int(tel["_row"].iloc[first]),
-                    "note": f"{int(repaired.sum())} values are not finite numbers (first: {raw.iloc[first]!r}); set to NaN",
-                }
+        text_only = raw.dtype == object and numeric.notna().sum() == 0 and raw.notna().any()
+        if text_only and not raw.astype(str).str.match(_DECIMAL_COMMA).any():
+            _note(
+                ctx,
+                tel,
+                col,
+                raw.notna().to_numpy(),
+                "extra_column",
+                "column is text, not a sensor; ignored",
             )
-        tel[col] = numeric
+            tel = tel.drop(columns=[col])
+            continue
+        values = numeric.to_numpy()
+        infinite = np.isinf(values)
+        text = (numeric.isna() & raw.notna()).to_numpy()
+        comma = text & raw.astype(str).str.match(_DECIMAL_COMMA).to_numpy() if text.any() else text
+        problems[col] = {"decimal_comma": comma, "wrong_type": text & ~comma, "infinite_value": infinite}
+        repaired = text | infinite
+        if repaired.any():
+            first = int(np.flatnonzero(repaired)[0])
+            code = "decimal_comma" if comma.any() else "wrong_type" if text.any() else "infinite_value"
+            what = f"{int(repaired.sum())} values are not finite numbers (first: {raw.iloc[first]!r}); set to NaN"
+            _note(ctx, tel, col, repaired, code, what)
+        values[infinite] = np.nan
+        tel[col] = values
+        kept.append(col)
+    return tel, kept, problems
+
+
+def _note(ctx: _Context, frame: pd.DataFrame, column: str, cells: np.ndarray, code: str, note: str) -> None:
+    first = int(np.flatnonzero(cells)[0])
+    ctx.notes.append(
+        {
+            "table": "telemetry",
+            "file": frame["_file"].iloc[first],
+            "column": column,
+            "code": code,
+            "cells": int(cells.sum()),
+            "first_row": int(frame["_row"].iloc[first]),
+            "note": note,
+        }
+    )
+
+
+def _empty_row_code(tel: pd.DataFrame, sensors: list[str], problems: dict) -> pd.Series:
+    """Why a row has no sensor value: the kind of its first unusable cell, else nan_value."""
+    code = pd.Series("nan_value", index=tel.index, dtype=object)
+    for kind in ("infinite_value", "wrong_type", "decimal_comma"):  # later kinds win
+        for col in sensors:
+            code[problems[col][kind]] = kind
+    return code
+
+
+_EMPTY_REASON = {
+    "nan_value": "no sensor value in the row",
+    "infinite_value": "no sensor value in the row: the readings are infinite",
+    "wrong_type": "no sensor value in the row: the readings are not numbers",
+    "decimal_comma": "no sensor value in the row: the readings use a decimal comma ('40,5'); "
+    "fix: export with a decimal point",
+}
+
+
+def _clean_telemetry(
+    frames: list[pd.DataFrame], q: _Collector, ctx: _Context
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Coerce sensors to float; quarantine empty, duplicate, misplaced and implausible rows; flag sensors."""
+    if not frames:
+        empty = pd.DataFrame(
+            {"machine_id": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[us, UTC]")}
+        )
+        return empty, sensor_flag_frame()
+    present: dict[str, set[str]] = {}
+    for frame in frames:
+        for col in frame.columns:
+            present.setdefault(col, set()).update(frame["machine_id"].unique())
+    tel = pd.concat(frames, ignore_index=True)
+    tel, sensors, problems = _sensor_columns(tel, ctx)
     if sensors:
-        empty = tel[sensors].isna().all(axis=1).to_numpy()
-        tel = q.reject("telemetry", "", tel, empty, sensors[0], "no sensor value in the row")
+        no_value = tel[sensors].isna().all(axis=1).to_numpy()
+        codes = _empty_row_code(tel, sensors, problems).to_numpy()
+        found = [(no_value & (codes == c), sensors[0], _EMPTY_REASON[c], c) for c in _EMPTY_REASON]
+        tel = _reject_all_of(q, "telemetry", tel, found)
+    tel = _check_rows("telemetry", tel, q, ctx)
     tel = tel.sort_values(["machine_id", "timestamp", "_file", "_row"], kind="stable")
     dup = tel.duplicated(["machine_id", "timestamp"], keep="first").to_numpy()
-    tel = _reject_per_file(
-        q, "telemetry", tel, dup, "timestamp", "duplicate reading (same machine and timestamp)"
-    )
-    return tel.drop(columns=["_row", "_file"]).reset_index(drop=True)
+    reason = "duplicate reading (same machine and timestamp)"
+    tel = _reject_per_file(q, "telemetry", tel, dup, "timestamp", reason, "duplicate_timestamp")
+    limits = ctx.config.limits
+    found = [
+        (
+            mask,
+            col,
+            f"{col} outside its configured limits {limits[_pattern(col, limits)]}",
+            "implausible_value",
+        )
+        for col, mask in limit_violations(tel, sensors, ctx.config).items()
+    ]
+    tel = _reject_all_of(q, "telemetry", tel, found)
+    reason = "far outside this machine's own history for a short burst (sensor glitch)"
+    found = [
+        (mask, col, f"{col} {reason}", "sensor_glitch")
+        for col, mask in find_glitches(tel, sensors, ctx.config).items()
+    ]
+    tel = _reject_all_of(q, "telemetry", tel, found)
+    flags = find_sensor_flags(tel, sensors, ctx.config, present)
+    return tel.drop(columns=["_row", "_file"]).reset_index(drop=True), flags
+
+
+def _pattern(column: str, patterns) -> str:
+    return next(p for p in patterns if fnmatch.fnmatchcase(column, p))
+
+
+def _reject_all_of(q: _Collector, table: str, frame: pd.DataFrame, found: list[tuple]) -> pd.DataFrame:
+    """Quarantine rows for several (mask, column, reason, code) found on the same frame; a row once only."""
+    done = np.zeros(len(frame), bool)
+    for mask, column, reason, code in found:
+        mask = np.asarray(mask, dtype=bool) & ~done
+        _reject_per_file(q, table, frame, mask, column, reason, code)
+        done |= mask
+    return frame.loc[~done]
+
+
+def _check_rows(table: str, frame: pd.DataFrame, q: _Collector, ctx: _Context) -> pd.DataFrame:
+    """Quarantine rows of unknown machines, from the future, or from before the machine's installation."""
+    if ctx.known is not None:
+        listed = set(ctx.machines["machine_id"]) | ctx.known
+        unknown = ~frame["machine_id"].isin(listed).to_numpy()
+        reason = "machine_id is not a known machine (not in machines.parquet nor in the store)"
+        frame = _reject_per_file(q, table, frame, unknown, "machine_id", reason, "unknown_machine")
+    horizon = ctx.now + pd.Timedelta(minutes=ctx.config.future_tolerance_minutes)
+    future = (frame["timestamp"] > horizon).to_numpy()
+    reason = f"timestamp is in the future (after {horizon:%Y-%m-%d %H:%M} UTC)"
+    frame = _reject_per_file(q, table, frame, future, "timestamp", reason, "future_timestamp")
+    if "installed_at" in ctx.machines and len(frame):
+        installed = frame["machine_id"].map(ctx.machines.set_index("machine_id")["installed_at"])
+        early = (frame["timestamp"] < installed).fillna(False).to_numpy(dtype=bool)
+        reason = "timestamp is before the machine's installed_at"
+        frame = _reject_per_file(q, table, frame, early, "timestamp", reason, "before_installation")
+    return frame
 
 
 def _reject_per_file(
-    q: _Collector, table: str, frame: pd.DataFrame, mask: np.ndarray, column: str, reason: str
+    q: _Collector, table: str, frame: pd.DataFrame, mask: np.ndarray, column: str, reason: str, code: str
 ):
     """Quarantine rows of a frame made of several files, naming each row's own file."""
     mask = np.asarray(mask, dtype=bool)
     for file in frame.loc[mask, "_file"].unique():
-        q.reject(table, file, frame, mask & (frame["_file"] == file).to_numpy(), column, reason)
+        q.reject(table, file, frame, mask & (frame["_file"] == file).to_numpy(), column, reason, code)
     return frame.loc[~mask]
 
 
-def _clean_events(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
+def _clean_events(frames: list[pd.DataFrame], q: _Collector, ctx: _Context) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(
             {
@@ -352,14 +504,37 @@ def _clean_events(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
     events = pd.concat(frames, ignore_index=True)
     events["kind"] = events["kind"].astype(str).str.strip().str.lower()
     unknown = ~events["kind"].isin(EVENT_KINDS).to_numpy()
-    events = _reject_per_file(q, "events", events, unknown, "kind", "kind must be 'failure' or 'maintenance'")
+    reason = "kind must be 'failure' or 'maintenance'"
+    events = _reject_per_file(q, "events", events, unknown, "kind", reason, "unknown_event_kind")
+    events = _check_rows("events", events, q, ctx)
     if "component" not in events:
         events["component"] = None
     dup = events.duplicated(["machine_id", "timestamp", "kind"], keep="first").to_numpy()
-    events = _reject_per_file(q, "events", events, dup, "timestamp", "duplicate event")
+    events = _reject_per_file(q, "events", events, dup, "timestamp", "duplicate event", "duplicate_event")
     return (
         events.drop(columns=["_row", "_file"]).sort_values(["machine_id", "timestamp"]).reset_index(drop=True)
     )
+
+
+def _waveform_values(table: pa.Table, meta: pd.DataFrame, file: str, q: _Collector) -> pa.Array | None:
+    """The ``values`` column as a list array of numbers, or None (file quarantined) when it is not one."""
+    values = table.column("values").combine_chunks()
+    if not (
+        pa.types.is_list(values.type)
+        or pa.types.is_large_list(values.type)
+        or pa.types.is_fixed_size_list(values.type)
+    ):
+        reason = f"values must be a list of float32, found {values.type}"
+        q.reject_all("waveforms", file, meta, "values", reason, "wrong_type")
+        return None
+    value_type = values.type.value_type
+    if not (pa.types.is_floating(value_type) or pa.types.is_integer(value_type)):
+        reason = f"values must be a list of float32 numbers, found a list of {value_type}"
+        q.reject_all("waveforms", file, meta, "values", reason, "wrong_type")
+        return None
+    if pa.types.is_fixed_size_list(values.type):
+        values = values.cast(pa.list_(values.type.value_type))
+    return values
 
 
 def _read_waveform_file(
@@ -379,25 +554,11 @@ def _read_waveform_file(
         "waveforms", meta.assign(values=0) if "values" in table.column_names else meta
     ):
         meta = meta.assign(machine_id=meta.get("machine_id", ""))
-        q.reject_all("waveforms", file, meta, missing[0], _missing_reason(missing[0], table.column_names))
+        q.reject_all("waveforms", file, meta, missing[0], *_missing_reason(missing[0], table.column_names))
         return None
-    values = table.column("values").combine_chunks()
-    if (
-        not pa.types.is_list(values.type)
-        and not pa.types.is_large_list(values.type)
-        and not pa.types.is_fixed_size_list(values.type)
-    ):
-        q.reject_all(
-            "waveforms", file, meta, "values", f"values must be a list of float32, found {values.type}"
-        )
+    values = _waveform_values(table, meta, file, q)
+    if values is None:
         return None
-    value_type = values.type.value_type
-    if not (pa.types.is_floating(value_type) or pa.types.is_integer(value_type)):
-        reason = f"values must be a list of float32 numbers, found a list of {value_type}"
-        q.reject_all("waveforms", file, meta, "values", reason)
-        return None
-    if pa.types.is_fixed_size_list(values.type):
-        values = values.cast(pa.list_(values.type.value_type))
     offsets = values.offsets.to_numpy().astype(np.int64)
     flat = values.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     n_samples = np.diff(offsets)
@@ -405,24 +566,17 @@ def _read_waveform_file(
     bad_values = (not_finite[offsets[1:]] - not_finite[offsets[:-1]]) > 0
     meta = meta.assign(offset=offsets[:-1] - offsets[0], n_samples=n_samples)
     flat = flat[offsets[0] : offsets[-1]]
+    flat_rows = _flat_snapshots(flat, offsets[:-1] - offsets[0], n_samples)
     meta = _check_keys("waveforms", file, meta, q)
     keep = meta.index.to_numpy()
-    meta = q.reject(
-        "waveforms",
-        file,
-        meta,
-        values.is_null().to_numpy(zero_copy_only=False)[keep] | (n_samples[keep] == 0),
-        "values",
-        "snapshot has no samples",
-    )
-    meta = q.reject(
-        "waveforms",
-        file,
-        meta,
-        bad_values[meta.index.to_numpy()],
-        "values",
-        "snapshot contains NaN or infinite samples",
-    )
+    empty = values.is_null().to_numpy(zero_copy_only=False)[keep] | (n_samples[keep] == 0)
+    meta = q.reject("waveforms", file, meta, empty, "values", "snapshot has no samples", "empty_snapshot")
+    bad = bad_values[meta.index.to_numpy()]
+    if bad.any():
+        reason = "snapshot contains NaN or infinite samples"
+        has_nan = _any_per_snapshot(np.isnan(flat), meta["offset"].to_numpy(), meta["n_samples"].to_numpy())
+        meta = q.reject("waveforms", file, meta, bad & has_nan, "values", reason, "nan_value")
+        meta = q.reject("waveforms", file, meta, bad[~has_nan], "values", reason, "infinite_value")
     rate = pd.to_numeric(meta["sample_rate_hz"], errors="coerce")
     meta = q.reject(
         "waveforms",
@@ -431,14 +585,38 @@ def _read_waveform_file(
         ~(np.isfinite(rate) & (rate > 0)).to_numpy(),
         "sample_rate_hz",
         "sample_rate_hz must be a positive, finite number",
+        "bad_sample_rate",
     )
-    meta = q.reject("waveforms", file, meta, meta["channel"].isna().to_numpy(), "channel", "channel is empty")
+    meta = q.reject(
+        "waveforms",
+        file,
+        meta,
+        meta["channel"].isna().to_numpy(),
+        "channel",
+        "channel is empty",
+        "missing_channel",
+    )
     speed = pd.to_numeric(meta["speed_rpm"], errors="coerce") if "speed_rpm" in meta else np.nan
     meta = meta.assign(channel=meta["channel"].astype(str), speed_rpm=speed)
+    return meta.assign(_flat=flat_rows[meta.index.to_numpy()]), flat
     return meta, flat
 
 
-def _read_waveforms(root: Path, q: _Collector, counts: dict) -> Waveforms:
+def _any_per_snapshot(mask: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Whether ``mask`` holds anywhere within each snapshot (offset, length) of the flat sample array."""
+    count = np.concatenate([[0], np.cumsum(mask)])
+    return (count[offsets + lengths] - count[offsets]) > 0
+
+
+def _flat_snapshots(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Snapshots (contiguous, in order, as in a Parquet list column) whose samples are all equal."""
+    if not len(flat):
+        return np.zeros(len(starts), bool)
+    at = np.minimum(starts, len(flat) - 1)
+    return (lengths > 0) & (np.minimum.reduceat(flat, at) == np.maximum.reduceat(flat, at))
+
+
+def _read_waveforms(root: Path, q: _Collector, counts: dict, ctx: _Context) -> tuple[Waveforms, pd.DataFrame]:
     metas, flats, base = [], [], 0
     for path in table_files(root, "waveforms"):
         read = _read_waveform_file(root, path, q, counts)
@@ -449,21 +627,54 @@ def _read_waveforms(root: Path, q: _Collector, counts: dict) -> Waveforms:
         flats.append(flat)
         base += len(flat)
     if not metas:
-        return Waveforms.empty()
+        return Waveforms.empty(), sensor_flag_frame()
     meta = pd.concat(metas, ignore_index=True).sort_values(
         ["machine_id", "timestamp", "channel", "_file", "_row"]
     )
     dup = meta.duplicated(["machine_id", "timestamp", "channel"], keep="first").to_numpy()
+    reason = "second snapshot for the same machine, channel and timestamp; the first is kept"
+    meta = _reject_per_file(q, "waveforms", meta, dup, "timestamp", reason, "duplicate_timestamp")
+    meta = _check_rows("waveforms", meta, q, ctx)
+    flags = _flat_channel_flags(meta)
+    reason = "snapshot is flat (every sample has the same value): the accelerometer is dead or disconnected"
+    meta = _reject_per_file(q, "waveforms", meta, meta["_flat"].to_numpy(), "values", reason, "flat_snapshot")
+    wrong_length, wrong_rate = snapshot_shape_problems(meta, ctx.config)
+    reason = "snapshot length differs from this machine's other snapshots of the channel"
+    meta = _reject_per_file(q, "waveforms", meta, wrong_length, "values", reason, "wrong_length")
+    reason = "sample_rate_hz differs from this machine's other snapshots of the channel"
     meta = _reject_per_file(
-        q,
-        "waveforms",
-        meta,
-        dup,
-        "timestamp",
-        "second snapshot for the same machine, channel and timestamp; the first is kept",
+        q, "waveforms", meta, wrong_rate[~wrong_length], "sample_rate_hz", reason, "wrong_sample_rate"
     )
     columns = ["machine_id", "timestamp", "channel", "sample_rate_hz", "speed_rpm", "offset", "n_samples"]
-    return Waveforms(meta[columns].reset_index(drop=True), np.concatenate(flats))
+    return Waveforms(meta[columns].reset_index(drop=True), np.concatenate(flats)), flags
+
+
+def _flat_channel_flags(meta: pd.DataFrame) -> pd.DataFrame:
+    """A 'dead' flag per machine and channel with flat snapshots; active when its latest snapshot is flat."""
+    flat = meta[meta["_flat"]]
+    if flat.empty:
+        return sensor_flag_frame()
+    latest = meta.groupby(["machine_id", "channel"])["timestamp"].max()
+    runs = flat.groupby(["machine_id", "channel"])["timestamp"].agg(["min", "max", "size"]).reset_index()
+    runs["active"] = (
+        runs["max"].to_numpy()
+        == latest.reindex(pd.MultiIndex.from_frame(runs[["machine_id", "channel"]])).to_numpy()
+    )
+    return sensor_flag_frame(
+        [
+            {
+                "machine_id": r.machine_id,
+                "column": r.channel,
+                "flag": "dead",
+                "since": r.min,
+                "until": r.max,
+                "readings": r.size,
+                "active": r.active,
+                "detail": f"{r.size} flat snapshots on channel {r.channel} (no signal)",
+            }
+            for r in runs.itertuples()
+        ]
+    )
 
 
 def _known_machines(machines: pd.DataFrame, *tables: Iterable[str]) -> pd.DataFrame:
@@ -475,25 +686,46 @@ def _known_machines(machines: pd.DataFrame, *tables: Iterable[str]) -> pd.DataFr
     return machines.drop(columns=[c for c in ("_row", "_file") if c in machines]).reset_index(drop=True)
 
 
-def load_dataset(root: str | Path) -> Dataset:
-    """Read and validate the dataset folder ``root``; raise ContractError when nothing in it is usable."""
+def load_dataset(
+    root: str | Path,
+    plausibility: PlausibilityConfig | None = None,
+    *,
+    now: pd.Timestamp | str | None = None,
+    known_machines: Iterable[str] | None = None,
+) -> Dataset:
+    """Read and validate the dataset folder ``root``; raise ContractError when nothing in it is usable.
+
+    ``plausibility`` sets the limits, glitch and stuck-sensor checks (defaults: ``PlausibilityConfig()``);
+    ``now`` is the time after which readings are in the future (default: the clock); ``known_machines``, when
+    given (the store's machines), quarantines rows of machines that neither it nor ``machines`` lists.
+    """
     root = Path(root)
     if not root.is_dir():
         raise ContractError(
-            f"{root}: not a folder; fix: give the path of a dataset folder (equipment data contract v1)"
+            f"{root}: not a folder; fix: give the path of a dataset folder (equipment data contract v1)",
+            "not_a_folder",
         )
     present = [t for t in ("telemetry", "waveforms") if table_files(root, t)]
     if not present:
         raise ContractError(
             f"{root}: no telemetry or waveforms found (looked for telemetry/, telemetry.parquet, telemetry.csv, "
-            "waveforms/, waveforms.parquet); fix: a dataset needs at least one of them (see docs/data-contract.md)"
+            "waveforms/, waveforms.parquet); fix: a dataset needs at least one of them (see docs/data-contract.md)",
+            "no_tables",
         )
-    q, notes = _Collector(), list[dict]()
+    q = _Collector()
     counts = {t: {"rows_in": 0, "rows_used": 0, "rows_quarantined": 0} for t in TABLES}
     machines = _clean_machines(_read_table(root, "machines", q, counts), q)
-    telemetry = _clean_telemetry(_read_table(root, "telemetry", q, counts), q, notes)
-    waveforms = _read_waveforms(root, q, counts)
-    events = _clean_events(_read_table(root, "events", q, counts), q)
+    stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    ctx = _Context(
+        machines=machines,
+        config=plausibility or PlausibilityConfig(),
+        now=stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC"),
+        known=None if known_machines is None else frozenset(map(str, known_machines)),
+        notes=[],
+    )
+    telemetry, telemetry_flags = _clean_telemetry(_read_table(root, "telemetry", q, counts), q, ctx)
+    waveforms, waveform_flags = _read_waveforms(root, q, counts, ctx)
+    events = _clean_events(_read_table(root, "events", q, counts), q, ctx)
     machines = _known_machines(
         machines, telemetry["machine_id"], waveforms.meta["machine_id"], events["machine_id"]
     )
@@ -501,9 +733,14 @@ def load_dataset(root: str | Path) -> Dataset:
     used = {"telemetry": len(telemetry), "waveforms": len(waveforms.meta), "events": len(events)}
     _balance(counts, used, quarantine, machines)
     if telemetry.empty and waveforms.meta.empty:
-        raise ContractError(_nothing_usable(root, quarantine))
-    notes_frame = pd.DataFrame(notes, columns=["table", "file", "column", "cells", "first_row", "note"])
-    return Dataset(root, machines, telemetry, waveforms, events, quarantine, notes_frame, counts)
+        code = "empty_dataset" if quarantine.empty else "unusable_dataset"
+        raise ContractError(_nothing_usable(root, quarantine), code)
+    notes = pd.DataFrame(ctx.notes, columns=NOTE_COLUMNS)
+    flags = pd.concat([f for f in (telemetry_flags, waveform_flags) if len(f)] or [sensor_flag_frame()])
+    flags = flags.sort_values(["machine_id", "column", "since"]).reset_index(drop=True)
+    return Dataset(
+        root, machines, telemetry, waveforms, events, quarantine, notes, counts, sensor_flags=flags
+    )
 
 
 def _balance(counts: dict, used: dict, quarantine: pd.DataFrame, machines: pd.DataFrame) -> None:
@@ -558,6 +795,10 @@ def combine(history: Dataset, batch: Dataset) -> Dataset:
         quarantine=pd.concat([batch.quarantine, history.quarantine], ignore_index=True),
         notes=pd.concat([batch.notes, history.notes], ignore_index=True),
         counts=batch.counts,
+        sensor_flags=pd.concat([batch.sensor_flags, history.sensor_flags], ignore_index=True)
+        .drop_duplicates(["machine_id", "column", "flag", "since"])
+        .sort_values(["machine_id", "column", "since"])
+        .reset_index(drop=True),
     )
 
 

@@ -1,0 +1,311 @@
+"""Plausibility checks on contract tables: limits, sensor glitches, stuck or dead sensors, odd snapshots.
+
+Pure and vectorised (pandas/numpy, no loop over rows or machines). Every check learns from each machine's own
+history, never from one global limit: a turbofan's HPC outlet at 625 °C is normal for that engine, a bearing
+that reads 900 °C for two minutes between readings of 120 °C has a sensor glitch.
+
+- ``limit_violations``: readings outside absolute limits from configuration (``PlausibilityConfig.limits``).
+- ``find_glitches``: short bursts far outside a machine's own history (robust level and scale, two passes).
+- ``find_sensor_flags``: a sensor stuck on one value or dead (no values, or a flat zero) for a run that is
+  unlikely for that column anywhere in the fleet.
+- ``snapshot_shape_problems``: snapshots whose length or sample rate differs from the machine's channel.
+
+Every quarantine reason has a stable code (``REASON_CODES``); docs/data-contract.md lists them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+# code -> the fix a user can apply (shown in the quarantine table's ``fix`` column)
+REASON_CODES: dict[str, str] = {
+    "unreadable_file": "re-export the file (it is truncated or not Parquet/CSV)",
+    "missing_column": "add the required column (see docs/data-contract.md)",
+    "wrong_delimiter": "export the CSV with commas between fields and a decimal point",
+    "empty_machine_id": "fill machine_id in every row",
+    "bad_machine_id": "use machine ids without '/', '\\' or control characters",
+    "unknown_machine": "register the machine in machines.parquet (or the store) first",
+    "bad_timestamp": "write timestamps as ISO 8601 text or a Parquet timestamp",
+    "wrong_type": "write the column with the type the contract gives it",
+    "decimal_comma": "export numbers with a decimal point, not a decimal comma",
+    "nan_value": "send the reading once the sensor has a value",
+    "infinite_value": "check the sensor or the export: a reading must be a finite number",
+    "future_timestamp": "check the clock of the data logger (timestamps are UTC)",
+    "before_installation": "check installed_at in machines.parquet or the reading's machine_id",
+    "duplicate_timestamp": "send each reading once",
+    "duplicate_event": "record each event once",
+    "duplicate_machine": "list each machine once in machines.parquet",
+    "unknown_event_kind": "use kind 'failure' or 'maintenance'",
+    "implausible_value": "check the sensor, or widen PlausibilityConfig.limits for this column",
+    "sensor_glitch": "check the sensor's wiring and transmitter; exempt the column if bursts are real",
+    "empty_snapshot": "send snapshots with samples",
+    "bad_sample_rate": "write sample_rate_hz as a positive number of Hz",
+    "wrong_sample_rate": "record every snapshot of a channel at the machine's usual sample rate",
+    "wrong_length": "record every snapshot of a channel with the machine's usual number of samples",
+    "missing_channel": "name the channel of every snapshot",
+    "flat_snapshot": "check the accelerometer and its cable: the snapshot carries no signal",
+}
+FLAG_KINDS = ("stuck", "dead")
+
+
+class PlausibilityConfig(BaseModel):
+    """What the loader accepts as a physically possible reading; defaults never use one global limit."""
+
+    model_config = ConfigDict(frozen=True)
+    # column name or glob pattern -> (low, high) absolute limits, None for no limit; the first match wins.
+    # Default: only absolute zero, so 625 °C in a turbofan (or 1,000 °C in a furnace) is never refused.
+    limits: dict[str, tuple[float | None, float | None]] = {"temperature*": (-273.15, None)}
+    # glitches: readings more than glitch_k robust deviations from the machine's running median AND outside
+    # the range that median ever took, in a burst shorter than a quarter of the window, with normal
+    # readings on both sides (a sustained rise, such as degradation up to a failure, is never a glitch)
+    glitch_k: float = 6.0
+    glitch_window_minutes: float = 120.0  # running-median window ...
+    glitch_window_readings: int = 24  # ... widened to this many readings for slow cadences
+    glitch_exempt: tuple[str, ...] = ()  # column names or patterns never checked for glitches
+    # stuck/dead: a run of identical values (or NaN) at least this long, and so long that its chance is
+    # below stuck_max_chance given how often the column repeats a value (or is NaN) across the fleet
+    stuck_min_readings: int = 6
+    stuck_max_chance: float = 1e-6
+    future_tolerance_minutes: float = 24 * 60.0  # clock skew allowed for readings after "now"
+    min_snapshot_samples: int = 64
+
+
+def _match(column: str, patterns) -> str | None:
+    return next((p for p in patterns if fnmatch.fnmatchcase(column, p)), None)
+
+
+def limit_violations(
+    frame: pd.DataFrame, columns: list[str], config: PlausibilityConfig
+) -> dict[str, np.ndarray]:
+    """Per column, the rows whose reading lies outside the configured absolute limits."""
+    out = {}
+    for col in columns:
+        pattern = _match(col, config.limits)
+        if pattern is None:
+            continue
+        low, high = config.limits[pattern]
+        x = frame[col].to_numpy(dtype=float)
+        bad = np.zeros(len(x), bool)
+        if low is not None:
+            bad |= x < low
+        if high is not None:
+            bad |= x > high
+        if bad.any():
+            out[col] = bad
+    return out
+
+
+def _starts(codes: np.ndarray) -> np.ndarray:
+    """True where a new machine starts in machine-sorted codes."""
+    return np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, bool)
+
+
+def _pseudo_time(codes: np.ndarray, stamps: np.ndarray, config: PlausibilityConfig) -> pd.DatetimeIndex:
+    """Time since each machine's first row, compressed so that one window holds >= glitch_window_readings."""
+    start = _starts(codes)
+    first = np.maximum.accumulate(np.where(start, np.arange(len(codes)), 0))
+    rel = (stamps - stamps[first]).astype(np.float64)
+    step = np.diff(stamps, prepend=stamps[:1]).astype(np.float64)
+    step[start] = np.nan
+    cadence = pd.Series(step).groupby(codes).transform("median").fillna(0).to_numpy()
+    window_ns = config.glitch_window_minutes * 60e9
+    factor = np.maximum(1.0, config.glitch_window_readings * cadence / window_ns)
+    return pd.DatetimeIndex((rel / factor).astype(np.int64))
+
+
+def _far_readings(x: np.ndarray, codes: np.ndarray, pseudo: pd.DatetimeIndex, config: PlausibilityConfig):
+    """Readings (rows x columns, machine-sorted) far from the machine's running median and outside the range
+    that median ever took, with a robust level and scale estimated twice (the second time without the first
+    pass's outliers, so a history full of glitches does not hide them)."""
+    window = pd.Timedelta(minutes=config.glitch_window_minutes)
+    k = config.glitch_k
+    out = np.zeros(x.shape, bool)
+    count = (
+        pd.Series(1.0, index=pseudo)
+        .groupby(codes, sort=False)
+        .rolling(window, center=True)
+        .count()
+        .to_numpy()
+    )
+    todo = np.arange(x.shape[1])
+    for _ in range(2):  # the second pass only for columns where the first found something
+        cols = x[:, todo]
+        level = (
+            pd.DataFrame(np.where(out[:, todo], np.nan, cols), index=pseudo)
+            .groupby(codes, sort=False)
+            .rolling(window, center=True, min_periods=1)
+            .median()
+            .to_numpy()
+        )
+        resid = cols - level
+        noise = np.where(out[:, todo] | (resid == 0), np.nan, np.abs(resid))  # a stuck run is no noise
+        mad = pd.DataFrame(noise).groupby(codes).median().to_numpy()
+        mid = pd.DataFrame(np.abs(cols)).groupby(codes).median().to_numpy()
+        levels = pd.DataFrame(level).groupby(codes)
+        lo, hi = levels.min().to_numpy()[codes], levels.max().to_numpy()[codes]
+        scale = k * np.maximum(1.4826 * mad, 0.01 * mid + 1e-9)[codes]
+        with np.errstate(invalid="ignore"):
+            far = (np.abs(resid) > scale) & ((cols > hi + scale) | (cols < lo - scale))
+        out[:, todo] = far & (count >= 5)[:, None]
+        todo = todo[out[:, todo].any(axis=0)]
+        if not len(todo):
+            break
+    return out
+
+
+def _short_bounded_runs(
+    mask: np.ndarray, codes: np.ndarray, stamps: np.ndarray, max_span: float
+) -> np.ndarray:
+    """Rows of mask-runs that have an unmasked row of the same machine on both sides and span <= max_span."""
+    start = _starts(codes)
+    end = np.r_[start[1:], True]
+    run_start = mask & (start | ~np.r_[False, mask[:-1]])
+    run_id = np.cumsum(run_start)
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return mask
+    ids = run_id[rows]
+    first = rows[np.r_[True, ids[1:] != ids[:-1]]]
+    last = rows[np.r_[ids[1:] != ids[:-1], True]]
+    ok = ~start[first] & ~end[last] & ((stamps[last] - stamps[first]) <= max_span)
+    return mask & np.isin(run_id, np.unique(ids)[ok])
+
+
+def find_glitches(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig) -> dict[str, np.ndarray]:
+    """Per column, the rows (of ``tel``, sorted by machine and time) that are sensor glitches."""
+    columns = [c for c in columns if not _match(c, config.glitch_exempt)]
+    if not columns or len(tel) < 5:
+        return {}
+    codes = pd.factorize(tel["machine_id"])[0]
+    stamps = tel["timestamp"].astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
+    pseudo = _pseudo_time(codes, stamps, config)
+    x = tel[columns].to_numpy(dtype=float)
+    far = _far_readings(np.where(np.isfinite(x), x, np.nan), codes, pseudo, config)
+    max_span = pd.Timedelta(minutes=config.glitch_window_minutes).value / 4
+    out = {}
+    for j in np.flatnonzero(far.any(axis=0)):
+        rows = np.flatnonzero(np.isfinite(x[:, j]))  # a burst is bounded by this column's own readings
+        found = _short_bounded_runs(far[rows, j], codes[rows], pseudo.asi8[rows], max_span)
+        if found.any():
+            out[columns[j]] = np.zeros(len(x), bool)
+            out[columns[j]][rows[found]] = True
+    return out
+
+
+def _min_run(repeat_share: float, config: PlausibilityConfig) -> int:
+    """Shortest run that is unlikely (< stuck_max_chance) when a repeat happens with this share."""
+    if repeat_share <= 0:
+        return config.stuck_min_readings
+    if repeat_share >= 1:
+        return 1 << 62
+    return max(
+        config.stuck_min_readings, 1 + math.ceil(math.log(config.stuck_max_chance) / math.log(repeat_share))
+    )
+
+
+def _typical_share(codes: np.ndarray, hits: np.ndarray) -> float:
+    """The median over machines of the share of rows where ``hits`` holds (robust to a few odd machines)."""
+    if not len(codes):
+        return 0.0
+    return float(pd.Series(hits).groupby(codes).mean().median())
+
+
+def _runs(codes: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last row of each run of equal ``key`` within a machine."""
+    new = _starts(codes) | np.r_[True, key[1:] != key[:-1]]
+    first = np.flatnonzero(new)
+    return first, np.r_[first[1:] - 1, len(key) - 1]
+
+
+def find_sensor_flags(
+    tel: pd.DataFrame,
+    columns: list[str],
+    config: PlausibilityConfig,
+    present: dict[str, set[str]] | None = None,
+) -> pd.DataFrame:
+    """Stuck (one value repeated) or dead (NaN, or a flat zero) sensors: one row per run, machine-sorted ``tel``.
+
+    ``present`` maps a column to the machines whose files have that column (NaN there is a real empty cell);
+    without it every machine counts as having every column.
+    """
+    flags = []
+    codes, ids = pd.factorize(tel["machine_id"])
+    stamps = tel["timestamp"]
+    last_row = np.r_[_starts(codes)[1:], True]
+    for col in columns:
+        x = tel[col].to_numpy(dtype=float)
+        finite = np.isfinite(x)
+        if not finite.any() or np.nanmin(x) == np.nanmax(x):
+            continue  # constant everywhere (a setting, or a sensor that never moves): nothing to compare with
+        has = (
+            np.ones(len(x), bool)
+            if present is None
+            else tel["machine_id"].isin(present.get(col, set())).to_numpy()
+        )
+        key = np.where(finite, x, np.inf)  # NaN runs compare equal as +inf
+        first, last = _runs(codes, key)
+        length = last - first + 1
+        nan_run = ~finite[first]
+        repeat_share = _typical_share(
+            codes, np.r_[False, (key[1:] == key[:-1]) & ~_starts(codes)[1:]] & finite
+        )
+        nan_share = _typical_share(codes[has], ~finite[has])
+        zero_share = _typical_share(codes[finite], x[finite] == 0)
+        stuck = ~nan_run & (length >= _min_run(repeat_share, config))
+        dead = nan_run & has[first] & (length >= _min_run(nan_share, config))
+        for flag, runs in (("stuck", stuck), ("dead", dead)):
+            for i in np.flatnonzero(runs):
+                a, b = first[i], last[i]
+                kind = "dead" if flag == "stuck" and x[a] == 0 and zero_share < 0.01 else flag
+                what = "no value" if flag == "dead" else f"the value {x[a]:g}"
+                flags.append(
+                    {
+                        "machine_id": ids[codes[a]],
+                        "column": col,
+                        "flag": kind,
+                        "since": stamps.iloc[a],
+                        "until": stamps.iloc[b],
+                        "readings": int(length[i]),
+                        "active": bool(last_row[b]),
+                        "detail": f"{col} reported {what} {length[i]} times in a row "
+                        f"({stamps.iloc[a]:%Y-%m-%d %H:%M} to {stamps.iloc[b]:%Y-%m-%d %H:%M} UTC)",
+                    }
+                )
+    return sensor_flag_frame(flags)
+
+
+def sensor_flag_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+    columns = ["machine_id", "column", "flag", "since", "until", "readings", "active", "detail"]
+    frame = pd.DataFrame(rows or [], columns=columns)
+    for col in ("since", "until"):
+        frame[col] = pd.to_datetime(frame[col], utc=True).astype("datetime64[us, UTC]")
+    return frame.astype({"readings": np.int64, "active": bool})
+
+
+def snapshot_shape_problems(meta: pd.DataFrame, config: PlausibilityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Snapshots whose length, or sample rate, differs from what their machine's channel usually records.
+
+    "Usually" is the most frequent value per machine and channel (ties go to the fleet's most frequent value
+    for the channel); snapshots shorter than ``min_snapshot_samples`` are always the wrong length.
+    """
+    wrong_length = meta["n_samples"].to_numpy() < config.min_snapshot_samples
+    return wrong_length | ~_is_usual(meta, "n_samples"), ~_is_usual(meta, "sample_rate_hz")
+
+
+def _is_usual(meta: pd.DataFrame, column: str) -> np.ndarray:
+    if meta.empty:
+        return np.ones(0, bool)
+    keys = ["machine_id", "channel"]
+    own = meta.groupby([*keys, column], sort=False).size().rename("own")
+    fleet = meta.groupby(["channel", column], sort=False).size().rename("fleet")
+    votes = own.reset_index().merge(fleet.reset_index(), on=["channel", column])
+    usual = votes.sort_values(["own", "fleet", column], ascending=[False, False, False]).drop_duplicates(keys)
+    merged = meta[[*keys]].merge(
+        usual[[*keys, column]].rename(columns={column: "_usual"}), on=keys, how="left"
+    )
+    return meta[column].to_numpy() == merged["_usual"].to_numpy()
