@@ -85,6 +85,23 @@ def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> lis
     return phrases
 
 
+def crew_capacity(model: RiskModel) -> int | None:
+    """Machines per day the crew can inspect, when the model's alert threshold was chosen by capacity."""
+    info = getattr(model, "info", {})
+    return int(info["capacity_per_day"]) if info.get("alert_policy") == "capacity" else None
+
+
+def within_capacity(band: np.ndarray, probability: np.ndarray, capacity: int | None) -> np.ndarray:
+    """At most ``capacity`` machines in the high band (the riskiest); the others above the threshold go to medium."""
+    if capacity is None:
+        return band
+    high = np.flatnonzero(band == "high")
+    beyond = high[np.argsort(-probability[high], kind="stable")][capacity:]
+    band = band.copy()
+    band[beyond] = "medium"
+    return band
+
+
 def build_risk_list(
     model: RiskModel,
     frame: pd.DataFrame,
@@ -102,6 +119,7 @@ def build_risk_list(
     probability = np.where(status == "scored", model.predict_proba(frame), np.nan)
     life = np.where(status == "scored", model.remaining_life_h(frame), np.nan)
     band = np.where(status == "scored", model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
+    band = within_capacity(band, probability, crew_capacity(model))
     out = pd.DataFrame(
         {
             "machine_id": frame["machine_id"],

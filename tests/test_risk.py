@@ -71,3 +71,13 @@ def test_statuses_ranking_and_silent_machines(frame, monkeypatch):
     assert out.loc[0, "drivers"] == "f1=0.9" and out.loc[1, "drivers"] == ""
     assert "100 h" in out.loc[3, "drivers"] and out.loc[4, "drivers"] == "no reading at all"
     assert pd.isna(out.loc[4, "as_of"]) and (out["model_version"] == "3").all()
+
+
+def test_capacity_policy_keeps_the_high_band_within_the_crew():
+    from models.risk import within_capacity
+
+    band = np.array(["high", "high", "low", "high", "medium"], dtype=object)
+    p = np.array([0.7, 0.9, 0.1, 0.8, 0.3])
+    assert within_capacity(band, p, 2).tolist() == ["medium", "high", "low", "high", "medium"]
+    assert within_capacity(band, p, None).tolist() == band.tolist()
+    assert within_capacity(band, p, 10).tolist() == band.tolist()
