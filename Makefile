@@ -26,10 +26,17 @@ install: $(VENV)/.synced ## Create .venv from uv.lock (pinned versions) and inst
 demo: install ## Simulate a fleet, train, register, score its last day, print the risk list
 	$(VENV)/bin/wearcast demo
 
-test: install lint ## Lint, then the test suite (real-data runs are marked slow and excluded)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_CHROMIUM := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+.PHONY: browser
+browser: ## Install Debian's chromium (for the headless report test) when it is missing
+	@command -v chromium >/dev/null || $(APT_CHROMIUM) || { $(SUDO) apt-get update && $(APT_CHROMIUM); }
+
+test: install lint browser ## Lint, then the test suite (real-data runs are marked slow and excluded)
 	$(VENV)/bin/pytest -q
 
-test-fast: install ## Unit tests only (no Prefect, no MLflow end-to-end)
+test-fast: install browser ## Unit tests only (no Prefect, no MLflow end-to-end)
 	$(VENV)/bin/pytest -q -m "not slow and not e2e"
 
 test-slow: install ## Tests on ../shared/data (real bearings), slow

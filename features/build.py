@@ -264,6 +264,14 @@ def vibration_slopes(
     return stats[list(names)].rename(columns=names).reset_index(drop=True)
 
 
+def reading_time_dtype(dataset: Dataset) -> object:
+    """The timestamp dtype of the dataset's readings (as-of joins need both sides in the same unit)."""
+    for table in (dataset.telemetry, dataset.waveforms.meta):
+        if len(table):
+            return table["timestamp"].dtype
+    return "datetime64[us, UTC]"
+
+
 def build_features(
     dataset: Dataset,
     as_of: pd.DataFrame | None = None,
@@ -278,6 +286,7 @@ def build_features(
         as_of = default_as_of(dataset)
     else:
         as_of = as_of[KEYS].reset_index(drop=True)
+        as_of["timestamp"] = pd.to_datetime(as_of["timestamp"], utc=True).astype(reading_time_dtype(dataset))
         dataset = restrict_to_needed(dataset, as_of, config) if trim else dataset
     parts = [as_of]
     snapshots, notes = snapshot_features(dataset, config, progress)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
 from features.describe import driver_base, driver_phrase
 from models.bundle import RiskModel
+from models.faults import likely_faults
+from models.listing import carry_over
 
 RISK_LIST_COLUMNS = [
     "rank",
@@ -17,12 +21,18 @@ RISK_LIST_COLUMNS = [
     "status",
     "failure_probability",
     "risk_band",
-    "remaining_life_h",
+    "flagged",
+    "alarm",
+    "change",
+    "days_flagged",
+    "alarm_since",
+    "remaining_life_hours",
+    "likely_fault",
     "drivers",
     "model_name",
     "model_version",
 ]
-STATUS_ORDER = {"scored": 0, "insufficient_history": 1, "no_recent_data": 2}
+STATUS_ORDER = {"scored": 0, "check_sensor": 1, "failed": 2, "insufficient_history": 3, "no_recent_data": 4}
 
 
 def feature_coverage(model: RiskModel, frame: pd.DataFrame) -> np.ndarray:
@@ -64,12 +74,14 @@ def unscored_reasons(frame: pd.DataFrame, status: np.ndarray, coverage: np.ndarr
     return reasons
 
 
-def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> list[str]:
-    """The features that most raised each row's risk, as phrases a crew reads (one phrase per feature)."""
+def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> tuple[list[str], list[str]]:
+    """The features that most raised each row's risk, as phrases a crew reads (one phrase per feature), and the
+    likely fault their families point to. Contributions are costly: call this only for the rows shown."""
     if frame.empty:
-        return []
-    contrib = model.contributions(frame).to_numpy()
-    values = model.spec.matrix(frame).to_numpy()
+        return [], []
+    contributions = model.contributions(frame)
+    matrix = model.spec.matrix(frame)
+    contrib, values = contributions.to_numpy(), matrix.to_numpy()
     names = list(model.spec.columns)
     phrases = []
     for row, value in zip(contrib, values, strict=True):
@@ -82,24 +94,45 @@ def top_drivers(model: RiskModel, frame: pd.DataFrame, how_many: int = 3) -> lis
                 seen.add(driver_base(names[j]))
                 chosen.append(driver_phrase(names[j], float(value[j])))
         phrases.append("; ".join(chosen))
-    return phrases
+    return phrases, likely_faults(contributions, matrix.set_axis(contributions.index))
 
 
 def crew_capacity(model: RiskModel) -> int | None:
-    """Machines per day the crew can inspect, when the model's alert threshold was chosen by capacity."""
-    info = getattr(model, "info", {})
-    return int(info["capacity_per_day"]) if info.get("alert_policy") == "capacity" else None
+    """Machines per list the crew can inspect (``flagged`` is cut there); None when the model has no capacity."""
+    capacity = getattr(model, "info", {}).get("capacity_per_day")
+    return int(capacity) if capacity else None
 
 
-def within_capacity(band: np.ndarray, probability: np.ndarray, capacity: int | None) -> np.ndarray:
-    """At most ``capacity`` machines in the high band (the riskiest); the others above the threshold go to medium."""
-    if capacity is None:
-        return band
-    high = np.flatnonzero(band == "high")
-    beyond = high[np.argsort(-probability[high], kind="stable")][capacity:]
-    band = band.copy()
-    band[beyond] = "medium"
-    return band
+def failed_since_last_reading(events: pd.DataFrame, latest: pd.Series) -> pd.Series:
+    """Machines whose latest failure is later than their latest reading (down, awaiting restart): failure time."""
+    failures = events[events["kind"] == "failure"].groupby("machine_id")["timestamp"].max()
+    later = failures[failures > latest.reindex(failures.index)]
+    return later
+
+
+def unscored_statuses(
+    status: np.ndarray, machine_ids: pd.Series, sensor_flags: pd.DataFrame | None, failed: pd.Series | None
+) -> tuple[np.ndarray, dict[str, str]]:
+    """``failed`` (a failure after its latest reading: down, awaiting restart) and ``check_sensor`` (an active
+    stuck or dead sensor: its score would be garbage) override ``scored``; with the reason in words."""
+    status = status.copy()
+    reasons: dict[str, str] = {}
+    if sensor_flags is not None and not sensor_flags.empty:
+        active = (
+            sensor_flags[sensor_flags["active"].astype(bool)] if "active" in sensor_flags else sensor_flags
+        )
+        for machine, rows in active.groupby("machine_id"):
+            reasons[str(machine)] = "; ".join(
+                f"{flag} {column} since {since}"
+                for column, flag, since in rows[["column", "flag", "since"]].itertuples(index=False)
+            )
+        status[machine_ids.isin(list(reasons)).to_numpy() & (status == "scored")] = "check_sensor"
+    if failed is not None and not failed.empty:
+        down = machine_ids.isin(failed.index).to_numpy()
+        status[down] = "failed"
+        for machine in machine_ids[down]:
+            reasons[str(machine)] = f"failed at {failed[machine]}, no reading since: awaiting restart"
+    return status, reasons
 
 
 def build_risk_list(
@@ -111,15 +144,22 @@ def build_risk_list(
     stale_after_h: float = 48.0,
     min_coverage: float = 0.5,
     explain_top: int = 100,
+    previous: pd.DataFrame | None = None,
+    sensor_flags: pd.DataFrame | None = None,
+    failed: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Rank machines by failure probability; drivers for the ``explain_top`` highest that are not low risk."""
+    """Rank machines by failure probability; drivers and likely fault for the ``explain_top`` highest that are
+    not low risk; alarms, changes and the crew cut-off carried over from the ``previous`` list."""
     frame = frame.reset_index(drop=True)
     coverage = feature_coverage(model, frame)
     status = row_status(frame, coverage, stale_after_h, min_coverage)
-    probability = np.where(status == "scored", model.predict_proba(frame), np.nan)
-    life = np.where(status == "scored", model.remaining_life_h(frame), np.nan)
-    band = np.where(status == "scored", model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
-    band = within_capacity(band, probability, crew_capacity(model))
+    status, reasons = unscored_statuses(status, frame["machine_id"], sensor_flags, failed)
+    scored = status == "scored"
+    probability = np.where(scored, model.predict_proba(frame), np.nan)
+    life = np.where(scored, model.remaining_life_h(frame), np.nan)
+    band = np.where(scored, model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
+    drivers = unscored_reasons(frame, status, coverage)
+    drivers = [reasons.get(str(m), d) for m, d in zip(frame["machine_id"], drivers, strict=True)]
     out = pd.DataFrame(
         {
             "machine_id": frame["machine_id"],
@@ -127,8 +167,9 @@ def build_risk_list(
             "status": status,
             "failure_probability": probability,
             "risk_band": band,
-            "remaining_life_h": life,
-            "drivers": unscored_reasons(frame, status, coverage),
+            "remaining_life_hours": life,
+            "likely_fault": "",
+            "drivers": drivers,
         }
     )
     silent = sorted(set(machines["machine_id"]) - set(frame["machine_id"]))
@@ -140,7 +181,8 @@ def build_risk_list(
                 "status": "no_recent_data",
                 "failure_probability": np.nan,
                 "risk_band": "",
-                "remaining_life_h": np.nan,
+                "remaining_life_hours": np.nan,
+                "likely_fault": "",
                 "drivers": "no reading at all",
             }
         )
@@ -151,7 +193,48 @@ def build_risk_list(
     out = out.sort_values(["_order", "_p", "machine_id"]).reset_index(drop=True)
     explain = out.index[(out["status"] == "scored") & (out["risk_band"] != "low")][:explain_top]
     by_id = frame.set_index("machine_id")
-    out.loc[explain, "drivers"] = top_drivers(model, by_id.loc[out.loc[explain, "machine_id"]].reset_index())
+    phrases, faults = top_drivers(model, by_id.loc[out.loc[explain, "machine_id"]].reset_index())
+    out.loc[explain, "drivers"], out.loc[explain, "likely_fault"] = phrases, faults
+    thresholds = model.thresholds
+    out = carry_over(
+        out, previous, thresholds["high"], min(thresholds["medium"], thresholds["high"]), crew_capacity(model)
+    )
     out["rank"] = np.arange(1, len(out) + 1)
     out["model_name"], out["model_version"] = model_name, str(model_version)
     return out[RISK_LIST_COLUMNS]
+
+
+def flagged_history(
+    model: RiskModel,
+    risk: pd.DataFrame,
+    build: Callable[[pd.DataFrame], pd.DataFrame],
+    weeks: float = 4.0,
+    how_many: int = 3,
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Daily risk of each flagged machine over the last ``weeks`` (features rebuilt as of each day by ``build``,
+    which maps (machine_id, timestamp) rows to a feature table), and the names of its ``how_many`` main drivers
+    today, whose values come along as columns."""
+    flagged = risk[risk["flagged"].astype(bool) & risk["as_of"].notna()]
+    if flagged.empty:
+        return pd.DataFrame(columns=["machine_id", "timestamp", "failure_probability"]), {}
+    days = np.arange(-int(7 * weeks), 1)
+    rows = pd.DataFrame(
+        {
+            "machine_id": np.repeat(flagged["machine_id"].to_numpy(), len(days)),
+            "timestamp": np.concatenate(
+                [when + pd.to_timedelta(days, unit="D") for when in flagged["as_of"]]
+            ),
+        }
+    )
+    frame = build(rows).reset_index(drop=True)
+    today = frame.groupby("machine_id").tail(1)
+    contributions = model.contributions(today)
+    drivers = {
+        str(machine): list(contributions.columns[np.argsort(-row)[:how_many]])
+        for machine, row in zip(today["machine_id"], contributions.to_numpy(), strict=True)
+    }
+    columns = sorted({c for names in drivers.values() for c in names})
+    history = frame[["machine_id", "timestamp", *columns]].assign(
+        failure_probability=model.predict_proba(frame)
+    )
+    return history, drivers

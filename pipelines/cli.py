@@ -260,7 +260,7 @@ def print_scoring(result: dict, top: int = 10) -> None:
         shown = "" if p != p else f"{p:.3f}"
         console.print(
             f"{row['rank']:>4}  {row['machine_id']:<10} {row['machine_type']:<15} {shown:>7}  "
-            f"{row['risk_band'] or row['status']:<6}  {life_text(row.get('remaining_life_h'), result):>6}  "
+            f"{row['risk_band'] or row['status']:<6}  {life_text(row.get('remaining_life_hours'), result):>6}  "
             f"{row['drivers']}",
             soft_wrap=True,
             markup=False,

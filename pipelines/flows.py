@@ -38,11 +38,12 @@ from models.promotion import (
     sanity_problems,
     unseen_by,
 )
-from models.risk import build_risk_list
+from models.risk import build_risk_list, failed_since_last_reading, flagged_history
 from models.rul import remaining_life
 from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
 from pipelines.promotions import append_audit
+from pipelines.report import render_report
 from pipelines.settings import Settings, load_settings
 
 
@@ -374,18 +375,65 @@ def check_features(model: RiskModel, frame: pd.DataFrame, model_name: str, versi
         )
 
 
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write through a temporary name in the same folder, then rename: a run killed mid-way leaves the previous
+    file whole, never a partial one."""
+    temporary = path.with_name(f".{path.name}.partial")
+    write(temporary)
+    temporary.replace(path)
+    return path
+
+
+def previous_list(out: Path) -> pd.DataFrame | None:
+    """The last risk list written to ``out`` (alarms and changes carry over from it), if any."""
+    path = out / "risk_list.parquet"
+    try:
+        return pd.read_parquet(path) if path.is_file() else None
+    except (OSError, ValueError):
+        get_run_logger().warning("previous risk list %s is unreadable: alarms start afresh", path)
+        return None
+
+
 @task(cache_policy=NO_CACHE)
 def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, str]:
+    """The list (CSV, Parquet), a dated copy in ``lists/`` (the history of lists) and the quarantine."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / "lists").mkdir(exist_ok=True)
+    stamp = (
+        pd.Timestamp(risk["as_of"].max()).strftime("%Y%m%dT%H%M") if risk["as_of"].notna().any() else "none"
+    )
     paths = {
-        "risk_list_csv": out / "risk_list.csv",
-        "risk_list_parquet": out / "risk_list.parquet",
-        "quarantine": out / "quarantine.parquet",
+        "risk_list_csv": write_atomically(out / "risk_list.csv", lambda p: risk.to_csv(p, index=False)),
+        "risk_list_parquet": write_atomically(
+            out / "risk_list.parquet", lambda p: risk.to_parquet(p, index=False)
+        ),
+        "dated_list": write_atomically(
+            out / "lists" / f"risk_list_{stamp}.parquet", lambda p: risk.to_parquet(p, index=False)
+        ),
+        "quarantine": write_atomically(
+            out / "quarantine.parquet", lambda p: dataset.quarantine.to_parquet(p, index=False)
+        ),
     }
-    risk.to_csv(paths["risk_list_csv"], index=False)
-    risk.to_parquet(paths["risk_list_parquet"], index=False)
-    dataset.quarantine.to_parquet(paths["quarantine"], index=False)
     return {k: str(v) for k, v in paths.items()}
+
+
+@task(cache_policy=NO_CACHE)
+def write_report(
+    model: RiskModel, risk: pd.DataFrame, dataset: Dataset, model_name: str, version: str, out: Path
+) -> str:
+    """The self-contained HTML report: the flagged machines, their risk and main drivers over the last weeks."""
+    history, drivers = flagged_history(
+        model, risk, lambda rows: build_features(dataset, rows, model.spec.config).frame
+    )
+    meta = {
+        "model_name": model_name,
+        "model_version": version,
+        "thresholds": model.thresholds,
+        "horizon_h": model.horizon_h,
+        "remaining_life_cap_h": model.life.cap if model.life is not None else None,
+        "driver_features": drivers,
+    }
+    return str(render_report(risk, history, meta, out / "risk_report.html"))
 
 
 @flow(name="wearcast-score", log_prints=True)
@@ -399,11 +447,21 @@ def score_flow(params: ScoreParams) -> dict:
     dataset = combine(ok(load(params.history)), batch) if params.history else batch
     table = featurize(dataset, model.spec.config, latest_as_of(dataset))
     check_features(model, table.frame, params.model_name, version)
+    out = Path(params.out) if params.out else settings.outputs
     risk = build_risk_list(
-        model, table.frame, dataset.machines, params.model_name, version, params.stale_after_h
+        model,
+        table.frame,
+        dataset.machines,
+        params.model_name,
+        version,
+        params.stale_after_h,
+        previous=previous_list(out),
+        sensor_flags=dataset.sensor_flags,
+        failed=failed_since_last_reading(dataset.events, dataset.latest_reading()),
     )
-    paths = write_outputs(risk, dataset, Path(params.out) if params.out else settings.outputs)
-    shown = risk.head(100).astype({"as_of": str}).replace({np.nan: None})
+    paths = write_outputs(risk, dataset, out)
+    paths["report"] = write_report(model, risk, dataset, params.model_name, version, out)
+    shown = risk.head(100).astype({"as_of": str, "alarm_since": str}).replace({np.nan: None})
     create_table_artifact(
         key="risk-list",
         table=cast(list[dict[str, Any]], shown.to_dict("records")),

@@ -165,3 +165,19 @@ def test_features_at_t_ignore_everything_after_t(fleet):
     with_future = build_features(fleet, as_of, config, trim=False).frame
     pd.testing.assert_frame_equal(now, with_future, rtol=1e-6)
     assert any(c.endswith("__slope__168h") and c.startswith("vib__") for c in now)
+
+
+def test_as_of_times_in_any_unit_or_naive_utc_give_the_same_table(tmp_path):
+    from conftest import make_tiny
+
+    from features.build import build_features, latest_as_of
+    from features.dataset import load_dataset
+
+    dataset = load_dataset(make_tiny(tmp_path / "d"))
+    as_of = latest_as_of(dataset)
+    reference = build_features(dataset, as_of).frame
+    for variant in (
+        as_of.astype({"timestamp": "datetime64[ns, UTC]"}),
+        as_of.assign(timestamp=as_of["timestamp"].dt.tz_convert(None)),
+    ):
+        pd.testing.assert_frame_equal(build_features(dataset, variant).frame, reference)

@@ -95,14 +95,43 @@ def test_train_then_score_end_to_end(store, fleet, first_training):
     assert scored["failure_probability"].is_monotonic_decreasing
     assert set(risk["model_version"]) == {"1"} and result["model_version"] == "1"
     assert (out / "risk_list.csv").is_file() and (out / "quarantine.parquet").is_file()
+    page = (out / "risk_report.html").read_text()
+    flagged = risk[risk["flagged"]]
+    assert len(flagged) > 0 and all(m in page for m in flagged["machine_id"])
+    assert page.count("data:image/png;base64,") == len(flagged)  # one plot per flagged machine
     assert scored.iloc[0]["drivers"] != ""
     # how soon: the remaining-life regressor travels in the bundle; riskier machines are expected to fail sooner
-    life = scored["remaining_life_h"].to_numpy()
+    life = scored["remaining_life_hours"].to_numpy()
     assert np.isfinite(life).all() and (life >= 0).all() and (life <= 720).all()
     top, rest = life[:5].mean(), life[len(life) // 2 :].mean()
     assert top < rest, (top, rest)
     assert first["metrics"]["life_rmse_h"] > 0 and first["metrics"]["life_rows"] > 0
+    # why: the likely fault named for explained machines agrees with the simulator's hidden truth
+    named = likely_fault_against_truth(scored, pd.read_parquet(fleet / "truth.parquet"))
+    assert len(named) >= 3 and (named["named"] == named["truth"]).mean() >= 0.5, named
     assert {p: p.stat().st_mtime_ns for p in batch.rglob("*")} == before, "score must not write into PATH"
+
+
+TRUTH_FAULT = {
+    "bearing_outer": "outer race",
+    "bearing_inner": "inner race",
+    "bearing_ball": "ball",
+    "imbalance": "imbalance",
+    "lubrication": "lubrication",
+}
+
+
+def likely_fault_against_truth(scored: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Machines with a named likely fault and a machine fault running at their as-of time: named vs true."""
+    rows = []
+    for machine, when, named in scored[["machine_id", "as_of", "likely_fault"]].itertuples(index=False):
+        mine = truth[(truth["machine_id"] == machine) & truth["mode"].isin(list(TRUTH_FAULT))]
+        running = mine[(mine["onset"] <= when) & (mine["end"].isna() | (mine["end"] > when))]
+        if named not in ("", "unknown") and len(running):
+            rows.append(
+                {"machine_id": machine, "named": named, "truth": TRUTH_FAULT[running["mode"].iloc[0]]}
+            )
+    return pd.DataFrame(rows, columns=["machine_id", "named", "truth"])
 
 
 def test_registered_pyfunc_returns_probabilities(store, fleet, first_training):

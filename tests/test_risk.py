@@ -66,18 +66,58 @@ def test_statuses_ranking_and_silent_machines(frame, monkeypatch):
     ]
     assert list(out["rank"]) == [1, 2, 3, 4, 5]
     assert list(out["risk_band"][:2]) == ["high", "low"]
-    assert out["failure_probability"][2:].isna().all() and out["remaining_life_h"][2:].isna().all()
-    np.testing.assert_allclose(out["remaining_life_h"][:2], [10.0, 90.0])  # only scored machines get a life
+    assert out["failure_probability"][2:].isna().all() and out["remaining_life_hours"][2:].isna().all()
+    np.testing.assert_allclose(
+        out["remaining_life_hours"][:2], [10.0, 90.0]
+    )  # only scored machines get a life
     assert out.loc[0, "drivers"] == "f1=0.9" and out.loc[1, "drivers"] == ""
     assert "100 h" in out.loc[3, "drivers"] and out.loc[4, "drivers"] == "no reading at all"
     assert pd.isna(out.loc[4, "as_of"]) and (out["model_version"] == "3").all()
 
 
-def test_capacity_policy_keeps_the_high_band_within_the_crew():
-    from models.risk import within_capacity
+def test_sensor_flags_failures_and_the_previous_list(frame, monkeypatch):
+    import models.risk as risk
 
-    band = np.array(["high", "high", "low", "high", "medium"], dtype=object)
-    p = np.array([0.7, 0.9, 0.1, 0.8, 0.3])
-    assert within_capacity(band, p, 2).tolist() == ["medium", "high", "low", "high", "medium"]
-    assert within_capacity(band, p, None).tolist() == band.tolist()
-    assert within_capacity(band, p, 10).tolist() == band.tolist()
+    monkeypatch.setattr(risk, "driver_phrase", lambda name, value: f"{name}={value:.1f}")
+    machines = pd.DataFrame({"machine_id": ["a", "b", "c", "d"], "site": "S", "machine_type": "pump"})
+    t = pd.Timestamp("2026-05-01", tz="UTC")
+    flags = pd.DataFrame(
+        {
+            "machine_id": ["a"],
+            "column": ["temperature_bearing"],
+            "flag": ["stuck"],
+            "since": [t],
+            "active": [True],
+        }
+    )
+    failed = pd.Series({"d": t - pd.Timedelta(hours=2)})
+    out = build_risk_list(FakeModel(), frame, machines, "m", "3", sensor_flags=flags, failed=failed)
+    by = out.set_index("machine_id")
+    assert by.loc["a", "status"] == "check_sensor" and "stuck temperature_bearing" in by.loc["a", "drivers"]
+    assert by.loc["d", "status"] == "failed" and "awaiting restart" in by.loc["d", "drivers"]
+    assert np.isnan(by.loc["a", "failure_probability"]) and by.loc["b", "status"] == "scored"
+    assert by.loc["b", "alarm"] and by.loc["b", "flagged"] and by.loc["b", "change"] == "new"
+    assert by.loc["b", "likely_fault"] == "unknown"  # f1/f2 belong to no fault family
+
+    later = frame.assign(timestamp=frame["timestamp"] + pd.Timedelta(days=1), f1=[0.1, 0.3, 0.8, np.nan])
+    again = build_risk_list(FakeModel(), later, machines, "m", "4", previous=out).set_index("machine_id")
+    assert again.loc["b", "alarm"] and again.loc["b", "change"] == "falling"  # 0.3 >= clear 0.2: still on
+    assert again.loc["b", "days_flagged"] == 1.0
+
+
+def test_a_machine_is_down_when_its_failure_is_after_its_latest_reading():
+    from models.risk import failed_since_last_reading
+
+    t = pd.Timestamp("2026-05-01", tz="UTC")
+    events = pd.DataFrame(
+        {
+            "machine_id": ["a", "b", "b", "c"],
+            "timestamp": [t + pd.Timedelta(hours=1), t - pd.Timedelta(days=3), t - pd.Timedelta(days=1), t],
+            "kind": ["failure", "failure", "maintenance", "failure"],
+        }
+    )
+    latest = pd.Series({"a": t, "b": t, "c": t})
+    down = failed_since_last_reading(events, latest)
+    assert down.to_dict() == {
+        "a": t + pd.Timedelta(hours=1)
+    }  # b restarted since; c's reading is at its failure

@@ -1,0 +1,57 @@
+"""From one risk list to the next: hysteresis, days flagged, change, crew cut-off (known answers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.listing import carry_over
+
+DAY1, DAY2 = pd.Timestamp("2026-04-01", tz="UTC"), pd.Timestamp("2026-04-03", tz="UTC")
+
+
+def ranked(
+    probabilities: dict[str, float], when: pd.Timestamp, status: dict[str, str] | None = None
+) -> pd.DataFrame:
+    status = status or {}
+    return pd.DataFrame(
+        {
+            "machine_id": list(probabilities),
+            "as_of": when,
+            "status": [status.get(m, "scored") for m in probabilities],
+            "failure_probability": list(probabilities.values()),
+        }
+    )
+
+
+def test_hysteresis_days_flagged_and_changes():
+    first = carry_over(ranked({"A": 0.9, "B": 0.6, "C": 0.1, "D": 0.7}, DAY1), None, 0.5, 0.25, None)
+    assert first["alarm"].tolist() == [True, True, False, True]
+    assert first["change"].tolist() == ["new", "new", "", "new"]
+    assert (first.loc[first["alarm"], "days_flagged"] == 0).all()
+
+    second = carry_over(
+        ranked({"A": 0.95, "B": 0.3, "C": 0.2, "D": 0.1, "E": 0.8}, DAY2), first, 0.5, 0.25, None
+    )
+    by = second.set_index("machine_id")
+    assert by.loc["B", "alarm"]  # 0.3 is under the alert but above clear: the alarm holds (no flapping)
+    assert not by.loc["D", "alarm"] and by.loc["D", "change"] == "cleared"
+    assert by.loc["A", "days_flagged"] == 2.0 and by.loc["A", "alarm_since"] == DAY1
+    assert (
+        by.loc["B", "change"] == "falling"
+        and by.loc["C", "change"] == "rising"
+        and by.loc["E", "change"] == "new"
+    )
+    assert by.loc["E", "days_flagged"] == 0 and np.isnan(by.loc["C", "days_flagged"])
+
+
+def test_an_unscored_machine_keeps_its_alarm():
+    first = carry_over(ranked({"A": 0.9}, DAY1), None, 0.5, 0.25, None)
+    second = carry_over(ranked({"A": np.nan}, DAY2, {"A": "no_recent_data"}), first, 0.5, 0.25, None)
+    assert second["alarm"].tolist() == [True] and second["change"].tolist() == [""]
+
+
+def test_crew_capacity_flags_only_the_riskiest_in_alarm():
+    out = carry_over(ranked({"A": 0.6, "B": 0.9, "C": 0.8, "D": 0.1}, DAY1), None, 0.5, 0.25, 2)
+    assert out["alarm"].tolist() == [True, True, True, False]
+    assert out["flagged"].tolist() == [False, True, True, False]
