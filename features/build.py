@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -264,7 +264,7 @@ def vibration_slopes(
     return stats[list(names)].rename(columns=names).reset_index(drop=True)
 
 
-def reading_time_dtype(dataset: Dataset) -> object:
+def reading_time_dtype(dataset: Dataset) -> Any:
     """The timestamp dtype of the dataset's readings (as-of joins need both sides in the same unit)."""
     for table in (dataset.telemetry, dataset.waveforms.meta):
         if len(table):

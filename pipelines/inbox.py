@@ -1,0 +1,309 @@
+"""Process an inbox of batches into the history store: validate, judge against history, store, move.
+
+Each sub-folder of the inbox is a batch in the equipment data contract layout. ``process_inbox`` takes them in
+name order (``processed/``, ``failed/`` and hidden folders are not batches) and for each one:
+
+1. fingerprints it (the batch id); a batch already in the store is a no-op, reported as all duplicates;
+2. loads it with the store's machines as the known ones (``unknown_machine`` for the others);
+3. judges its telemetry against the machine's stored history (the last ``history_days``): sensor glitches
+   that a day-sized batch cannot show on its own are quarantined, stuck or dead sensors are re-found over
+   history and batch together;
+4. appends the good rows to the store (duplicates skipped) with the batch's quarantine, in one logged batch;
+5. renames the folder into ``processed/``, or into ``failed/`` with ``<name>.error.json`` beside it when nothing
+   in it is usable. A store error leaves the folder in the inbox, to be retried by the next run.
+
+For every table of every batch, rows in = stored + quarantined + duplicates skipped. Nothing outside
+``process_inbox`` moves a folder: a dataset given by path is read, never moved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from features.checks import REASON_CODES, PlausibilityConfig, find_glitches, find_sensor_flags
+from features.dataset import (
+    QUARANTINE_COLUMNS,
+    TABLES,
+    Dataset,
+    fingerprint,
+    id_strings,
+    load_dataset,
+    table_files,
+)
+from features.errors import InputError
+from pipelines.store import HistoryStore
+
+NOT_BATCHES = ("processed", "failed")
+GLITCH_REASON = (
+    "far outside this machine's own history for a short burst (sensor glitch, judged with the stored history)"
+)
+
+
+@dataclass
+class BatchReport:
+    """What happened to one batch: where it went, and per table rows in, stored, quarantined, duplicates."""
+
+    batch: str
+    status: str  # stored | already_stored | failed | error (store problem: left in the inbox)
+    batch_id: str | None = None
+    moved_to: str | None = None
+    store_version: int | None = None
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)
+    quarantine_codes: dict[str, int] = field(default_factory=dict)
+    sensor_flags: list[dict] = field(default_factory=list)  # active stuck/dead flags of the batch's machines
+    error: str | None = None
+    error_code: str | None = None
+
+    @property
+    def balanced(self) -> bool:
+        """rows_in == stored + quarantined + duplicates for every table."""
+        return all(
+            t["rows_in"] == t["stored"] + t["quarantined"] + t["duplicates"] for t in self.tables.values()
+        )
+
+    def totals(self) -> dict[str, int]:
+        """Rows in, stored, quarantined and duplicates summed over the tables."""
+        keys = ("rows_in", "stored", "quarantined", "duplicates")
+        return {k: sum(t[k] for t in self.tables.values()) for k in keys}
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict of the report."""
+        return dataclasses.asdict(self)
+
+
+def batch_folders(inbox: Path) -> list[Path]:
+    """The batches waiting in ``inbox``, in name order."""
+    return sorted(
+        p for p in inbox.iterdir() if p.is_dir() and p.name not in NOT_BATCHES and not p.name.startswith(".")
+    )
+
+
+def process_inbox(
+    inbox_dir: str | Path,
+    store: HistoryStore,
+    now: pd.Timestamp | str | None = None,
+    plausibility: PlausibilityConfig | None = None,
+    history_days: float = 14.0,
+) -> list[BatchReport]:
+    """Store every batch waiting in ``inbox_dir`` (name order), move each to processed/ or failed/; one report each."""
+    inbox = Path(inbox_dir)
+    if not inbox.is_dir():
+        raise InputError(f"{inbox}: inbox is not a folder; fix: give the folder that holds the batch folders")
+    return [process_batch(b, store, now, plausibility, history_days) for b in batch_folders(inbox)]
+
+
+def process_batch(
+    folder: Path,
+    store: HistoryStore,
+    now: pd.Timestamp | str | None = None,
+    plausibility: PlausibilityConfig | None = None,
+    history_days: float = 14.0,
+) -> BatchReport:
+    """Store one inbox batch and move its folder (see the module docstring); never raises for bad input."""
+    report = BatchReport(batch=folder.name, status="stored")
+    try:
+        report.batch_id = fingerprint(folder)
+        if report.batch_id in store.batches():
+            return _already_stored(folder, store, report)
+        dataset = load_dataset(folder, plausibility, now=now, known_machines=store.machine_ids())
+    except InputError as exc:
+        return _failed(folder, report, str(exc), getattr(exc, "code", "input_error"))
+    except Exception as exc:  # bad input the loader did not foresee must not stop the other batches
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        return _failed(folder, report, f"{folder}: batch could not be read ({detail})", "unreadable_batch")
+    try:
+        dataset = judge_against_history(dataset, store, plausibility or PlausibilityConfig(), history_days)
+        result = store.append(dataset, report.batch_id, source=folder.name)
+    except Exception as exc:  # the store, not the batch: keep the folder for the next run
+        report.status, report.error = "error", f"{type(exc).__name__}: {exc}"
+        report.error_code = "store_error"
+        return report
+    report.store_version = result.version
+    report.tables = _balance(dataset, result.stored, result.duplicates)
+    codes = dataset.quarantine["code"].value_counts().sort_index()
+    report.quarantine_codes = {str(code): int(n) for code, n in codes.items()}
+    report.sensor_flags = _active_flags(dataset.sensor_flags)
+    report.moved_to = str(_move(folder, "processed"))
+    return report
+
+
+def _already_stored(folder: Path, store: HistoryStore, report: BatchReport) -> BatchReport:
+    """A batch whose fingerprint is in the store: nothing stored, every row a duplicate."""
+    log = store.log()
+    row = log[log["batch_id"] == report.batch_id].iloc[0].to_dict()
+    report.status, report.store_version = "already_stored", store.version
+    rows_in = {t: int(row[f"{t}_rows_in"]) for t in TABLES}
+    report.tables = {
+        t: {"rows_in": n, "stored": 0, "quarantined": 0, "duplicates": n} for t, n in rows_in.items()
+    }
+    report.moved_to = str(_move(folder, "processed"))
+    return report
+
+
+def _failed(folder: Path, report: BatchReport, message: str, code: str) -> BatchReport:
+    report.status, report.error, report.error_code = "failed", message, code
+    target = _move(folder, "failed")
+    report.moved_to = str(target)
+    _write_json(target.with_name(f"{target.name}.error.json"), report.to_dict())
+    return report
+
+
+def _balance(
+    dataset: Dataset, stored: dict[str, int], duplicates: dict[str, int]
+) -> dict[str, dict[str, int]]:
+    """Per table: rows in (machines: listed + known by id alone), stored, quarantined, duplicates."""
+    out = {}
+    for table in TABLES:
+        c = dataset.counts[table]
+        extra = c.get("known_by_id_only", 0) if table == "machines" else 0
+        out[table] = {
+            "rows_in": int(c["rows_in"] + extra),
+            "stored": int(stored[table]),
+            "quarantined": int(c["rows_quarantined"]),
+            "duplicates": int(duplicates[table]),
+        }
+    return out
+
+
+def _active_flags(flags: pd.DataFrame) -> list[dict]:
+    active = flags[flags["active"]]
+    return json.loads(active.to_json(orient="records", date_format="iso"))
+
+
+def _move(folder: Path, where: str) -> Path:
+    """Rename ``folder`` into ``<inbox>/<where>/`` (atomic on one file system); a taken name gets a suffix."""
+    target_dir = folder.parent / where
+    target_dir.mkdir(exist_ok=True)
+    target, n = target_dir / folder.name, 1
+    while target.exists():
+        target, n = target_dir / f"{folder.name}.{n}", n + 1
+    os.rename(folder, target)
+    return target
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ judged against history
+def judge_against_history(
+    dataset: Dataset, store: HistoryStore, config: PlausibilityConfig, history_days: float = 14.0
+) -> Dataset:
+    """The batch with its telemetry glitches re-found and its sensor flags re-computed over stored history."""
+    tel = dataset.telemetry
+    if tel.empty:
+        return dataset
+    since = tel["timestamp"].min() - pd.Timedelta(days=history_days)
+    history = store.read(since=since, machines=tel["machine_id"].unique(), tables=["telemetry"]).telemetry
+    if history.empty:
+        return dataset
+    sensors = dataset.sensor_columns
+    both = _history_and_batch(history, tel, sensors)
+    is_batch = both["_batch_row"].to_numpy() >= 0
+    glitch = np.zeros(len(both), bool)
+    first_column: dict[int, str] = {}
+    for column, mask in find_glitches(both, sensors, config).items():
+        new = mask & is_batch & ~glitch
+        for row in both["_batch_row"].to_numpy()[new]:
+            first_column[int(row)] = column
+        glitch |= new
+    present = {c: set(both.loc[both[c].notna(), "machine_id"]) for c in sensors}
+    flags = find_sensor_flags(both[~glitch], sensors, config, present)
+    return _apply(dataset, first_column, flags[flags["machine_id"].isin(set(tel["machine_id"]))])
+
+
+def _history_and_batch(history: pd.DataFrame, tel: pd.DataFrame, sensors: list[str]) -> pd.DataFrame:
+    """Stored readings (not also in the batch) and the batch's, sorted by machine and time; ``_batch_row`` is
+    the batch row's position (-1 for history)."""
+    keys = pd.MultiIndex.from_frame(tel[["machine_id", "timestamp"]])
+    history = history[~pd.MultiIndex.from_frame(history[["machine_id", "timestamp"]]).isin(keys)]
+    history = history.reindex(columns=["machine_id", "timestamp", *sensors]).assign(_batch_row=-1)
+    batch = tel[["machine_id", "timestamp", *sensors]].assign(_batch_row=np.arange(len(tel)))
+    both = pd.concat([history, batch], ignore_index=True)
+    return both.sort_values(["machine_id", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def _apply(dataset: Dataset, glitches: dict[int, str], flags: pd.DataFrame) -> Dataset:
+    """Quarantine the batch rows found glitching (naming their file and row) and replace telemetry flags."""
+    tel = dataset.telemetry
+    sensors = set(dataset.sensor_columns)
+    other_flags = dataset.sensor_flags[~dataset.sensor_flags["column"].isin(sensors)]
+    all_flags = pd.concat([f for f in (other_flags, flags) if len(f)] or [flags], ignore_index=True)
+    all_flags = all_flags.sort_values(["machine_id", "column", "since"]).reset_index(drop=True)
+    if not glitches:
+        return dataclasses.replace(dataset, sensor_flags=all_flags)
+    rows = np.array(sorted(glitches))
+    bad = tel.iloc[rows]
+    where = _source_rows(dataset.root, bad)
+    columns = [glitches[int(r)] for r in rows]
+    records = pd.DataFrame(
+        {
+            "table": "telemetry",
+            "file": where["file"].to_numpy(),
+            "row": where["row"].to_numpy(dtype=np.int64),
+            "machine_id": bad["machine_id"].to_numpy(),
+            "column": columns,
+            "code": "sensor_glitch",
+            "reason": [f"{c} {GLITCH_REASON}" for c in columns],
+            "value": [str(v)[:80] for v in (bad[c].iloc[i] for i, c in enumerate(columns))],
+            "fix": REASON_CODES["sensor_glitch"],
+        }
+    )[QUARANTINE_COLUMNS]
+    counts = {t: dict(c) for t, c in dataset.counts.items()}
+    counts["telemetry"]["rows_used"] -= len(rows)
+    counts["telemetry"]["rows_quarantined"] += len(rows)
+    return dataclasses.replace(
+        dataset,
+        telemetry=tel.drop(index=tel.index[rows]).reset_index(drop=True),
+        quarantine=pd.concat([dataset.quarantine, records], ignore_index=True),
+        counts=counts,
+        sensor_flags=all_flags,
+    )
+
+
+def _source_rows(root: Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """The file and 0-based row each (machine_id, timestamp) came from (the first one, as the loader keeps)."""
+    found = []
+    for path in table_files(root, "telemetry"):
+        try:
+            frame = (
+                pd.read_csv(path, usecols=["machine_id", "timestamp"], dtype={"machine_id": str})
+                if path.suffix == ".csv"
+                else pq.read_table(path, columns=["machine_id", "timestamp"]).to_pandas()
+            )
+        except Exception:  # unreadable files were quarantined by the loader; they hold none of these rows
+            continue
+        stamps = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True, format="mixed")
+        found.append(
+            pd.DataFrame(
+                {
+                    "machine_id": id_strings(frame["machine_id"]),
+                    "timestamp": stamps.astype("datetime64[us, UTC]"),
+                    "file": str(path.relative_to(root)),
+                    "row": np.arange(len(frame)),
+                }
+            )
+        )
+    if not found:
+        return pd.DataFrame({"file": [""] * len(rows), "row": [-1] * len(rows)})
+    index = pd.concat(found, ignore_index=True).drop_duplicates(["machine_id", "timestamp"])
+    keys = rows[["machine_id", "timestamp"]].astype({"timestamp": "datetime64[us, UTC]"})
+    merged = keys.merge(index, on=["machine_id", "timestamp"], how="left")
+    return merged.fillna({"file": "", "row": -1})
+
+
+def reports_json(reports: Iterable[BatchReport]) -> str:
+    """The reports as a JSON array (for an artifact or a log line)."""
+    return json.dumps([r.to_dict() for r in reports], indent=2, default=str)

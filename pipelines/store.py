@@ -1,0 +1,473 @@
+"""The history store: the contract tables as Delta Lake tables, appended batch by batch, read at any version.
+
+Layout under the store folder (default ``<project>/store``), one Delta table per folder:
+
+- ``machines/``: one row per machine (the first batch that names a machine wins; later rows are duplicates).
+- ``telemetry/``: the contract's wide telemetry, partitioned by ``date`` (UTC day of the reading).
+- ``waveforms/``: one row per snapshot and channel, the samples in a ``values`` list<float32> column (zstd,
+  byte-stream-split, no dictionary), partitioned by ``date``. Metadata reads project the columns and never
+  touch the samples; one table means one commit per batch for metadata and samples together.
+- ``events/``: failures and maintenance.
+- ``quarantine/``: every rejected row with its batch, code, reason and fix.
+- ``_batches/``: the commit log, written last: one row per stored batch with the version of every table
+  after it. ``HistoryStore.version`` is this table's version; a read pins every table to the versions of the
+  last logged batch, so rows written by a batch that was killed before its log entry are never visible.
+
+Every data row carries the ``batch_id`` that wrote it (a content fingerprint of the batch folder). Each table
+write records the batch in the table's transaction log (a Delta app transaction), so rerunning a batch killed
+mid-way completes only the tables it had not written; a batch abandoned mid-way (its folder gone) is rolled back
+by the next append. One writer at a time (the score flow); any number of readers (Spark, DuckDB, Polars too).
+Numbers are stored as float64 (except counts), text as string, timestamps as UTC microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
+
+from features.dataset import QUARANTINE_COLUMNS, TABLES, Dataset, Waveforms
+
+STORED_TABLES = (*TABLES, "quarantine")
+ROW_KEYS = {
+    "machines": ["machine_id"],
+    "telemetry": ["machine_id", "timestamp"],
+    "waveforms": ["machine_id", "timestamp", "channel"],
+    "events": ["machine_id", "timestamp", "kind"],
+}
+PARTITIONS = {"telemetry": ["date"], "waveforms": ["date"]}
+WAVEFORM_META = ["machine_id", "timestamp", "channel", "sample_rate_hz", "speed_rpm"]
+LOG = "_batches"
+PENDING = "_pending"
+_LINEAGE = ("date", "batch_id")
+_UTC = pa.timestamp("us", tz="UTC")
+_WRITER = WriterProperties(compression="ZSTD")
+_WAVEFORM_WRITER = WriterProperties(
+    compression="ZSTD",
+    column_properties={
+        "values.list.element": ColumnProperties(dictionary_enabled=False, encoding="BYTE_STREAM_SPLIT")
+    },
+)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one append did: rows stored and duplicates skipped per table, and the store version after it."""
+
+    batch_id: str
+    stored: dict[str, int]
+    duplicates: dict[str, int]
+    version: int
+    already_stored: bool = False
+
+
+@dataclass
+class HistoryStore:
+    """A folder of Delta tables holding every stored batch; see the module docstring for the layout."""
+
+    path: Path
+    _log_cache: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    # ---------------------------------------------------------------- reading
+    @property
+    def version(self) -> int:
+        """The store version: the commit log's Delta version (0 for an empty store)."""
+        return DeltaTable(self.path / LOG).version()
+
+    def log(self, version: int | None = None) -> pd.DataFrame:
+        """The commit log (one row per stored batch, in commit order) as of store ``version``."""
+        version = self.version if version is None else version
+        if version not in self._log_cache:
+            log = DeltaTable(self.path / LOG, version=version).to_pandas()
+            self._log_cache[version] = log.sort_values("seq").reset_index(drop=True)
+        return self._log_cache[version]
+
+    def batches(self, version: int | None = None) -> list[str]:
+        """Ids of the batches stored, in commit order."""
+        return self.log(version)["batch_id"].tolist()
+
+    def table_versions(self, version: int | None = None) -> dict[str, int]:
+        """Delta version of each table as of store ``version`` (-1: the table holds nothing yet)."""
+        log = self.log(version)
+        if log.empty:
+            return dict.fromkeys(STORED_TABLES, -1)
+        last = log.iloc[-1]
+        return {t: int(last[f"{t}_version"]) for t in STORED_TABLES}
+
+    def machine_ids(self, version: int | None = None) -> set[str]:
+        """Every machine the store knows."""
+        frame = self._read_arrow("machines", self.table_versions(version)["machines"], ["machine_id"], None)
+        return set() if frame is None else set(frame.column("machine_id").to_pylist())
+
+    def quarantine(self, batch_id: str | None = None, version: int | None = None) -> pd.DataFrame:
+        """Rejected rows (all batches, or one), with batch_id, code, reason and fix."""
+        where = None if batch_id is None else pc.field("batch_id") == batch_id
+        table = self._read_arrow("quarantine", self.table_versions(version)["quarantine"], None, where)
+        if table is None:
+            return pd.DataFrame(columns=[*QUARANTINE_COLUMNS, "batch_id"])
+        return table.to_pandas()
+
+    def read(
+        self,
+        since: pd.Timestamp | str | None = None,
+        machines: Iterable[str] | None = None,
+        version: int | None = None,
+        tables: Iterable[str] = TABLES,
+    ) -> Dataset:
+        """The stored rows as a Dataset (as of store ``version``), from ``since`` on, for ``machines`` only."""
+        versions = self.table_versions(version)
+        wanted = set(tables)
+        start = None if since is None else _utc(since)
+        ids = None if machines is None else sorted(set(map(str, machines)))
+
+        def where(table: str) -> pc.Expression | None:
+            conds = []
+            if ids is not None:
+                conds.append(pc.field("machine_id").isin(ids))
+            if start is not None and table != "machines":
+                conds.append(pc.field("timestamp") >= pa.scalar(start, _UTC))
+                if table in PARTITIONS:
+                    conds.append(pc.field("date") >= pa.scalar(start.date(), pa.date32()))
+            return _all(conds)
+
+        frames = {}
+        for table in ("machines", "telemetry", "events"):
+            got = self._read_arrow(table, versions[table], None, where(table)) if table in wanted else None
+            frames[table] = _from_store(table, got)
+        waveforms = Waveforms.empty()
+        if "waveforms" in wanted:
+            waveforms = _waveforms_from_store(
+                self._read_arrow("waveforms", versions["waveforms"], None, where("waveforms"))
+            )
+        counts = {t: {"rows_in": 0, "rows_used": 0, "rows_quarantined": 0} for t in TABLES}
+        for table, n in (*((t, len(frames[t])) for t in frames), ("waveforms", len(waveforms.meta))):
+            counts[table].update(rows_in=n, rows_used=n)
+        counts["machines"]["known_by_id_only"] = 0
+        return Dataset(
+            root=self.path,
+            machines=frames["machines"],
+            telemetry=frames["telemetry"],
+            waveforms=waveforms,
+            events=frames["events"],
+            quarantine=pd.DataFrame(columns=QUARANTINE_COLUMNS),
+            notes=pd.DataFrame(),
+            counts=counts,
+        )
+
+    def _read_arrow(
+        self, table: str, version: int, columns: list[str] | None, where: pc.Expression | None
+    ) -> pa.Table | None:
+        if version < 0:
+            return None
+        dataset = DeltaTable(self.path / table, version=version).to_pyarrow_dataset()
+        return dataset.to_table(columns=columns, filter=where)
+
+    # ---------------------------------------------------------------- writing
+    def append(self, dataset: Dataset, batch_id: str, source: str = "") -> AppendResult:
+        """Store the dataset's rows not stored yet, and its quarantine, as batch ``batch_id``; atomic per batch.
+
+        A batch already in the log is a no-op (every row a duplicate). A batch killed mid-way and run again
+        writes only the tables it had not written; another batch left pending is rolled back first.
+        """
+        offered = _offered(dataset)
+        if batch_id in self.batches():
+            return AppendResult(
+                batch_id, dict.fromkeys(offered, 0), offered, self.version, already_stored=True
+            )
+        self._roll_back_pending(keep=batch_id)
+        self._mark_pending(batch_id)
+        stored, duplicates = {}, {}
+        for table in (*TABLES, "quarantine"):
+            if self._done(table, batch_id):
+                stored[table] = self._count_batch_rows(table, batch_id)
+            else:
+                frame = _to_store(table, dataset, batch_id)
+                if table in ROW_KEYS:
+                    frame = self._drop_stored(table, frame)
+                stored[table] = frame.num_rows
+                if frame.num_rows:
+                    self._write(table, frame, batch_id)
+            if table in offered:
+                duplicates[table] = offered[table] - stored[table]
+        self._commit_log(batch_id, source, dataset, stored, duplicates)
+        (self.path / PENDING / f"{batch_id}.json").unlink(missing_ok=True)
+        return AppendResult(batch_id, {t: stored[t] for t in offered}, duplicates, self.version)
+
+    def _app(self, batch_id: str) -> str:
+        return f"wearcast-batch-{batch_id}"
+
+    def _state(self, table: str, batch_id: str) -> int:
+        """The table's transaction version for the batch: odd once written, even (0) when not or rolled back."""
+        if not _exists(self.path / table):
+            return 0
+        return DeltaTable(self.path / table).transaction_version(self._app(batch_id)) or 0
+
+    def _done(self, table: str, batch_id: str) -> bool:
+        return self._state(table, batch_id) % 2 == 1
+
+    def _commit(self, table: str, batch_id: str) -> CommitProperties:
+        """Commit properties that record the batch's next transaction version in the table's log."""
+        version = self._state(table, batch_id) + 1
+        return CommitProperties(app_transactions=[Transaction(app_id=self._app(batch_id), version=version)])
+
+    def _write(self, table: str, frame: pa.Table, batch_id: str) -> None:
+        """One atomic Delta commit of ``frame`` to ``table``, tagged with the batch."""
+        write_deltalake(
+            self.path / table,
+            frame,
+            mode="append",
+            partition_by=PARTITIONS.get(table),
+            schema_mode="merge",
+            writer_properties=_WAVEFORM_WRITER if table == "waveforms" else _WRITER,
+            commit_properties=self._commit(table, batch_id),
+        )
+
+    def _count_batch_rows(self, table: str, batch_id: str) -> int:
+        dataset = DeltaTable(self.path / table).to_pyarrow_dataset()
+        return int(dataset.count_rows(filter=pc.field("batch_id") == batch_id))
+
+    def _drop_stored(self, table: str, frame: pa.Table) -> pa.Table:
+        """``frame`` without the rows whose key (machine, timestamp[, channel or kind]) is already stored."""
+        if not frame.num_rows or not _exists(self.path / table):
+            return frame
+        keys = ROW_KEYS[table]
+        conds = [pc.field("machine_id").isin(pc.unique(frame.column("machine_id")))]
+        if table in PARTITIONS:
+            conds.append(pc.field("date").isin(pc.unique(frame.column("date"))))
+        existing = (
+            DeltaTable(self.path / table).to_pyarrow_dataset().to_table(columns=keys, filter=_all(conds))
+        )
+        if not existing.num_rows:
+            return frame
+        new = frame.select(keys).to_pandas()
+        seen = pd.MultiIndex.from_frame(existing.to_pandas()[keys])
+        return frame.filter(pa.array(~pd.MultiIndex.from_frame(new).isin(seen)))
+
+    def _commit_log(
+        self, batch_id: str, source: str, dataset: Dataset, stored: dict, duplicates: dict
+    ) -> None:
+        """Append the batch's log row, with every table's version: this commit makes the batch visible."""
+        row: dict[str, object] = {
+            "seq": len(self.batches()) + 1,
+            "batch_id": batch_id,
+            "source": source,
+            "committed_at": pd.Timestamp.now(tz="UTC"),
+        }
+        for table in STORED_TABLES:
+            row[f"{table}_version"] = (
+                DeltaTable(self.path / table).version() if _exists(self.path / table) else -1
+            )
+            row[f"{table}_stored"] = stored[table]
+        for table in TABLES:
+            row[f"{table}_rows_in"] = _offered(dataset)[table]
+            row[f"{table}_duplicates"] = duplicates[table]
+            row[f"{table}_quarantined"] = dataset.counts.get(table, {}).get("rows_quarantined", 0)
+        write_deltalake(self.path / LOG, _log_table([row]), mode="append")
+
+    def _mark_pending(self, batch_id: str) -> None:
+        folder = self.path / PENDING
+        folder.mkdir(exist_ok=True)
+        _write_atomic(folder / f"{batch_id}.json", json.dumps({"batch_id": batch_id}))
+
+    def _roll_back_pending(self, keep: str) -> None:
+        """Delete the rows of batches left half-written by a killed append (other than ``keep``)."""
+        folder = self.path / PENDING
+        for marker in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            batch_id = marker.stem
+            if batch_id == keep:
+                continue
+            if batch_id not in self.batches():
+                for table in STORED_TABLES:
+                    if self._done(table, batch_id):
+                        DeltaTable(self.path / table).delete(
+                            f"batch_id = '{batch_id}'", commit_properties=self._commit(table, batch_id)
+                        )
+            marker.unlink()
+
+    def compact(self) -> None:
+        """Merge the small files of many hourly batches (a new version per table; time travel still works)."""
+        for table in STORED_TABLES:
+            if _exists(self.path / table):
+                DeltaTable(self.path / table).optimize.compact()
+
+
+def open_store(path: str | Path) -> HistoryStore:
+    """Open the history store at ``path``, creating an empty one (version 0) if there is none."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if not _exists(path / LOG):
+        DeltaTable.create(path / LOG, _log_table([]).schema)
+    return HistoryStore(path)
+
+
+def default_store_path(root: Path) -> Path:
+    """Where the store lives unless told otherwise: ``store/`` in the project."""
+    return root / "store"
+
+
+# -------------------------------------------------------------------- conversions
+def _exists(path: Path) -> bool:
+    return (path / "_delta_log").is_dir()
+
+
+def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _all(conds: list[pc.Expression]) -> pc.Expression | None:
+    if not conds:
+        return None
+    out = conds[0]
+    for cond in conds[1:]:
+        out = out & cond
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _offered(dataset: Dataset) -> dict[str, int]:
+    """Rows the dataset offers to each contract table (machines include those known by id alone)."""
+    return {
+        "machines": len(dataset.machines),
+        "telemetry": len(dataset.telemetry),
+        "waveforms": len(dataset.waveforms.meta),
+        "events": len(dataset.events),
+    }
+
+
+def _store_frame(frame: pd.DataFrame) -> pa.Table:
+    """A frame as Arrow with the store's types: UTC timestamps, float64 numbers, string text."""
+    columns = {}
+    for name, col in frame.items():
+        if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
+            columns[str(name)] = pa.array(_to_utc_us(col), type=_UTC)
+        elif pd.api.types.is_bool_dtype(col):
+            columns[str(name)] = pa.array(col, type=pa.bool_())
+        elif pd.api.types.is_numeric_dtype(col):
+            columns[str(name)] = pa.array(col.to_numpy(dtype=float), type=pa.float64())
+        else:
+            columns[str(name)] = _text(col)
+    return pa.table(columns)
+
+
+def _text(col: pd.Series) -> pa.Array:
+    """Text as a string array; other objects (numbers in a text column) are spelled out."""
+    try:
+        array = pa.array(col, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array(col.astype(object).where(col.isna(), col.astype(str)), from_pandas=True)
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return array.cast(pa.string())
+    if pa.types.is_null(array.type):
+        return array.cast(pa.string())
+    return pa.array(col.astype(object).where(col.isna(), col.astype(str)), from_pandas=True).cast(pa.string())
+
+
+def _to_utc_us(col: pd.Series) -> pd.Series:
+    if not isinstance(col.dtype, pd.DatetimeTZDtype):
+        col = col.dt.tz_localize("UTC")
+    return col.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+
+
+def _with_lineage(table: pa.Table, batch_id: str, partitioned: bool) -> pa.Table:
+    if partitioned:
+        table = table.append_column("date", pc.cast(table.column("timestamp"), pa.date32()))
+    return table.append_column("batch_id", pa.array([batch_id] * table.num_rows, type=pa.string()))
+
+
+def _to_store(table: str, dataset: Dataset, batch_id: str) -> pa.Table:
+    """The rows of one contract table (or the quarantine) in the store's layout, tagged with the batch."""
+    if table == "waveforms":
+        return _waveforms_to_store(dataset.waveforms, batch_id)
+    if table == "quarantine":
+        q = dataset.quarantine.reindex(columns=QUARANTINE_COLUMNS)
+        arrow = _store_frame(q.drop(columns=["row"])).append_column(
+            "row", pa.array(q["row"].to_numpy(dtype=np.int64), type=pa.int64())
+        )
+        return _with_lineage(arrow.select(QUARANTINE_COLUMNS), batch_id, partitioned=False)
+    frame = getattr(dataset, table)
+    return _with_lineage(_store_frame(frame), batch_id, partitioned=table in PARTITIONS)
+
+
+def _waveforms_to_store(waveforms: Waveforms, batch_id: str) -> pa.Table:
+    """One row per snapshot: metadata, n_samples and the samples as list<float32>, gathered without copies per row."""
+    meta = waveforms.meta
+    n = meta["n_samples"].to_numpy(dtype=np.int64)
+    starts = meta["offset"].to_numpy(dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n)])
+    gather = np.repeat(starts - offsets[:-1], n) + np.arange(offsets[-1])
+    values = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(waveforms.samples[gather]))
+    arrow = _store_frame(meta[WAVEFORM_META])
+    arrow = arrow.append_column("n_samples", pa.array(n, type=pa.int64())).append_column("values", values)
+    return _with_lineage(arrow, batch_id, partitioned=True)
+
+
+def _from_store(table: str, arrow: pa.Table | None) -> pd.DataFrame:
+    """A stored table back in the loader's shape: contract columns only, sorted like the loader sorts."""
+    if arrow is None:
+        empty = {
+            "machines": ["machine_id"],
+            "telemetry": ["machine_id", "timestamp"],
+            "events": ["machine_id", "timestamp", "kind", "component"],
+        }[table]
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in empty})
+        if "timestamp" in frame:
+            frame["timestamp"] = frame["timestamp"].astype("datetime64[us, UTC]")
+        return frame
+    frame = arrow.drop_columns([c for c in _LINEAGE if c in arrow.column_names]).to_pandas()
+    order = ["machine_id"] if table == "machines" else ["machine_id", "timestamp"]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _waveforms_from_store(arrow: pa.Table | None) -> Waveforms:
+    """Snapshots back as Waveforms: metadata sorted by machine, time and channel, samples as one flat array."""
+    if arrow is None or not arrow.num_rows:
+        return Waveforms.empty()
+    flats, starts, lengths, base = [], [], [], 0
+    for chunk in arrow.column("values").chunks:  # per chunk: int32 list offsets never overflow
+        offsets = chunk.offsets.to_numpy().astype(np.int64)
+        flats.append(chunk.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False))
+        starts.append(offsets[:-1] - offsets[0] + base)
+        lengths.append(np.diff(offsets))
+        base += len(flats[-1])
+    flat = np.concatenate(flats) if len(flats) > 1 else flats[0]
+    meta = arrow.select(WAVEFORM_META).to_pandas()
+    meta = meta.assign(offset=np.concatenate(starts), n_samples=np.concatenate(lengths))
+    meta = meta.sort_values(["machine_id", "timestamp", "channel"], kind="stable").reset_index(drop=True)
+    return Waveforms(meta, flat)
+
+
+def _log_table(rows: list[dict]) -> pa.Table:
+    fields = [
+        ("seq", pa.int64()),
+        ("batch_id", pa.string()),
+        ("source", pa.string()),
+        ("committed_at", _UTC),
+    ]
+    fields += [(f"{t}_{k}", pa.int64()) for t in STORED_TABLES for k in ("version", "stored")]
+    fields += [(f"{t}_{k}", pa.int64()) for t in TABLES for k in ("rows_in", "duplicates", "quarantined")]
+    schema = pa.schema(fields)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+__all__ = ["AppendResult", "HistoryStore", "default_store_path", "open_store"]

@@ -1,0 +1,214 @@
+"""A run of inbox batches into the store: good, repeated, late, corrupt and partly bad; balances and moves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from features.dataset import fingerprint, load_dataset
+from features.simulator import SimulationConfig, simulate
+from pipelines.inbox import BatchReport, process_inbox
+from pipelines.store import HistoryStore, open_store
+
+NOW = "2026-02-01"
+TELEMETRY = Path("telemetry") / "part-0000.parquet"
+
+
+def copy_day(fleet: Path, day: str, inbox: Path, name: str) -> Path:
+    return Path(shutil.copytree(fleet / "inbox" / day, inbox / name))
+
+
+def bad_rows_batch(fleet: Path, inbox: Path, name: str) -> Path:
+    """Day 2026-01-10 shifted by a day, with rows that must be quarantined, and a glitch at M0003's first
+    reading that only the stored history can show (the batch alone has no normal reading before it)."""
+    folder = copy_day(fleet, "2026-01-10", inbox, name)
+    shutil.rmtree(folder / "waveforms")
+    (folder / "events.parquet").unlink(missing_ok=True)
+    tel = pq.read_table(folder / TELEMETRY).to_pandas()
+    tel["timestamp"] += pd.Timedelta(days=1)
+    tel = tel.sort_values(["machine_id", "timestamp"]).reset_index(drop=True)
+    first_m3 = tel.index[tel["machine_id"] == "M0003"][0]
+    tel.loc[first_m3, "temperature_bearing"] += 300.0
+    extra = tel.iloc[:3].copy()
+    extra["machine_id"] = ["M9999", "M0001/x", "M0002"]
+    extra.loc[extra.index[2], ["temperature_bearing", "temperature_ambient", "speed_rpm", "load_pct"]] = (
+        np.nan
+    )
+    extra.loc[extra.index[2], "timestamp"] += pd.Timedelta(minutes=30)
+    pd.concat([tel, extra], ignore_index=True).to_parquet(folder / TELEMETRY, index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """History of days 1-6 stored; an inbox of 7 batches processed once."""
+    base = tmp_path_factory.mktemp("inbox-run")
+    fleet = base / "fleet"
+    simulate(fleet, SimulationConfig(machines=20, days=10, inbox_days=4, snapshot_samples=1024, seed=5))
+    store = open_store(base / "store")
+    store.append(load_dataset(fleet, now=NOW), fingerprint(fleet), source="history")
+    inbox = base / "inbox"
+    inbox.mkdir()
+    copy_day(fleet, "2026-01-08", inbox, "01-day08")
+    copy_day(fleet, "2026-01-09", inbox, "02-day09")
+    copy_day(fleet, "2026-01-09", inbox, "03-day09-again")
+    copy_day(fleet, "2026-01-10", inbox, "04-day10")
+    copy_day(fleet, "2026-01-07", inbox, "05-day07-late")
+    corrupt = inbox / "06-corrupt" / "telemetry"
+    corrupt.mkdir(parents=True)
+    data = (fleet / "inbox" / "2026-01-10" / TELEMETRY).read_bytes()
+    (corrupt / "part-0000.parquet").write_bytes(data[: len(data) // 2])
+    bad_rows_batch(fleet, inbox, "07-bad-rows")
+    days = {
+        d: load_dataset(fleet / "inbox" / d, now=NOW)
+        for d in ("2026-01-07", "2026-01-08", "2026-01-09", "2026-01-10")
+    }
+    version_before = store.version
+    reports = process_inbox(inbox, store, now=NOW)
+    return {
+        "fleet": fleet,
+        "store": store,
+        "inbox": inbox,
+        "reports": {r.batch: r for r in reports},
+        "order": [r.batch for r in reports],
+        "days": days,
+        "version_before": version_before,
+    }
+
+
+def test_every_batch_is_processed_in_name_order_and_moved(run: dict) -> None:
+    inbox = run["inbox"]
+    assert run["order"] == [
+        "01-day08",
+        "02-day09",
+        "03-day09-again",
+        "04-day10",
+        "05-day07-late",
+        "06-corrupt",
+        "07-bad-rows",
+    ]
+    statuses = {name: r.status for name, r in run["reports"].items()}
+    assert statuses == {
+        "01-day08": "stored",
+        "02-day09": "stored",
+        "03-day09-again": "already_stored",
+        "04-day10": "stored",
+        "05-day07-late": "stored",
+        "06-corrupt": "failed",
+        "07-bad-rows": "stored",
+    }
+    assert sorted(p.name for p in inbox.iterdir()) == ["failed", "processed"]
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == sorted(
+        n for n, s in statuses.items() if s != "failed"
+    )
+    assert process_inbox(inbox, run["store"], now=NOW) == []  # nothing left to do
+
+
+def test_counts_balance_for_every_table_of_every_batch(run: dict) -> None:
+    for report in run["reports"].values():
+        assert report.balanced, report
+        json.loads(json.dumps(report.to_dict()))  # serialisable as is
+
+
+def test_good_batches_are_stored_in_full(run: dict) -> None:
+    for name, day in (
+        ("01-day08", "2026-01-08"),
+        ("04-day10", "2026-01-10"),
+        ("05-day07-late", "2026-01-07"),
+    ):
+        tables = run["reports"][name].tables
+        loaded = run["days"][day]
+        assert tables["telemetry"] == {
+            "rows_in": len(loaded.telemetry),
+            "stored": len(loaded.telemetry),
+            "quarantined": 0,
+            "duplicates": 0,
+        }
+        assert tables["waveforms"]["stored"] == len(loaded.waveforms.meta) > 0
+        assert tables["machines"] == {"rows_in": 20, "stored": 0, "quarantined": 0, "duplicates": 20}
+
+
+def test_a_repeated_batch_changes_nothing(run: dict) -> None:
+    first, again = run["reports"]["02-day09"], run["reports"]["03-day09-again"]
+    assert again.batch_id == first.batch_id
+    assert again.store_version == first.store_version
+    assert again.totals()["stored"] == 0
+    assert again.tables["telemetry"]["duplicates"] == first.tables["telemetry"]["rows_in"]
+    assert run["store"].batches().count(first.batch_id) == 1
+
+
+def test_the_late_batch_is_stored_with_the_rest(run: dict) -> None:
+    store: HistoryStore = run["store"]
+    stored = store.read(since="2026-01-07", tables=["telemetry"]).telemetry
+    days = stored["timestamp"].dt.strftime("%Y-%m-%d").value_counts().sort_index()
+    expected = {
+        d: len(run["days"][d].telemetry) for d in ("2026-01-07", "2026-01-08", "2026-01-09", "2026-01-10")
+    }
+    assert days.drop("2026-01-11").to_dict() == expected
+    assert not stored.duplicated(["machine_id", "timestamp"]).any()
+
+
+def test_a_corrupt_batch_fails_with_its_reason_and_blocks_nothing(run: dict) -> None:
+    report: BatchReport = run["reports"]["06-corrupt"]
+    failed = run["inbox"] / "failed"
+    assert report.moved_to == str(failed / "06-corrupt")
+    assert report.error_code == "unusable_dataset" and "file cannot be read" in (report.error or "")
+    assert json.loads((failed / "06-corrupt.error.json").read_text())["error_code"] == "unusable_dataset"
+    assert report.batch_id not in run["store"].batches()
+    assert run["reports"]["07-bad-rows"].status == "stored"  # the batch after it
+
+
+def test_bad_rows_are_quarantined_with_codes_and_history_finds_the_glitch(run: dict) -> None:
+    report: BatchReport = run["reports"]["07-bad-rows"]
+    assert report.quarantine_codes == {
+        "bad_machine_id": 1,
+        "nan_value": 1,
+        "sensor_glitch": 1,
+        "unknown_machine": 1,
+    }
+    tel = report.tables["telemetry"]
+    assert tel["quarantined"] == 4 and tel["stored"] == tel["rows_in"] - 4
+    stored_q = run["store"].quarantine(report.batch_id)
+    glitch = stored_q[stored_q["code"] == "sensor_glitch"].iloc[0]
+    assert (glitch["machine_id"], glitch["column"], glitch["file"]) == (
+        "M0003",
+        "temperature_bearing",
+        str(TELEMETRY),
+    )
+    raw = pq.read_table(run["inbox"] / "processed" / "07-bad-rows" / TELEMETRY).to_pandas()
+    assert raw.iloc[int(glitch["row"])]["machine_id"] == "M0003"
+    assert raw.iloc[int(glitch["row"])]["temperature_bearing"] > 300
+    assert "stored history" in glitch["reason"] and glitch["fix"]
+    # the same batch judged alone does not see the glitch: history is what shows it
+    alone = load_dataset(run["inbox"] / "processed" / "07-bad-rows", now=NOW)
+    assert "sensor_glitch" not in set(alone.quarantine["code"])
+
+
+def test_a_store_failure_leaves_the_batch_for_the_next_run(
+    run: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(tmp_path / "store")
+    inbox = tmp_path / "inbox"
+    copy_day(run["fleet"], "2026-01-08", inbox, "day08")
+    with monkeypatch.context() as patch:
+
+        def broken(*args, **kwargs):
+            raise OSError("disk full")
+
+        patch.setattr(HistoryStore, "append", broken)
+        (report,) = process_inbox(inbox, store, now=NOW)
+    assert report.status == "error" and "disk full" in (report.error or "")
+    assert (inbox / "day08").is_dir() and report.moved_to is None
+    (report,) = process_inbox(inbox, store, now=NOW)
+    assert report.status == "stored" and (inbox / "processed" / "day08").is_dir()
+
+
+def test_the_store_version_advanced_once_per_stored_batch(run: dict) -> None:
+    stored = [r for r in run["reports"].values() if r.status == "stored"]
+    assert run["store"].version == run["version_before"] + len(stored)

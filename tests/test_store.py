@@ -1,0 +1,203 @@
+"""The history store: known answer on read-back, no-op repeats, duplicates, time travel, crash and rerun."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from features.dataset import Dataset, fingerprint, load_dataset
+from features.simulator import SimulationConfig, simulate
+from pipelines.store import HistoryStore, open_store
+
+NOW = "2026-02-01"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 machines x 10 days; the last 3 days as inbox batches (2026-01-08 .. 2026-01-10)."""
+    root = tmp_path_factory.mktemp("fleet")
+    simulate(root, SimulationConfig(machines=20, days=10, inbox_days=3, snapshot_samples=1024, seed=3))
+    return root
+
+
+@pytest.fixture(scope="module")
+def history(fleet: Path) -> Dataset:
+    return load_dataset(fleet, now=NOW)
+
+
+def batch(fleet: Path, day: str) -> Dataset:
+    return load_dataset(fleet / "inbox" / day, now=NOW)
+
+
+def sort(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["machine_id", "timestamp"]).reset_index(drop=True)
+
+
+def samples(data: Dataset) -> np.ndarray:
+    return data.waveforms.batch(np.arange(len(data.waveforms.meta)))
+
+
+def test_reading_back_gives_the_rows_loaded(tmp_path: Path, history: Dataset) -> None:
+    store = open_store(tmp_path / "store")
+    result = store.append(history, "h")
+    assert result.stored == {
+        "machines": 20,
+        "telemetry": len(history.telemetry),
+        "waveforms": len(history.waveforms.meta),
+        "events": len(history.events),
+    }
+    back = store.read()
+    pd.testing.assert_frame_equal(back.telemetry, sort(history.telemetry))
+    # numbers are float64 in the store (bearing_n_balls was int64)
+    pd.testing.assert_frame_equal(back.machines, history.machines, check_dtype=False)
+    meta = history.waveforms.meta.drop(columns="offset")
+    pd.testing.assert_frame_equal(back.waveforms.meta.drop(columns="offset"), meta)
+    np.testing.assert_array_equal(samples(back), samples(history))
+    assert back.counts["telemetry"] == {
+        "rows_in": len(history.telemetry),
+        "rows_used": len(history.telemetry),
+        "rows_quarantined": 0,
+    }
+
+
+def test_a_repeated_batch_is_a_no_op_and_repeated_rows_are_duplicates(
+    tmp_path: Path, history: Dataset
+) -> None:
+    store = open_store(tmp_path / "store")
+    first = store.append(history, "h")
+    again = store.append(history, "h")
+    assert again.already_stored and again.version == first.version == store.version == 1
+    assert again.stored == dict.fromkeys(again.stored, 0)
+    assert again.duplicates == first.stored
+    copy = store.append(history, "same rows, other batch id")
+    assert copy.stored == dict.fromkeys(copy.stored, 0) and copy.duplicates == first.stored
+    assert copy.version == 2
+    back = store.read()
+    assert not back.telemetry.duplicated(["machine_id", "timestamp"]).any()
+    assert len(back.telemetry) == len(history.telemetry)
+
+
+def test_time_travel_reads_the_store_as_it_was(tmp_path: Path, fleet: Path, history: Dataset) -> None:
+    store = open_store(tmp_path / "store")
+    assert store.version == 0 and store.read().telemetry.empty
+    v1 = store.append(history, "h").version
+    day = batch(fleet, "2026-01-08")
+    v2 = store.append(day, "d8").version
+    assert (v1, v2) == (1, 2)
+    assert store.batches() == ["h", "d8"] and store.batches(version=1) == ["h"]
+    assert len(store.read(version=v1).telemetry) == len(history.telemetry)
+    assert len(store.read(version=v2).telemetry) == len(history.telemetry) + len(day.telemetry)
+    pd.testing.assert_frame_equal(store.read(version=v1).telemetry, sort(history.telemetry))
+    assert store.read(version=0).telemetry.empty
+
+
+def test_a_late_batch_is_stored(tmp_path: Path, fleet: Path, history: Dataset) -> None:
+    store = open_store(tmp_path / "store")
+    store.append(history, "h")
+    store.append(batch(fleet, "2026-01-10"), "d10")
+    d8 = batch(fleet, "2026-01-08")
+    late = store.append(d8, "d8")
+    assert late.stored["telemetry"] == len(d8.telemetry) > 0 and late.duplicates["telemetry"] == 0
+    stamps = store.read(since="2026-01-08").telemetry["timestamp"].dt.strftime("%Y-%m-%d").unique()
+    assert list(stamps) == ["2026-01-08", "2026-01-10"]
+
+
+def test_read_filters_by_time_machines_and_tables(tmp_path: Path, history: Dataset) -> None:
+    store = open_store(tmp_path / "store")
+    store.append(history, "h")
+    part = store.read(since="2026-01-05 12:00", machines=["M0002", "M0005"], tables=["telemetry"])
+    assert set(part.telemetry["machine_id"]) == {"M0002", "M0005"}
+    assert part.telemetry["timestamp"].min() == pd.Timestamp("2026-01-05 12:00", tz="UTC")
+    assert part.waveforms.meta.empty and part.machines.empty
+
+
+class Killed(RuntimeError):
+    """Stands for the process dying between two table commits."""
+
+
+def kill_before(monkeypatch: pytest.MonkeyPatch, table: str) -> None:
+    write = HistoryStore._write
+
+    def dying_write(self: HistoryStore, name: str, frame, batch_id: str) -> None:
+        if name == table:
+            raise Killed(f"killed before writing {name}")
+        write(self, name, frame, batch_id)
+
+    monkeypatch.setattr(HistoryStore, "_write", dying_write)
+
+
+def test_a_write_killed_midway_is_invisible_and_a_rerun_completes_it(
+    tmp_path: Path, fleet: Path, history: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(tmp_path / "store")
+    store.append(history, "h")
+    day = batch(fleet, "2026-01-09")
+    with monkeypatch.context() as patch:
+        kill_before(patch, "waveforms")
+        with pytest.raises(Killed):
+            store.append(day, "d9")
+    # telemetry was committed to its Delta table, but the batch is not in the log: nobody sees it
+    assert DeltaTable(store.path / "telemetry").version() == 1
+    assert store.version == 1 and store.batches() == ["h"]
+    assert len(store.read().telemetry) == len(history.telemetry)
+    rerun = store.append(day, "d9")
+    n_tel, n_wav = len(day.telemetry), len(day.waveforms.meta)
+    assert rerun.stored == {"machines": 0, "telemetry": n_tel, "waveforms": n_wav, "events": len(day.events)}
+    assert rerun.duplicates == {"machines": 20, "telemetry": 0, "waveforms": 0, "events": 0}
+    assert DeltaTable(store.path / "telemetry").version() == 1  # not written twice
+    back = store.read()
+    assert len(back.telemetry) == len(history.telemetry) + n_tel
+    assert len(back.waveforms.meta) == len(history.waveforms.meta) + n_wav
+    assert not back.telemetry.duplicated(["machine_id", "timestamp"]).any()
+
+
+def test_a_batch_abandoned_midway_is_rolled_back_by_the_next(
+    tmp_path: Path, fleet: Path, history: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(tmp_path / "store")
+    store.append(history, "h")
+    d9, d10 = batch(fleet, "2026-01-09"), batch(fleet, "2026-01-10")
+    with monkeypatch.context() as patch:
+        kill_before(patch, "waveforms")
+        with pytest.raises(Killed):
+            store.append(d9, "d9")
+    store.append(d10, "d10")  # d9's half-written telemetry must not ride along in d10's versions
+    assert len(store.read().telemetry) == len(history.telemetry) + len(d10.telemetry)
+    again = store.append(d9, "d9")  # and d9 can still be stored in full later
+    assert again.stored["telemetry"] == len(d9.telemetry) and again.stored["waveforms"] == len(
+        d9.waveforms.meta
+    )
+    assert len(store.read().telemetry) == len(history.telemetry) + len(d10.telemetry) + len(d9.telemetry)
+
+
+def test_the_quarantine_is_stored_with_its_batch(tmp_path: Path) -> None:
+    root = tmp_path / "bad"
+    (root / "telemetry").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "machine_id": ["A", "A", "A", ""],
+            "timestamp": pd.date_range("2026-01-01", periods=4, freq="h", tz="UTC"),
+            "temperature_bearing": [40.0, np.nan, 41.0, 40.0],
+        }
+    ).to_parquet(root / "telemetry" / "t.parquet", index=False)
+    data = load_dataset(root, now=NOW)
+    store = open_store(tmp_path / "store")
+    store.append(data, fingerprint(root))
+    stored = store.quarantine(fingerprint(root))
+    assert sorted(stored["code"]) == ["empty_machine_id", "nan_value"]
+    assert set(stored["row"]) == {1, 3} and set(stored["batch_id"]) == {fingerprint(root)}
+    assert store.quarantine("another batch").empty
+    assert store.log().iloc[0]["telemetry_quarantined"] == 2
+
+
+def test_open_store_twice_keeps_the_history(tmp_path: Path, history: Dataset) -> None:
+    open_store(tmp_path / "store").append(history, "h")
+    store = open_store(tmp_path / "store")
+    assert store.version == 1 and store.batches() == ["h"]
+    assert store.machine_ids() == set(history.machines["machine_id"])
+    shutil.rmtree(tmp_path / "store")
