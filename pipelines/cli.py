@@ -181,10 +181,20 @@ def print_training(result: dict) -> None:
 @app.command()
 def score(
     path: Annotated[
-        Path, typer.Argument(help="Batch folder (equipment data contract v1); read, never written.")
-    ],
+        Path | None,
+        typer.Argument(help="Batch folder (equipment data contract v1); read, never written or moved."),
+    ] = None,
+    inbox: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of batch folders: each is validated, stored, moved to processed/ or failed/."
+        ),
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="History store for --inbox (default: store/ in the project).")
+    ] = None,
     history: Annotated[
-        Path | None, typer.Option(help="Dataset with earlier readings, used as history.")
+        Path | None, typer.Option(help="Dataset with earlier readings, used as history (with PATH).")
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Where to write the risk list (default: outputs/).")
@@ -198,30 +208,38 @@ def score(
         ),
     ] = 48.0,
 ) -> None:
-    """Score each machine in PATH as of its latest reading into a ranked risk list."""
-    result = run_scoring(path, history, out, model_name, model, stale_after_h)
+    """Score each machine of PATH (or of the store, after ingesting --inbox) as of its latest reading."""
+    result = run_scoring(path, history, out, model_name, model, stale_after_h, inbox, store)
     print_scoring(result)
 
 
 def run_scoring(
-    path: Path,
+    path: Path | None,
     history: Path | None,
     out: Path | None,
     model_name: str,
     model: str | None,
     stale_after_h: float = 48.0,
+    inbox: Path | None = None,
+    store: Path | None = None,
 ) -> dict:
     _start()
     from pipelines.flows import ScoreParams, run_flow, score_flow
 
-    for folder in (path, history):
+    if (path is None) == (inbox is None):
+        raise InputError(
+            "give either a batch PATH or --inbox DIR (not both); fix: e.g. `wearcast score --inbox inbox/`"
+        )
+    for folder in (path, history, inbox):
         if folder is not None and not Path(folder).is_dir():
             raise InputError(
                 f"{folder}: not a folder; fix: give a batch folder in the equipment data contract layout"
             )
-    check_output_folder(out, [path, history])
+    check_output_folder(out, [path, history, inbox])
     params = ScoreParams(
-        path=str(Path(path).resolve()),
+        path=str(Path(path).resolve()) if path else None,
+        inbox=str(Path(inbox).resolve()) if inbox else None,
+        store=str(Path(store).resolve()) if store else None,
         history=str(Path(history).resolve()) if history else None,
         out=str(Path(out).resolve()) if out else None,
         model_name=model_name,
@@ -229,6 +247,37 @@ def run_scoring(
         stale_after_h=stale_after_h,
     )
     return run_flow(score_flow, params)
+
+
+@app.command()
+def ingest(
+    data: Annotated[Path, typer.Argument(help="Dataset folder to add to the store (read, never moved).")],
+    store: Annotated[
+        Path | None, typer.Option(help="History store (default: store/ in the project).")
+    ] = None,
+) -> None:
+    """Add a dataset (e.g. the history before the first inbox batch) to the history store, validated."""
+    run_ingest(data, store)
+
+
+def run_ingest(data: Path, store: Path | None) -> None:
+    from features.dataset import fingerprint, load_dataset
+    from pipelines.store import default_store_path, open_store
+
+    settings = _start()
+    if not Path(data).is_dir():
+        raise InputError(
+            f"{data}: not a folder; fix: give a dataset folder in the equipment data contract layout"
+        )
+    dataset = load_dataset(data)
+    where = Path(store or default_store_path(settings.root))
+    result = open_store(where).append(dataset, fingerprint(data), str(data))
+    print_counts(dataset.counts)
+    verdict = "already stored (no change)" if result.already_stored else f"store version {result.version}"
+    console.print(
+        f"stored {sum(result.stored.values())} rows in {where}, {sum(result.duplicates.values())} duplicates "
+        f"skipped: {verdict}"
+    )
 
 
 def check_output_folder(out: Path | None, inputs: list[Path | None]) -> None:
@@ -246,7 +295,19 @@ def check_output_folder(out: Path | None, inputs: list[Path | None]) -> None:
 
 
 def print_scoring(result: dict, top: int = 10) -> None:
-    print_counts(result["counts"], "batch rows")
+    for batch in result.get("batches", []):
+        t = {
+            k: sum(v[k] for v in batch["tables"].values())
+            for k in ("rows_in", "stored", "quarantined", "duplicates")
+        }
+        console.print(
+            f"batch {batch['batch']}: {batch['status']}; rows in {t['rows_in']} = stored {t['stored']} + "
+            f"quarantined {t['quarantined']} + duplicates {t['duplicates']}; moved to {batch['moved_to']}"
+            + (f" ({batch['error']})" if batch.get("error") else ""),
+            markup=False,
+        )
+    if "inbox" not in result["counts"]:
+        print_counts(result["counts"], "batch rows")
     console.print(
         f"risk list (model v{result['model_version']}): top {top} of {result['rows']} machines "
         f"({', '.join(f'{n} {s}' for s, n in result['statuses'].items())})"
@@ -458,7 +519,8 @@ def demo(
         int, typer.Option(help="How many of the top of the list to check against the hidden truth.")
     ] = 10,
 ) -> None:
-    """Simulate a fleet, train, score its last day, and check the top of the list against the hidden truth."""
+    """Simulate a fleet, train, store its history, score the inbox's last day into a risk list and its report, and
+    check the top of the list against the hidden truth."""
     settings = _start()
     started = time.perf_counter()
     base = settings.outputs / "demo"
@@ -470,7 +532,11 @@ def demo(
         f"{summary.faulty_at_end} degrading at the end) in {fleet}"
     )
     print_training(run_training(fleet, "wearcast-demo"))
-    result = run_scoring(summary.inbox_batches[-1], fleet, base, "wearcast-demo", None)
+    store = base / "store"
+    for stale in (store, base / "lists", base / "risk_list.parquet"):  # a fresh store and no earlier list
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    run_ingest(fleet, store)  # the history before the inbox
+    result = run_scoring(None, None, base, "wearcast-demo", None, inbox=fleet / "inbox", store=store)
     print_scoring(result)
     print_truth_check(result, fleet, top)
     console.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")

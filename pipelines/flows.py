@@ -10,7 +10,7 @@ import getpass
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -25,6 +25,7 @@ from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
 from features.build import FeatureConfig, FeatureTable, Progress, build_features, latest_as_of
+from features.checks import PlausibilityConfig, find_sensor_flags
 from features.dataset import Dataset, combine, fingerprint, load_dataset
 from features.errors import InputError
 from models import plots, registry
@@ -42,9 +43,11 @@ from models.risk import build_risk_list, failed_since_last_reading, flagged_hist
 from models.rul import remaining_life
 from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
+from pipelines.inbox import process_inbox
 from pipelines.promotions import append_audit
 from pipelines.report import render_report
 from pipelines.settings import Settings, load_settings
+from pipelines.store import default_store_path, open_store
 
 
 class TrainParams(BaseModel):
@@ -60,10 +63,13 @@ class TrainParams(BaseModel):
 
 
 class ScoreParams(BaseModel):
-    """Parameters of the score flow."""
+    """Parameters of the score flow: a batch PATH (read, never moved), or an INBOX of batches that are validated,
+    stored in the history STORE and moved to processed/ or failed/, and then the store's machines are scored."""
 
     model_config = ConfigDict(frozen=True)
-    path: str
+    path: str | None = None
+    inbox: str | None = None
+    store: str | None = None
     history: str | None = None
     model_name: str = "wearcast"
     model_version: str | None = None
@@ -418,6 +424,49 @@ def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, 
 
 
 @task(cache_policy=NO_CACHE)
+@guarded
+def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]]:
+    """Store every batch of the inbox, then read the store's history (with its stuck or dead sensors flagged).
+    Unusable when no batch could be stored and the store is empty."""
+    store = open_store(store_path)
+    reports = process_inbox(inbox, store)
+    for report in reports:
+        get_run_logger().info(
+            "batch %s: %s, %s, moved to %s%s",
+            report.batch,
+            report.status,
+            report.totals(),
+            report.moved_to,
+            f" ({report.error})" if report.error else "",
+        )
+    if store.version == 0:
+        failed = "; ".join(f"{r.batch}: {r.error}" for r in reports if r.error) or "the inbox is empty"
+        raise InputError(
+            f"nothing stored in {store_path} from {inbox}: {failed}; fix: put batch folders in the inbox"
+        )
+    history = store.read()
+    history = replace(history, sensor_flags=sensor_flags_of(history))
+    totals = {
+        key: sum(r.totals()[key] for r in reports)
+        for key in ("rows_in", "stored", "quarantined", "duplicates")
+    }
+    return history, {"inbox": totals}, [r.to_dict() for r in reports]
+
+
+def sensor_flags_of(history: Dataset) -> pd.DataFrame:
+    """Stuck or dead telemetry sensors over the whole stored history (active ones make a machine check_sensor)."""
+    telemetry = history.telemetry.sort_values(["machine_id", "timestamp"], kind="stable").reset_index(
+        drop=True
+    )
+    columns = [
+        c
+        for c in telemetry.columns
+        if c not in ("machine_id", "timestamp") and telemetry[c].dtype.kind == "f"
+    ]
+    return find_sensor_flags(telemetry, columns, PlausibilityConfig())
+
+
+@task(cache_policy=NO_CACHE)
 def write_report(
     model: RiskModel, risk: pd.DataFrame, dataset: Dataset, model_name: str, version: str, out: Path
 ) -> str:
@@ -443,8 +492,16 @@ def score_flow(params: ScoreParams) -> dict:
     settings = load_settings()
     connect_registry(settings)
     model, version = ok(load_model(params))
-    batch = ok(load(params.path))
-    dataset = combine(ok(load(params.history)), batch) if params.history else batch
+    if params.inbox:
+        dataset, counts, batches = ok(
+            ingest_inbox(params.inbox, params.store or str(default_store_path(settings.root)))
+        )
+    elif params.path:
+        batch = ok(load(params.path))
+        dataset = combine(ok(load(params.history)), batch) if params.history else batch
+        counts, batches = batch.counts, []
+    else:
+        raise InputError("nothing to score; fix: give a batch PATH or --inbox DIR")
     table = featurize(dataset, model.spec.config, latest_as_of(dataset))
     check_features(model, table.frame, params.model_name, version)
     out = Path(params.out) if params.out else settings.outputs
@@ -469,7 +526,8 @@ def score_flow(params: ScoreParams) -> dict:
     )
     return {
         "paths": paths,
-        "counts": batch.counts,
+        "counts": counts,
+        "batches": batches,
         "model_version": version,
         "life_cap_h": model.life.cap if model.life is not None else None,
         "rows": len(risk),

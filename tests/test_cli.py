@@ -101,3 +101,14 @@ def test_rollback_and_promote_without_a_model_exit_2(tmp_path):
     assert out.returncode == 2 and "has no champion" in out.stderr and "Traceback" not in out.stderr
     out = run("promote", "3", "--reason", "test", "--model-name", "nobody", home=tmp_path)
     assert out.returncode == 2 and "no version 3" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_score_needs_a_path_or_an_inbox(tmp_path):
+    out = run("score", home=tmp_path)
+    assert (
+        out.returncode == 2
+        and "give either a batch PATH or --inbox" in out.stderr
+        and "Traceback" not in out.stderr
+    )
+    out = run("score", "--inbox", str(tmp_path / "missing"), home=tmp_path)
+    assert out.returncode == 2 and "not a folder" in out.stderr

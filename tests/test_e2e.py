@@ -245,3 +245,66 @@ def test_search_trials_are_nested_runs_of_the_training_run(store, first_training
     )
     assert len(children) == int(parent.data.params["train.search_trials"]) > 1
     assert all("oof_pr_auc" in c.data.metrics and "max_depth" in c.data.params for c in children)
+
+
+def test_a_day_of_inbox_batches_through_the_score_flow(store, fleet, first_training, tmp_path):
+    """Good, repeated, corrupt and late batches: stored once, quarantined or failed with a reason, balanced;
+    the list covers every machine and the report is written."""
+    import shutil
+
+    from pipelines.cli import run_ingest
+    from pipelines.flows import ScoreParams, score_flow
+
+    day = sorted(p for p in (fleet / "inbox").iterdir() if p.is_dir() and p.name[0].isdigit())[-1]
+    telemetry = pd.read_parquet(day / "telemetry")
+    middle = telemetry["timestamp"].sort_values().iloc[len(telemetry) // 2]
+    inbox = tmp_path / "inbox"
+
+    def batch(name: str, rows: pd.DataFrame, with_waveforms: bool) -> Path:
+        folder = inbox / name
+        (folder / "telemetry").mkdir(parents=True)
+        shutil.copy(day / "machines.parquet", folder / "machines.parquet")
+        rows.to_parquet(folder / "telemetry" / "part-0000.parquet", index=False)
+        if with_waveforms:
+            shutil.copytree(day / "waveforms", folder / "waveforms")
+        return folder
+
+    batch("1-good", telemetry[telemetry["timestamp"] >= middle], with_waveforms=True)
+    shutil.copytree(inbox / "1-good", inbox / "2-repeated")
+    late = telemetry[telemetry["timestamp"] < middle].copy()
+    future = late.head(3).assign(timestamp=late["timestamp"].head(3) + pd.Timedelta(days=5 * 365))
+    batch("3-late-with-bad-rows", pd.concat([late, late.head(2), future]), with_waveforms=False)
+    corrupt = batch("4-corrupt", telemetry.head(5), with_waveforms=False) / "telemetry" / "part-0000.parquet"
+    corrupt.write_bytes(corrupt.read_bytes()[:100])
+
+    history = tmp_path / "history"
+    shutil.copytree(fleet, history, ignore=shutil.ignore_patterns("inbox", "truth.parquet"))
+    store_dir, out = tmp_path / "store", tmp_path / "out"
+    run_ingest(history, store_dir)
+    result = score_flow(ScoreParams(inbox=str(inbox), store=str(store_dir), model_name="e2e", out=str(out)))
+
+    reports = {b["batch"]: b for b in result["batches"]}
+    assert [reports[n]["status"] for n in sorted(reports)] == ["stored", "already_stored", "stored", "failed"]
+    for report in reports.values():
+        for counts in report["tables"].values():
+            assert counts["rows_in"] == counts["stored"] + counts["quarantined"] + counts["duplicates"]
+    assert reports["2-repeated"]["tables"]["telemetry"]["stored"] == 0
+    late_report = reports["3-late-with-bad-rows"]
+    assert late_report["tables"]["telemetry"]["stored"] >= len(late) - 2  # late data is stored
+    assert {"duplicate_timestamp", "future_timestamp"} <= set(late_report["quarantine_codes"])
+    assert "unreadable" in (reports["4-corrupt"]["error"] or "") or reports["4-corrupt"]["error_code"]
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == [
+        "1-good",
+        "2-repeated",
+        "3-late-with-bad-rows",
+    ]
+    assert [p.name for p in (inbox / "failed").iterdir() if p.is_dir()] == ["4-corrupt"]
+
+    risk = pd.read_parquet(out / "risk_list.parquet")
+    machines = pd.read_parquet(fleet / "machines.parquet")
+    assert sorted(risk["machine_id"]) == sorted(machines["machine_id"])
+    assert (out / "risk_report.html").is_file()
+    again = score_flow(ScoreParams(inbox=str(inbox), store=str(store_dir), model_name="e2e", out=str(out)))
+    assert again["batches"] == []  # nothing new in the inbox: the store is scored as it is
+    previous = pd.read_parquet(out / "risk_list.parquet")
+    assert previous.loc[previous["alarm"], "change"].isin(["", "rising", "falling"]).all()  # no longer "new"
