@@ -326,4 +326,5 @@ def walk_forward_model(
         feature_config,
         config,
         life[keep].reset_index(drop=True),
+        dataset.machines,
     )

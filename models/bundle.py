@@ -11,6 +11,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from features.build import FeatureSpec
+from models.drift import DriftReference
 from models.rul import RulModel
 from models.rul import predict as predict_life
 
@@ -59,8 +60,9 @@ class RiskModel:
     info: dict = field(default_factory=dict)
     reference: pd.DataFrame | None = None  # per-feature statistics of the training rows (drift checks)
     life: RulModel | None = (
-        None  # remaining-life regressor (hours, capped at life.cap), when it could be fitted
+        None  # remaining-life regressor (hours, capped at life.cap), if it could be fitted
     )
+    drift: DriftReference | None = None  # decile profiles of the training features and scores (drift checks)
 
     def __getstate__(self) -> dict:
         """Pickle the spec as plain data, so a bundle outlives changes to the FeatureSpec class."""
@@ -73,6 +75,7 @@ class RiskModel:
         state["spec"] = FeatureSpec.model_validate(spec)  # settings added since take their defaults
         state.setdefault("reference", None)
         state.setdefault("life", None)
+        state.setdefault("drift", None)
         self.__dict__.update(state)
 
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:

@@ -14,6 +14,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from features.build import FeatureConfig, FeatureSpec
 from features.errors import InputError
 from models.bundle import Calibrator, IsotonicCalibrator, PlattCalibrator, RiskModel
+from models.drift import drift_groups, drift_reference
 from models.rul import RulConfig, RulModel, train_rul_regressor
 from models.search import SEARCHED, best_trial, random_search
 from models.thresholds import (
@@ -145,6 +146,7 @@ def train_risk_model(
     feature_config: FeatureConfig,
     config: TrainConfig,
     life: pd.Series | None = None,
+    machines: pd.DataFrame | None = None,
 ) -> RiskModel:
     """Fit the classifier on labelled rows of a feature table (NaN labels are skipped), and, given each row's
     remaining life in hours (``models.rul.remaining_life``, NaN where unknown), the remaining-life regressor."""
@@ -172,6 +174,8 @@ def train_risk_model(
     config = config.model_copy(update={k: chosen[k] for k in SEARCHED})
     oof, n_rounds = scores[chosen["trial"]], chosen["rounds"]
     calibrator = make_calibrator(config).fit(oof, y)
+    # out-of-fold scores: the final booster's scores on its own training rows are more extreme than on new data
+    drift = drift_reference(matrix, calibrator.predict(oof), drift_groups(rows, machines))
     thresholds, cost = choose_thresholds(rows, calibrator.predict(oof), y, config)
     booster = xgb.train(xgb_params(config, y), xgb.DMatrix(x, label=y), n_rounds)
     info = {
@@ -193,7 +197,15 @@ def train_risk_model(
     regressor, note = fit_life(frame, life, spec, config) if life is not None else (None, "not asked")
     info["life_model"] = note
     return RiskModel(
-        booster, spec, calibrator, thresholds, config.horizon_h, info, reference_statistics(matrix), regressor
+        booster,
+        spec,
+        calibrator,
+        thresholds,
+        config.horizon_h,
+        info,
+        reference_statistics(matrix),
+        regressor,
+        drift,
     )
 
 

@@ -30,6 +30,7 @@ from features.dataset import Dataset, combine, fingerprint, load_dataset
 from features.errors import InputError
 from models import plots, registry
 from models.bundle import RiskModel
+from models.drift import drift_groups, drift_warnings, population_stability
 from models.evaluate import calibration_table, evaluate, life_metrics
 from models.labels import failure_within
 from models.promotion import (
@@ -163,9 +164,14 @@ def label(frame: pd.DataFrame, dataset: Dataset, config: TrainConfig) -> tuple[p
 @task(cache_policy=NO_CACHE)
 @guarded
 def fit(
-    frame: pd.DataFrame, labels: pd.Series, features: FeatureConfig, config: TrainConfig, life: pd.Series
+    frame: pd.DataFrame,
+    labels: pd.Series,
+    features: FeatureConfig,
+    config: TrainConfig,
+    life: pd.Series,
+    machines: pd.DataFrame,
 ) -> RiskModel:
-    return train_risk_model(frame, labels, features, config, life)
+    return train_risk_model(frame, labels, features, config, life, machines)
 
 
 @task(cache_policy=NO_CACHE)
@@ -318,7 +324,9 @@ def train_flow(params: TrainParams) -> dict:
     )
     train_frame, test_frame = table.frame.iloc[train_rows], table.frame.iloc[test_rows].reset_index(drop=True)
     train_life = life.iloc[train_rows].reset_index(drop=True)
-    model = ok(fit(train_frame, labels.iloc[train_rows], params.features, params.train, train_life))
+    model = ok(
+        fit(train_frame, labels.iloc[train_rows], params.features, params.train, train_life, dataset.machines)
+    )
     test_labels = labels.iloc[test_rows].reset_index(drop=True)
     metrics = evaluate_on(
         model, test_frame, test_labels, dataset, life.iloc[test_rows].reset_index(drop=True)
@@ -467,8 +475,59 @@ def sensor_flags_of(history: Dataset) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
+def check_drift(model: RiskModel, frame: pd.DataFrame, risk: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """PSI of each feature and of the scores of the scored machines against the model's training profile."""
+    if model.drift is None:
+        return pd.DataFrame()
+    scored = risk.loc[risk["status"] == "scored", "machine_id"]
+    rows = frame[frame["machine_id"].isin(scored)].reset_index(drop=True)
+    if rows.empty:
+        return pd.DataFrame()
+    groups = drift_groups(rows, dataset.machines)
+    return population_stability(model.drift, model.spec.matrix(rows), model.predict_proba(rows), groups)
+
+
+@task(cache_policy=NO_CACHE)
+def log_scoring(
+    params: ScoreParams, settings: Settings, version: str, risk: pd.DataFrame, drift: pd.DataFrame, out: Path
+) -> str:
+    """The scoring run in MLflow: statuses, flagged count, drift (worst PSI, drifted features) and the tables."""
+    path = write_atomically(out / "drift.csv", lambda p: drift.to_csv(p, index=False))
+    judged = drift[drift["level"].isin(["ok", "watch", "drift"])] if len(drift) else drift
+    metrics = {
+        "machines": float(len(risk)),
+        "flagged": float(risk["flagged"].sum()),
+        **{f"status_{k}": float(v) for k, v in risk["status"].value_counts().items()},
+        "drift_max_psi": float(judged["psi"].max()) if len(judged) else float("nan"),
+        "drifted_features": float(judged.loc[judged["level"] == "drift", "feature"].nunique())
+        if len(judged)
+        else 0.0,
+    }
+    warnings = drift_warnings(drift) if len(drift) else []
+    for line in warnings:
+        get_run_logger().warning("drift: %s", line)
+    experiment_id = registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
+    tags = {"wearcast.kind": "score", "model_version": version, "drift_warnings": "\n".join(warnings)[:4000]}
+    flat = {
+        "model_name": params.model_name,
+        "model_version": version,
+        "source": params.inbox or params.path or "",
+    }
+    registry.log_evaluation_run(
+        experiment_id, f"score {params.model_name} v{version}", flat, metrics, tags, [path]
+    )
+    return str(path)
+
+
+@task(cache_policy=NO_CACHE)
 def write_report(
-    model: RiskModel, risk: pd.DataFrame, dataset: Dataset, model_name: str, version: str, out: Path
+    model: RiskModel,
+    risk: pd.DataFrame,
+    dataset: Dataset,
+    model_name: str,
+    version: str,
+    out: Path,
+    drift: pd.DataFrame,
 ) -> str:
     """The self-contained HTML report: the flagged machines, their risk and main drivers over the last weeks."""
     history, drivers = flagged_history(
@@ -481,6 +540,7 @@ def write_report(
         "horizon_h": model.horizon_h,
         "remaining_life_cap_h": model.life.cap if model.life is not None else None,
         "driver_features": drivers,
+        "drift": drift_warnings(drift) if len(drift) else [],
     }
     return str(render_report(risk, history, meta, out / "risk_report.html"))
 
@@ -516,8 +576,10 @@ def score_flow(params: ScoreParams) -> dict:
         sensor_flags=dataset.sensor_flags,
         failed=failed_since_last_reading(dataset.events, dataset.latest_reading()),
     )
+    drift = check_drift(model, table.frame, risk, dataset)
     paths = write_outputs(risk, dataset, out)
-    paths["report"] = write_report(model, risk, dataset, params.model_name, version, out)
+    paths["report"] = write_report(model, risk, dataset, params.model_name, version, out, drift)
+    paths["drift"] = log_scoring(params, settings, version, risk, drift, out)
     shown = risk.head(100).astype({"as_of": str, "alarm_since": str}).replace({np.nan: None})
     create_table_artifact(
         key="risk-list",

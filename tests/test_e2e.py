@@ -95,6 +95,11 @@ def test_train_then_score_end_to_end(store, fleet, first_training):
     assert scored["failure_probability"].is_monotonic_decreasing
     assert set(risk["model_version"]) == {"1"} and result["model_version"] == "1"
     assert (out / "risk_list.csv").is_file() and (out / "quarantine.parquet").is_file()
+    drift = pd.read_csv(out / "drift.csv")
+    assert {"feature", "psi", "level"} <= set(drift.columns) and "score" in set(drift["feature"])
+    scoring_runs = client.search_runs([run.info.experiment_id], "tags.`wearcast.kind` = 'score'")
+    assert scoring_runs and "drifted_features" in scoring_runs[0].data.metrics
+    assert set(drift["level"]) == {"few_rows"}  # 78 scored machines: too few to judge a PSI (needs 200)
     page = (out / "risk_report.html").read_text()
     flagged = risk[risk["flagged"]]
     assert len(flagged) > 0 and all(m in page for m in flagged["machine_id"])
