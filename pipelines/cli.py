@@ -478,6 +478,31 @@ def run_report(
 
 
 @app.command()
+def feedback(
+    file: Annotated[
+        Path, typer.Argument(help="Crew findings: CSV or Parquet with machine_id, timestamp, finding.")
+    ],
+    feedback_dir: Annotated[
+        Path | None, typer.Option(help="Where findings are kept (default: feedback/ in the project).")
+    ] = None,
+) -> None:
+    """Record a crew's findings (confirmed_fault, nothing_found, repaired): the next training uses them as
+    maintenance events, and the report tracks the lists' real precision."""
+    from pipelines.feedback import record_findings
+
+    settings = _start()
+    result = record_findings(file, feedback_dir or settings.root / "feedback")
+    for problem in result["problems"]:
+        err.print(problem, markup=False, highlight=False)
+    console.print(
+        f"findings: {result['rows_in']} in = {result['recorded']} recorded + {result['duplicates']} duplicates + "
+        f"{result['rejected']} rejected; {result['findings_total']} findings and {result['events_total']} "
+        f"maintenance events kept in {result['findings_path']}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="Registered version to make the champion.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit record).")],

@@ -44,7 +44,9 @@ from models.risk import build_risk_list, failed_since_last_reading, flagged_hist
 from models.rul import remaining_life
 from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
+from pipelines.feedback import feedback_events, list_precision, load_findings, merge_events, read_lists
 from pipelines.inbox import process_inbox
+from pipelines.notify import DeliveryResult, WebhookConfig, notify_new_high_risk
 from pipelines.promotions import append_audit
 from pipelines.report import render_report
 from pipelines.settings import Settings, load_settings
@@ -60,6 +62,9 @@ class TrainParams(BaseModel):
     train: TrainConfig = TrainConfig()
     features: FeatureConfig = FeatureConfig()
     promote_margin: float = 0.005  # PR AUC the challenger must gain over the champion to replace it
+    feedback_dir: str | None = (
+        None  # crew findings become maintenance events; default: feedback/ in the project
+    )
     max_calibration_error: float = 0.1  # on the hold-out; above it a model is never promoted
 
 
@@ -76,6 +81,7 @@ class ScoreParams(BaseModel):
     model_version: str | None = None
     out: str | None = None
     stale_after_h: float = 48.0
+    feedback_dir: str | None = None  # crew findings (wearcast feedback); default: feedback/ in the project
 
 
 P = ParamSpec("P")
@@ -311,6 +317,8 @@ def train_flow(params: TrainParams) -> dict:
     settings = load_settings()
     experiment_id = connect_registry(settings)
     dataset = ok(load(params.data))
+    feedback_dir = Path(params.feedback_dir) if params.feedback_dir else settings.root / "feedback"
+    dataset = replace(dataset, events=merge_events(dataset.events, feedback_events(feedback_dir)))
     table = featurize(dataset, params.features)
     labels, life = cast(
         tuple[pd.Series, pd.Series], label(table.frame, dataset, params.train)
@@ -475,6 +483,14 @@ def sensor_flags_of(history: Dataset) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
+def notify(
+    risk: pd.DataFrame, webhook: WebhookConfig | None, out: Path, list_path: str
+) -> DeliveryResult | None:
+    """Post the new flagged machines to the webhook (never fails the run; undelivered payloads wait in outbox/)."""
+    return notify_new_high_risk(risk, webhook, out / "outbox", list_path=list_path)
+
+
+@task(cache_policy=NO_CACHE)
 def check_drift(model: RiskModel, frame: pd.DataFrame, risk: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     """PSI of each feature and of the scores of the scored machines against the model's training profile."""
     if model.drift is None:
@@ -528,6 +544,7 @@ def write_report(
     version: str,
     out: Path,
     drift: pd.DataFrame,
+    precision: pd.DataFrame,
 ) -> str:
     """The self-contained HTML report: the flagged machines, their risk and main drivers over the last weeks."""
     history, drivers = flagged_history(
@@ -541,6 +558,7 @@ def write_report(
         "remaining_life_cap_h": model.life.cap if model.life is not None else None,
         "driver_features": drivers,
         "drift": drift_warnings(drift) if len(drift) else [],
+        "precision": precision,
     }
     return str(render_report(risk, history, meta, out / "risk_report.html"))
 
@@ -550,6 +568,7 @@ def write_report(
 def score_flow(params: ScoreParams) -> dict:
     """Validate a batch, rebuild the champion's features for each machine as of its latest reading, rank them."""
     settings = load_settings()
+    webhook = WebhookConfig.from_env()  # read once, when the flow starts
     connect_registry(settings)
     model, version = ok(load_model(params))
     if params.inbox:
@@ -578,7 +597,10 @@ def score_flow(params: ScoreParams) -> dict:
     )
     drift = check_drift(model, table.frame, risk, dataset)
     paths = write_outputs(risk, dataset, out)
-    paths["report"] = write_report(model, risk, dataset, params.model_name, version, out, drift)
+    feedback_dir = Path(params.feedback_dir) if params.feedback_dir else settings.root / "feedback"
+    precision = list_precision(load_findings(feedback_dir), read_lists(out / "lists"))
+    paths["report"] = write_report(model, risk, dataset, params.model_name, version, out, drift, precision)
+    delivery = notify(risk, webhook, out, paths["risk_list_csv"])
     paths["drift"] = log_scoring(params, settings, version, risk, drift, out)
     shown = risk.head(100).astype({"as_of": str, "alarm_since": str}).replace({np.nan: None})
     create_table_artifact(
@@ -594,6 +616,7 @@ def score_flow(params: ScoreParams) -> dict:
         "life_cap_h": model.life.cap if model.life is not None else None,
         "rows": len(risk),
         "statuses": risk["status"].value_counts().to_dict(),
+        "notification": None if delivery is None else asdict(delivery),
         "top": risk.head(10).to_dict("records"),
     }
 

@@ -61,7 +61,8 @@ def render_report(risk: pd.DataFrame, history: pd.DataFrame, meta: dict, out: Pa
 
     ``meta`` (every key optional): ``model_name``, ``model_version``, ``as_of``, ``thresholds`` (``high``, and
     ``medium``), ``remaining_life_cap_h``, ``horizon_h`` (default 168), ``drift`` (warnings, strings or dicts),
-    ``driver_features`` (machine id -> feature columns of ``history``), ``history_weeks`` (default 4).
+    ``driver_features`` (machine id -> feature columns of ``history``), ``history_weeks`` (default 4),
+    ``precision`` (weekly real precision from crew findings, ``pipelines.feedback.list_precision``).
     """
     risk = ranked(risk)
     flagged = flagged_rows(risk)
@@ -76,6 +77,7 @@ def render_report(risk: pd.DataFrame, history: pd.DataFrame, meta: dict, out: Pa
         risk_table(risk[others], cap_h, "others", "None."),
         "</details>",
         machine_plots(risk[flagged], history, meta),
+        precision_section(meta.get("precision")),
         footer(meta),
     ]
     title = f"wearcast risk list {model_label(risk, meta)}"
@@ -92,6 +94,25 @@ def render_report(risk: pd.DataFrame, history: pd.DataFrame, meta: dict, out: Pa
     partial.write_text(page, encoding="utf-8")
     partial.replace(out)
     return out
+
+
+def precision_section(precision: pd.DataFrame | None) -> str:
+    """The lists' real precision per week from the crew's findings (``wearcast feedback``), when there are any."""
+    if precision is None or len(precision) == 0:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(pd.Timestamp(week).date()))}</td><td class='num'>{flagged}</td>"
+        f"<td class='num'>{inspected}</td><td class='num'>{confirmed}</td><td class='num'>{nothing}</td>"
+        f"<td class='num'>{percent(share)}</td></tr>"
+        for week, flagged, inspected, confirmed, nothing, share in precision[
+            ["week", "flagged", "inspected", "confirmed", "nothing_found", "precision"]
+        ].itertuples(index=False)
+    )
+    return (
+        "<h2>How right were the lists? (crew findings)</h2><table><tr><th>week</th><th>flagged</th>"
+        "<th>inspected</th><th>fault confirmed</th><th>nothing found</th><th>precision</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def ranked(risk: pd.DataFrame) -> pd.DataFrame:

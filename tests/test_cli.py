@@ -112,3 +112,21 @@ def test_score_needs_a_path_or_an_inbox(tmp_path):
     )
     out = run("score", "--inbox", str(tmp_path / "missing"), home=tmp_path)
     assert out.returncode == 2 and "not a folder" in out.stderr
+
+
+def test_feedback_records_findings_and_names_bad_rows(tmp_path):
+    findings = tmp_path / "crew.csv"
+    findings.write_text(
+        "machine_id,timestamp,finding\n"
+        "M1,2026-03-01T08:00:00Z,confirmed_fault\n"
+        "M2,2026-03-01T09:00:00Z,nothing_found\n"
+        "M3,2026-03-01T10:00:00Z,fixed it\n"
+    )
+    out = run("feedback", str(findings), "--feedback-dir", str(tmp_path / "fb"), home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (
+        "3 in = 2 recorded + 0 duplicates + 1 rejected" in out.stdout and "1 maintenance events" in out.stdout
+    )
+    assert "(line 4), column 'finding'" in out.stderr and "fix:" in out.stderr
+    again = run("feedback", str(findings), "--feedback-dir", str(tmp_path / "fb"), home=tmp_path)
+    assert "0 recorded + 2 duplicates" in again.stdout

@@ -3,6 +3,7 @@ MLflow SQLite store; then the registry and the risk list are read back."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,31 @@ def test_train_then_score_end_to_end(store, fleet, first_training):
     named = likely_fault_against_truth(scored, pd.read_parquet(fleet / "truth.parquet"))
     assert len(named) >= 3 and (named["named"] == named["truth"]).mean() >= 0.5, named
     assert {p: p.stat().st_mtime_ns for p in batch.rglob("*")} == before, "score must not write into PATH"
+
+
+@contextmanager
+def webhook_server(posts: list[dict]):
+    """A local HTTP endpoint that records the JSON bodies posted to it."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
 
 
 TRUTH_FAULT = {
@@ -309,7 +335,36 @@ def test_a_day_of_inbox_batches_through_the_score_flow(store, fleet, first_train
     machines = pd.read_parquet(fleet / "machines.parquet")
     assert sorted(risk["machine_id"]) == sorted(machines["machine_id"])
     assert (out / "risk_report.html").is_file()
-    again = score_flow(ScoreParams(inbox=str(inbox), store=str(store_dir), model_name="e2e", out=str(out)))
+    assert result["notification"] is None  # no webhook configured
+
+    # a crew inspected the first flagged machine and found the fault; a webhook now listens
+    from pipelines.feedback import record_findings
+
+    first = risk[risk["flagged"]].iloc[0]
+    crew = tmp_path / "crew.csv"
+    crew.write_text(
+        f"machine_id,timestamp,finding\n{first['machine_id']},{first['as_of'].isoformat()},confirmed_fault\n"
+    )
+    record_findings(crew, tmp_path / "feedback")
+    posts: list[dict] = []
+    with webhook_server(posts) as url, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WEARCAST_WEBHOOK_URL", url)
+        shutil.rmtree(out / "lists")  # the next list starts afresh: every flagged machine is new again
+        (out / "risk_list.parquet").unlink()
+        again = score_flow(
+            ScoreParams(
+                inbox=str(inbox),
+                store=str(store_dir),
+                model_name="e2e",
+                out=str(out),
+                feedback_dir=str(tmp_path / "feedback"),
+            )
+        )
     assert again["batches"] == []  # nothing new in the inbox: the store is scored as it is
-    previous = pd.read_parquet(out / "risk_list.parquet")
-    assert previous.loc[previous["alarm"], "change"].isin(["", "rising", "falling"]).all()  # no longer "new"
+    assert again["notification"]["delivered"] and len(posts) == 1
+    assert {m["machine_id"] for m in posts[0]["machines"]} == set(risk.loc[risk["flagged"], "machine_id"])
+    assert "How right were the lists?" in (out / "risk_report.html").read_text()
+    third = score_flow(ScoreParams(inbox=str(inbox), store=str(store_dir), model_name="e2e", out=str(out)))
+    assert third["notification"] is None
+    latest = pd.read_parquet(out / "risk_list.parquet")
+    assert latest.loc[latest["alarm"], "change"].isin(["", "rising", "falling"]).all()  # no longer "new"
