@@ -53,7 +53,9 @@ format: install ## Apply ruff fixes and formatting
 
 bench: install ## Benchmarks on ../shared/data (prints ratios against named baselines; adds tsfel/tsfresh)
 	$(UV) sync --frozen --group bench
-	$(VENV)/bin/python benchmarks/femto_pronostia.py ../shared/data/femto-pronostia
+	$(VENV)/bin/python benchmarks/pronostia.py ../shared/data/femto-pronostia
+	$(VENV)/bin/python benchmarks/cmapss.py ../shared/data/cmapss-fd001
+	$(VENV)/bin/python benchmarks/simulated_backtest.py
 	$(VENV)/bin/python benchmarks/cwru.py ../shared/data/cwru-12k
 	$(VENV)/bin/python benchmarks/femto_health_indicators.py ../shared/data/femto-pronostia
 	$(VENV)/bin/python benchmarks/trend_slopes_ablation.py ../shared/data/femto-pronostia
@@ -61,6 +63,8 @@ bench: install ## Benchmarks on ../shared/data (prints ratios against named base
 	$(VENV)/bin/python benchmarks/feature_libraries.py
 	$(VENV)/bin/python benchmarks/telemetry_throughput.py
 	$(VENV)/bin/python benchmarks/two_process.py
+	$(VENV)/bin/python benchmarks/store_append.py
+	$(VENV)/bin/python benchmarks/scoring_throughput.py
 
 clean: ## Remove the virtualenvs, outputs and local stores (mlruns/ keeps its .gitignore)
 	rm -rf $(VENV) .tools outputs .prefect

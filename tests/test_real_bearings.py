@@ -1,6 +1,6 @@
 """Real run-to-failure bearings (FEMTO PRONOSTIA, ../shared/data): features see wear, the model transfers.
 
-A reduced version of ``benchmarks/femto_pronostia.py``: three bearings, one per operating condition (the first
+A reduced version of ``benchmarks/pronostia.py``: three bearings, one per operating condition (the first
 of each), instead of nine. The AUC floors are sanity floors (0.5 is chance), not performance claims; the
 benchmark reports the real numbers.
 """
