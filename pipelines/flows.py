@@ -608,6 +608,7 @@ def score_flow(params: ScoreParams) -> dict:
         table=cast(list[dict[str, Any]], shown.to_dict("records")),
         description=f"Top of the risk list ({params.model_name} v{version})",
     )
+    create_markdown_artifact(key="risk-summary", markdown=scoring_markdown(risk, counts, batches, paths))
     return {
         "paths": paths,
         "counts": counts,
@@ -619,6 +620,31 @@ def score_flow(params: ScoreParams) -> dict:
         "notification": None if delivery is None else asdict(delivery),
         "top": risk.head(10).to_dict("records"),
     }
+
+
+def scoring_markdown(risk: pd.DataFrame, counts: dict, batches: list[dict], paths: dict) -> str:
+    """What a scoring run did, for the Prefect UI: batches and their balance, statuses, the flagged machines."""
+    lines = ["# Scoring run", ""]
+    for batch in batches:
+        t = {
+            k: sum(v[k] for v in batch["tables"].values())
+            for k in ("rows_in", "stored", "quarantined", "duplicates")
+        }
+        lines.append(
+            f"- batch `{batch['batch']}`: {batch['status']}, rows in {t['rows_in']} = stored {t['stored']} + "
+            f"quarantined {t['quarantined']} + duplicates {t['duplicates']}"
+            + (f" ({batch['error']})" if batch.get("error") else "")
+        )
+    statuses = ", ".join(f"{n} {s}" for s, n in risk["status"].value_counts().items())
+    lines += ["", f"{len(risk)} machines: {statuses}; {int(risk['flagged'].sum())} flagged", ""]
+    lines += ["| rank | machine | p(fail) | likely fault | change | drivers |", "|---|---|---|---|---|---|"]
+    for row in risk[risk["flagged"]].itertuples(index=False):
+        lines.append(
+            f"| {row.rank} | {row.machine_id} | {row.failure_probability:.2f} | {row.likely_fault} | {row.change} | "
+            f"{str(row.drivers).replace('|', '/')} |"
+        )
+    lines += ["", f"Report: `{paths.get('report', '')}`"]
+    return "\n".join(lines)
 
 
 class FeaturesParams(BaseModel):
