@@ -153,6 +153,27 @@ _EXTRA_LINES: tuple[tuple[str, int], ...] = tuple(
     for harmonic in range(1, top + 1)
     if not any(line[:3] == (defect, harmonic, None) for line in _SNR_LINES.values())
 )
+# Columns of the whitened line SNRs (``_snr_targets_hz`` order): the _SNR_LINES targets (two per sideband
+# line), then the _EXTRA_LINES; _FAMILY_COLUMNS: column of each family harmonic, in _FAMILY_HARMONICS order
+_SNR_WIDTHS = [1 if modulation is None else 2 for _, _, modulation, _ in _SNR_LINES.values()]
+_N_SNR_TARGETS = sum(_SNR_WIDTHS)
+_LINE_COLUMNS: dict[tuple[str, int], int] = {
+    **{
+        (defect, harmonic): sum(_SNR_WIDTHS[:j])
+        for j, (defect, harmonic, modulation, _) in enumerate(_SNR_LINES.values())
+        if modulation is None
+    },
+    **{line: _N_SNR_TARGETS + j for j, line in enumerate(_EXTRA_LINES)},
+}
+_FAMILY_COLUMNS: tuple[int, ...] = tuple(
+    _LINE_COLUMNS[defect, harmonic]
+    for defect, top in _FAMILY_HARMONICS.items()
+    for harmonic in range(1, top + 1)
+)
+# Position in _FAMILY_COLUMNS of each extra line (the family harmonic it is read for)
+_EXTRA_IN_FAMILY: tuple[int, ...] = tuple(
+    _FAMILY_COLUMNS.index(_N_SNR_TARGETS + j) for j in range(len(_EXTRA_LINES))
+)
 # Family ratios: suffix -> (numerator family, denominator family)
 _FAMILY_RATIOS: dict[str, tuple[str, str]] = {
     "bpfi_to_bpfo_db": ("bpfi", "bpfo"),
@@ -580,17 +601,17 @@ def _peak_amplitudes(
 
 
 def _line_windows(
-    shaft_hz: np.ndarray, orders: np.ndarray, plan: _Plan, config: VibrationConfig
+    shaft_hz: np.ndarray, orders: np.ndarray, plan: _Plan, config: VibrationConfig, extra: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Bin windows of every line read, for a block of rows.
 
     ``order_*``: 1x, 2x, 3x shaft in the snapshot spectrum; ``line_*``: the 8 defect lines then the whitened
     lines in the envelope spectrum (+- the tolerance); ``floor_*``: +-10 % (at least +-8 bins) around each
-    whitened line. ``orders`` (n, 4) in DEFECT_NAMES order.
+    whitened line. ``orders`` (n, 4) in DEFECT_NAMES order; ``extra``: indices of the _EXTRA_LINES read.
     """
     tolerance, bin_hz = config.defect_tolerance, plan.bin_hz
     shaft_orders = shaft_hz[:, None] * np.array(_ORDERS, dtype=np.float64)
-    snr_hz = _snr_targets_hz(shaft_hz, orders)
+    snr_hz = _snr_targets_hz(shaft_hz, orders, extra)
     lines_hz = np.concatenate([orders * shaft_hz[:, None], 2.0 * orders * shaft_hz[:, None], snr_hz], axis=1)
     floor_half = np.maximum(_FLOOR_HALF_WIDTH * snr_hz, _FLOOR_MIN_BINS * bin_hz)
     # one call for all three kinds of window: orders | lines | floors, each against its own spectrum's bins
@@ -652,9 +673,9 @@ def _analytic_envelopes(spectrum: np.ndarray, start: np.ndarray, plan: _Plan, ws
     return np.abs(analytic, out=ws.envelope[: 2 * n_rows])
 
 
-def _snr_targets_hz(shaft_hz: np.ndarray, orders: np.ndarray) -> np.ndarray:
-    """Whitened-envelope lines in Hz (n, lines + 2 per sideband line + extra family lines); orders (n, 4) as
-    DEFECT_NAMES."""
+def _snr_targets_hz(shaft_hz: np.ndarray, orders: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """Whitened-envelope lines in Hz (n, lines + 2 per sideband line + the extra family lines ``extra``,
+    indices of _EXTRA_LINES); orders (n, 4) as DEFECT_NAMES."""
     column = {name: orders[:, j] for j, name in enumerate(DEFECT_NAMES)} | {"shaft": np.ones(len(orders))}
     targets = []
     for defect, harmonic, modulation, _ in _SNR_LINES.values():
@@ -663,7 +684,7 @@ def _snr_targets_hz(shaft_hz: np.ndarray, orders: np.ndarray) -> np.ndarray:
             targets.append(line)
         else:
             targets += [line - column[modulation], line + column[modulation]]
-    targets += [harmonic * column[defect] for defect, harmonic in _EXTRA_LINES]
+    targets += [_EXTRA_LINES[j][1] * column[_EXTRA_LINES[j][0]] for j in extra]
     return np.stack(targets, axis=1) * shaft_hz[:, None]
 
 
@@ -671,9 +692,14 @@ def _shared_harmonics(orders: np.ndarray, tolerance: float) -> np.ndarray:
     """(n, family harmonics in _FAMILY_HARMONICS order) True where a harmonic above the fundamental has a
     window (+- tolerance) that overlaps a harmonic of another family (SKF 6205: 2x BPFI and 3x BPFO)."""
     if len(orders) > 1:  # one geometry per bearing type: compare the distinct rows only
-        distinct, inverse = np.unique(orders, axis=0, return_inverse=True)
+        # rows come in runs of one bearing: keep the first row of each run (NaN equal to NaN), then the
+        # distinct ones of those (np.unique over every row would sort them all: slower than the comparison)
+        same = (orders[1:] == orders[:-1]) | (np.isnan(orders[1:]) & np.isnan(orders[:-1]))
+        heads = np.flatnonzero(np.concatenate([[True], ~same.all(axis=1)]))
+        distinct, inverse = np.unique(orders[heads], axis=0, return_inverse=True)
         if len(distinct) < len(orders):
-            return _shared_harmonics(distinct, tolerance)[inverse.reshape(-1)]
+            run = np.repeat(np.arange(len(heads)), np.diff(heads, append=len(orders)))
+            return _shared_harmonics(distinct, tolerance)[inverse.reshape(-1)[run]]
     order = {name: orders[:, j] for j, name in enumerate(DEFECT_NAMES)}
     harmonics = {d: order[d][:, None] * np.arange(1, top + 1) for d, top in _FAMILY_HARMONICS.items()}
     shared = []
@@ -691,19 +717,16 @@ def _family_features(snr: np.ndarray, shared: np.ndarray) -> dict[str, np.ndarra
     """Harmonic family SNRs and family ratios (dB) from the whitened line SNRs (dB, ``_snr_targets_hz``
     order): a family is 10 log10 of the mean power ratio (line over its floor) of its readable harmonics,
     leaving out the ones it shares with another family (``_shared_harmonics``): they belong to neither."""
-    column, lines = 0, {}
-    for defect, harmonic, modulation, _ in _SNR_LINES.values():
-        if modulation is None:
-            lines[defect, harmonic] = column
-        column += 1 if modulation is None else 2
-    lines |= {line: column + j for j, line in enumerate(_EXTRA_LINES)}
+    used = np.flatnonzero(~shared.all(axis=0))  # harmonics counted in some row: the others add 0 everywhere
+    power = 10.0 ** (snr[:, np.take(_FAMILY_COLUMNS, used)] / 10.0)
+    readable = np.isfinite(power) & ~shared[:, used]
     features, families, first = {}, {}, 0
     for defect, top in _FAMILY_HARMONICS.items():
-        power = 10.0 ** (snr[:, [lines[defect, h] for h in range(1, top + 1)]] / 10.0)
-        readable = np.isfinite(power) & ~shared[:, first : first + top]
+        mine = slice(*np.searchsorted(used, [first, first + top]))  # this family's harmonics among used
         first += top
+        counted = readable[:, mine]
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean = np.where(readable, power, 0.0).sum(axis=1) / readable.sum(axis=1)
+            mean = np.where(counted, power[:, mine], 0.0).sum(axis=1) / counted.sum(axis=1)
             families[defect] = 10.0 * np.log10(mean)
         features[f"envelope__{defect}_harmonics_snr"] = families[defect]
     for name, (numerator, denominator) in _FAMILY_RATIOS.items():
@@ -711,12 +734,18 @@ def _family_features(snr: np.ndarray, shared: np.ndarray) -> dict[str, np.ndarra
     return features
 
 
-def _hann_magnitudes(spectrum: np.ndarray, last_bin: int) -> np.ndarray:
-    """|Hann-windowed spectrum| (float32) of bins 0..last_bin (bin 0 left at 0), by the 3-tap convolution."""
-    last = min(last_bin, spectrum.shape[1] - 2)
-    out = np.zeros((len(spectrum), last + 1), np.float32)
-    hann = 0.5 * spectrum[:, 1 : last + 1] - 0.25 * (spectrum[:, :last] + spectrum[:, 2 : last + 2])
-    np.abs(hann, out=out[:, 1:])
+def _hann_magnitudes(spectrum: np.ndarray, last_bins: tuple[int, int]) -> np.ndarray:
+    """|Hann-windowed spectrum| (float32) by the 3-tap convolution, bin 0 left at 0: bins up to last_bins[0] in
+    the first half of the rows, up to last_bins[1] in the second half (the rest of a row left at 0)."""
+    half, limit = len(spectrum) // 2, spectrum.shape[1] - 2
+    lasts = [min(last_bin, limit) for last_bin in last_bins]
+    out = np.zeros((len(spectrum), max(lasts) + 1), np.float32)
+    for rows, last in zip((slice(None, half), slice(half, None)), lasts, strict=True):
+        part = spectrum[rows]
+        hann = np.add(part[:, :last], part[:, 2 : last + 2])  # 0.5 X[k] - 0.25 (X[k-1] + X[k+1]), in place
+        hann *= -0.25
+        hann += 0.5 * part[:, 1 : last + 1]
+        np.abs(hann, out=out[rows, 1 : last + 1])
     return out
 
 
@@ -733,7 +762,9 @@ def _envelope_features(
     mean = spectra[:n_rows, 0].real.astype(np.float64) / plan.env_n
     spectra[:, 0] = 0  # the envelope's mean removed
     lo, hi, floor_lo, floor_hi = (lines[k] for k in ("line_lo", "line_hi", "floor_lo", "floor_hi"))
-    magnitude = _hann_magnitudes(spectra, int(max(hi.max(initial=1), floor_hi.max(initial=1))))
+    last_raw = int(hi[:, :n_defect].max(initial=1))  # the band's rows: the defect lines only
+    last_whitened = int(max(hi[:, n_defect:].max(initial=1), floor_hi.max(initial=1)))
+    magnitude = _hann_magnitudes(spectra, (last_raw, last_whitened))
     flat, stride = magnitude.ravel(), magnitude.shape[1]
     whitened_row = np.where(np.arange(lo.shape[1]) < n_defect, 0, n_rows * stride)
     row_start = np.arange(n_rows)[:, None] * stride + whitened_row  # flat index of each line's bin 0
@@ -815,16 +846,20 @@ def vibration_features(
     orders = np.stack([_as_rows((defect_orders or {}).get(name), n_rows) for name in DEFECT_NAMES], axis=1)
     ws = _make_workspace(min(n_rows, _BLOCK_ROWS), plan)
     output = {name: np.empty(n_rows) for name in vibration_feature_names(config)}
-    whitened = np.full((n_rows, _snr_targets_hz(shaft[:0], orders[:0]).shape[1]), np.nan)
+    shared = _shared_harmonics(orders, config.defect_tolerance)
+    whitened = np.full((n_rows, _N_SNR_TARGETS + len(_EXTRA_LINES)), np.nan)
     for start in range(0, n_rows, _BLOCK_ROWS):
         rows = slice(start, start + _BLOCK_ROWS)
-        block_lines = _line_windows(shaft[rows], orders[rows], plan, config)  # small: stays in cache
+        # extra family lines that some row of the block counts (a shared harmonic is never used: not read)
+        extra = np.flatnonzero(~shared[rows][:, _EXTRA_IN_FAMILY].all(axis=0))
+        block_lines = _line_windows(shaft[rows], orders[rows], plan, config, extra)  # small: stays in cache
         block = _block_features(values[rows], block_lines, plan, config, ws)
         if _WHITENED_SNR in block:
-            whitened[rows] = block.pop(_WHITENED_SNR)
+            snr = block.pop(_WHITENED_SNR)
+            whitened[rows, :_N_SNR_TARGETS] = snr[:, :_N_SNR_TARGETS]
+            whitened[rows, _N_SNR_TARGETS + extra] = snr[:, _N_SNR_TARGETS:]
         for name, column in block.items():
             output[name][rows] = column
-    shared = _shared_harmonics(orders, config.defect_tolerance)
     output.update(_family_features(whitened, shared))  # NaN lines (no envelope, speed or geometry) stay NaN
     return output
 

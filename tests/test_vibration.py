@@ -530,6 +530,25 @@ def test_rows_with_different_auto_bands_match_rows_alone() -> None:
             np.testing.assert_allclose(column[i], alone[name][0], rtol=1e-5, atol=0, err_msg=name)
 
 
+def test_rows_of_different_bearings_match_each_bearing_alone() -> None:
+    """Shared harmonics are decided per distinct geometry and only the lines some row of a block counts are
+    read: a batch mixing bearings (runs, alternating rows, missing geometry, several blocks) gives what each
+    bearing's rows give alone."""
+    rng = np.random.default_rng(11)
+    values = (rng.standard_normal((420, 1024)) ** 3).astype(np.float32)
+    shaft = rng.uniform(5, 80, 420)
+    geometries = [defect_orders(**SKF_6205), defect_orders(13, 3.5, 25.6), defect_orders(np.nan, 3.5, 25.6)]
+    which = np.zeros(420, dtype=int)  # a run of SKF 6205 fills the first block, then the bearings mix
+    which[260:] = rng.integers(0, 3, 160)
+    orders = {name: np.array([float(geometries[g][name]) for g in which]) for name in geometries[0]}
+    batch = vibration_features(values, FS, shaft, orders)
+    for g in range(3):
+        rows = which == g
+        alone = vibration_features(values[rows], FS, shaft[rows], {k: v[rows] for k, v in orders.items()})
+        for name, column in batch.items():
+            np.testing.assert_allclose(column[rows], alone[name], rtol=1e-5, atol=0, err_msg=(g, name))
+
+
 # --- properties -------------------------------------------------------------------------------------------
 
 
