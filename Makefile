@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-slow lint format bench clean
+.PHONY: help install demo test test-fast test-slow lint format bench clean serve test-integration
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ test: install lint browser ## Lint, then the test suite (real-data runs are mark
 	$(VENV)/bin/pytest -q
 
 test-fast: install browser ## Unit tests only (no Prefect, no MLflow end-to-end)
-	$(VENV)/bin/pytest -q -m "not slow and not e2e"
+	$(VENV)/bin/pytest -q -m "not slow and not e2e and not integration"
 
 test-slow: install ## Tests on ../shared/data (real bearings), slow
 	$(VENV)/bin/pytest -q -m slow
@@ -69,3 +69,9 @@ bench: install ## Benchmarks on ../shared/data (prints ratios against named base
 clean: ## Remove the virtualenvs, outputs and local stores (mlruns/ keeps its .gitignore)
 	rm -rf $(VENV) .tools outputs .prefect
 	find mlruns -mindepth 1 ! -name .gitignore -exec rm -rf {} +
+
+serve: install ## Run the scheduled deployments in one process (prefect.serve; see docs/deployment.md)
+	$(VENV)/bin/wearcast serve
+
+test-integration: install ## Prefect server + worker + MLflow server on loopback ports: deploy, train, score
+	$(VENV)/bin/pytest -q -m integration -p no:cacheprovider tests/test_integration.py

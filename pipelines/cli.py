@@ -583,6 +583,114 @@ def print_truth_check(result: dict, fleet: Path, top: int) -> None:
     )
 
 
+ScoreCron = Annotated[
+    str | None,
+    typer.Option(help="Cron of the hourly scoring of the inbox [env WEARCAST_SCORE_CRON; 0 * * * *]."),
+]
+TrainCron = Annotated[
+    str | None, typer.Option(help="Cron of the weekly retraining [env WEARCAST_TRAIN_CRON; 0 3 * * 1].")
+]
+BacktestCron = Annotated[
+    str | None,
+    typer.Option(help="Cron of the daily backtest report [env WEARCAST_BACKTEST_CRON; 30 4 * * *]."),
+]
+TimeZone = Annotated[
+    str | None, typer.Option(help="IANA time zone of the crons [env WEARCAST_TIMEZONE; UTC].")
+]
+InboxDir = Annotated[Path | None, typer.Option(help="Inbox of batch folders [env WEARCAST_INBOX; inbox/].")]
+StoreDir = Annotated[Path | None, typer.Option(help="History store [env WEARCAST_STORE; store/].")]
+TrainData = Annotated[
+    Path | None, typer.Option(help="Dataset to retrain and backtest on [env WEARCAST_TRAIN_DATA; data/].")
+]
+OutDir = Annotated[Path | None, typer.Option(help="Risk lists and reports [env WEARCAST_OUT; outputs/].")]
+ModelName = Annotated[
+    str | None, typer.Option(help="Registered model name [env WEARCAST_MODEL_NAME; wearcast].")
+]
+Paused = Annotated[bool, typer.Option(help="Create the schedules paused (runs only when triggered).")]
+
+
+@app.command()
+def serve(
+    score_cron: ScoreCron = None,
+    train_cron: TrainCron = None,
+    backtest_cron: BacktestCron = None,
+    timezone: TimeZone = None,
+    inbox: InboxDir = None,
+    store: StoreDir = None,
+    data: TrainData = None,
+    out: OutDir = None,
+    model_name: ModelName = None,
+    paused: Paused = False,
+) -> None:
+    """Run the scheduled deployments (hourly scoring, weekly retraining, daily backtest) in this process."""
+    settings = _start()
+    from prefect.settings import PREFECT_API_URL
+
+    from pipelines.deploy import load_deploy_settings, serve_deployments
+
+    config = load_deploy_settings(
+        settings,
+        score_cron=score_cron,
+        train_cron=train_cron,
+        backtest_cron=backtest_cron,
+        timezone=timezone,
+        inbox=inbox,
+        store=store,
+        data=data,
+        out=out,
+        model_name=model_name,
+        paused=paused,
+    )
+    if not PREFECT_API_URL.value():
+        err.print(
+            "PREFECT_API_URL is not set: runs go to Prefect's local API (PREFECT_HOME="
+            f"{settings.prefect_home}); to watch them, start `prefect server start` and set PREFECT_API_URL",
+            markup=False,
+        )
+    serve_deployments(config)
+
+
+@app.command()
+def deploy(
+    pool: Annotated[str, typer.Option(help="Prefect work pool (type process; created if missing).")],
+    score_cron: ScoreCron = None,
+    train_cron: TrainCron = None,
+    backtest_cron: BacktestCron = None,
+    timezone: TimeZone = None,
+    inbox: InboxDir = None,
+    store: StoreDir = None,
+    data: TrainData = None,
+    out: OutDir = None,
+    model_name: ModelName = None,
+    paused: Paused = False,
+) -> None:
+    """Register the scheduled deployments in a process work pool of the Prefect server at PREFECT_API_URL."""
+    settings = _start()  # before prefect is imported: it reads PREFECT_HOME once
+    from pipelines.deploy import deploy_to_pool, load_deploy_settings
+
+    config = load_deploy_settings(
+        settings,
+        score_cron=score_cron,
+        train_cron=train_cron,
+        backtest_cron=backtest_cron,
+        timezone=timezone,
+        inbox=inbox,
+        store=store,
+        data=data,
+        out=out,
+        model_name=model_name,
+        paused=paused,
+    )
+    for name in deploy_to_pool(config, pool):
+        console.print(f"deployment {name} in work pool '{pool}'", markup=False)
+    console.print(
+        f"schedules ({config.timezone}{', paused' if config.paused else ''}): score '{config.score_cron}', "
+        f"train '{config.train_cron}', backtest '{config.backtest_cron}'; "
+        f"start a worker: prefect worker start --pool {pool}",
+        markup=False,
+    )
+
+
 def run_app() -> int:
     """Run the Typer app; turn errors into exit codes without tracebacks."""
     try:
