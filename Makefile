@@ -33,8 +33,9 @@ APT_CHROMIUM := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --
 browser: ## Install Debian's chromium (for the headless report test) when it is missing
 	@command -v chromium >/dev/null || $(APT_CHROMIUM) || { $(SUDO) apt-get update && $(APT_CHROMIUM); }
 
-test: install lint browser ## Lint, then the test suite (real-data runs are marked slow and excluded)
-	$(VENV)/bin/pytest -q
+test: install lint browser ## Lint, the test suite (real-data runs are marked slow and excluded), then the integration test
+	$(VENV)/bin/pytest -q -m "not slow and not integration"
+	$(MAKE) --no-print-directory test-integration
 
 test-fast: install browser ## Unit tests only (no Prefect, no MLflow end-to-end)
 	$(VENV)/bin/pytest -q -m "not slow and not e2e and not integration"

@@ -239,6 +239,8 @@ def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureCon
     reach = pd.Timedelta(hours=max(config.windows_h, default=0) + config.telemetry_max_age_h)
     tel_start = tel["machine_id"].map(earliest) - reach
     tel = tel[tel["timestamp"] >= tel_start]
+    if dataset.waveforms.meta.empty:  # telemetry only: no snapshot needs a speed or a regime
+        return replace(dataset, telemetry=tel.reset_index(drop=True))
     shaft = shaft_speed_hz(dataset, config.telemetry_max_age_h)
     meta = dataset.waveforms.meta.assign(
         speed_rpm=shaft * 60.0, regime=snapshot_regimes(dataset, shaft, config)

@@ -181,3 +181,12 @@ def test_as_of_times_in_any_unit_or_naive_utc_give_the_same_table(tmp_path):
         as_of.assign(timestamp=as_of["timestamp"].dt.tz_convert(None)),
     ):
         pd.testing.assert_frame_equal(build_features(dataset, variant).frame, reference)
+
+
+def test_trimming_telemetry_only_data_changes_no_feature():
+    from conftest import shared_data
+
+    dataset = load_dataset(shared_data("cmapss-fd001/test"))
+    as_of = latest_as_of(dataset)
+    trimmed = build_features(dataset, as_of, trim=True).frame
+    pd.testing.assert_frame_equal(trimmed, build_features(dataset, as_of, trim=False).frame)
