@@ -295,11 +295,10 @@ def check_output_folder(out: Path | None, inputs: list[Path | None]) -> None:
 
 
 def print_scoring(result: dict, top: int = 10) -> None:
+    from pipelines.inbox import table_totals
+
     for batch in result.get("batches", []):
-        t = {
-            k: sum(v[k] for v in batch["tables"].values())
-            for k in ("rows_in", "stored", "quarantined", "duplicates")
-        }
+        t = table_totals(batch["tables"])
         console.print(
             f"batch {batch['batch']}: {batch['status']}; rows in {t['rows_in']} = stored {t['stored']} + "
             f"quarantined {t['quarantined']} + duplicates {t['duplicates']}; moved to {batch['moved_to']}"

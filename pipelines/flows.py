@@ -45,7 +45,7 @@ from models.rul import remaining_life
 from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
 from pipelines.feedback import feedback_events, list_precision, load_findings, merge_events, read_lists
-from pipelines.inbox import process_inbox
+from pipelines.inbox import process_inbox, table_totals
 from pipelines.notify import DeliveryResult, WebhookConfig, notify_new_high_risk
 from pipelines.promotions import append_audit
 from pipelines.report import render_report
@@ -462,10 +462,7 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
         )
     history = store.read()
     history = replace(history, sensor_flags=sensor_flags_of(history))
-    totals = {
-        key: sum(r.totals()[key] for r in reports)
-        for key in ("rows_in", "stored", "quarantined", "duplicates")
-    }
+    totals = table_totals({r.batch: r.totals() for r in reports})
     return history, {"inbox": totals}, [r.to_dict() for r in reports]
 
 
@@ -626,10 +623,7 @@ def scoring_markdown(risk: pd.DataFrame, counts: dict, batches: list[dict], path
     """What a scoring run did, for the Prefect UI: batches and their balance, statuses, the flagged machines."""
     lines = ["# Scoring run", ""]
     for batch in batches:
-        t = {
-            k: sum(v[k] for v in batch["tables"].values())
-            for k in ("rows_in", "stored", "quarantined", "duplicates")
-        }
+        t = table_totals(batch["tables"])
         lines.append(
             f"- batch `{batch['batch']}`: {batch['status']}, rows in {t['rows_in']} = stored {t['stored']} + "
             f"quarantined {t['quarantined']} + duplicates {t['duplicates']}"

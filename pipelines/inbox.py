@@ -73,12 +73,17 @@ class BatchReport:
 
     def totals(self) -> dict[str, int]:
         """Rows in, stored, quarantined and duplicates summed over the tables."""
-        keys = ("rows_in", "stored", "quarantined", "duplicates")
-        return {k: sum(t[k] for t in self.tables.values()) for k in keys}
+        return table_totals(self.tables)
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict of the report."""
         return dataclasses.asdict(self)
+
+
+def table_totals(tables: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Rows in, stored, quarantined and duplicates summed over a report's tables (also of its ``to_dict()``)."""
+    keys = ("rows_in", "stored", "quarantined", "duplicates")
+    return {k: sum(t[k] for t in tables.values()) for k in keys}
 
 
 def batch_folders(inbox: Path) -> list[Path]:
