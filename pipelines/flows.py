@@ -461,7 +461,12 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
             f"nothing stored in {store_path} from {inbox}: {failed}; fix: put batch folders in the inbox"
         )
     history = store.read()
-    history = replace(history, sensor_flags=sensor_flags_of(history))
+    stored = [r.batch_id for r in reports if r.status == "stored" and r.batch_id]
+    rejected = [
+        store.quarantine(batch_id) for batch_id in stored
+    ]  # this run's rejected rows, with their reasons
+    quarantine = pd.concat(rejected, ignore_index=True) if rejected else history.quarantine
+    history = replace(history, sensor_flags=sensor_flags_of(history), quarantine=quarantine)
     totals = table_totals({r.batch: r.totals() for r in reports})
     return history, {"inbox": totals}, [r.to_dict() for r in reports]
 

@@ -323,6 +323,8 @@ def test_a_day_of_inbox_batches_through_the_score_flow(store, fleet, first_train
     late_report = reports["3-late-with-bad-rows"]
     assert late_report["tables"]["telemetry"]["stored"] >= len(late) - 2  # late data is stored
     assert {"duplicate_timestamp", "future_timestamp"} <= set(late_report["quarantine_codes"])
+    rejected = pd.read_parquet(out / "quarantine.parquet")  # this run's rejected rows, beside the list
+    assert {"duplicate_timestamp", "future_timestamp"} <= set(rejected["code"])
     assert "unreadable" in (reports["4-corrupt"]["error"] or "") or reports["4-corrupt"]["error_code"]
     assert sorted(p.name for p in (inbox / "processed").iterdir()) == [
         "1-good",
