@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from models.rul import phm08_score, rmse
+
 DAYS_PER_MONTH = 30.44
 
 
@@ -92,10 +94,10 @@ def life_metrics(predicted_h: np.ndarray, true_h: np.ndarray) -> dict[str, float
     known = np.isfinite(predicted_h) & np.isfinite(true_h)
     if not known.any():
         return {}
-    d = (predicted_h[known] - true_h[known]) / 24.0
+    predicted, true = predicted_h[known], true_h[known]
     return {
-        "life_rmse_h": float(np.sqrt(np.mean((predicted_h[known] - true_h[known]) ** 2))),
-        "life_phm08_days": float(np.sum(np.where(d < 0, np.expm1(-d / 13.0), np.expm1(d / 10.0)))),
+        "life_rmse_h": rmse(predicted, true),
+        "life_phm08_days": phm08_score(predicted / 24.0, true / 24.0),
         "life_rows": float(known.sum()),
     }
 
