@@ -280,8 +280,12 @@ def build_features(
     config: FeatureConfig | None = None,
     trim: bool = True,
     progress: Progress | None = None,
+    fleet_medians: pd.DataFrame | None = None,
 ) -> FeatureTable:
-    """Feature table for ``as_of`` rows (default: every snapshot time, else every telemetry time)."""
+    """Feature table for ``as_of`` rows (default: every snapshot time, else every telemetry time).
+
+    ``fleet_medians`` (from ``features.partition.fleet_reference``) is the fleet a partition of it compares its
+    temperatures with; by default the dataset is the whole fleet."""
     config = config or FeatureConfig()
     fleet_telemetry = dataset.telemetry  # before trimming: fleet medians need every machine's readings
     if as_of is None:
@@ -307,6 +311,7 @@ def build_features(
                 config.telemetry_max_age_h,
                 dataset.machines,
                 fleet_telemetry=fleet_telemetry,
+                fleet_medians=fleet_medians,
             ).reset_index(drop=True)
         )
     frame = pd.concat(parts, axis=1)

@@ -175,11 +175,13 @@ def telemetry_features_asof(
     max_age_h: float | None,
     machines: pd.DataFrame | None = None,
     fleet_telemetry: pd.DataFrame | None = None,
+    fleet_medians: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Telemetry features of each (machine_id, timestamp) row of ``as_of`` (same order and index), by the rules
     above. Only the rise over the fleet reads ``machines`` (machine_id, machine_type) and ``fleet_telemetry``,
     the readings its medians come from (default ``telemetry``; pass the full telemetry when ``telemetry`` was
-    trimmed to each machine's own recent history, or the medians would change with the trimming)."""
+    trimmed to each machine's own recent history, or the medians would change with the trimming), or
+    ``fleet_medians`` (the table of ``fleet_medians``, computed once over a fleet split into partitions)."""
     sensors = [c for c in telemetry.columns if c not in ("machine_id", "timestamp")]
     readings = _group_by_machine(telemetry, sensors)
     rows, codes, micros = _sorted_queries(readings, as_of)
@@ -195,7 +197,7 @@ def telemetry_features_asof(
             chunk = _Chunk(readings, int(g0), int(g1))
             chunk.fill(rows[q0:q1], codes[q0:q1] - g0, micros[q0:q1], spans, sensors, out, level_rows)
     if AMBIENT not in sensors:
-        _rise_over_fleet(readings, level_rows, sensors, as_of, machines, fleet_telemetry, out)
+        _rise_over_fleet(readings, level_rows, sensors, as_of, machines, fleet_telemetry, fleet_medians, out)
     return pd.DataFrame(block.T, index=as_of.index, columns=names, copy=False)
 
 
@@ -550,53 +552,82 @@ def _rise_over_fleet(
     as_of: pd.DataFrame,
     machines: pd.DataFrame | None,
     fleet_telemetry: pd.DataFrame | None,
+    medians: pd.DataFrame | None,
     out: dict[str, np.ndarray],
 ) -> None:
     """Write ``tel__<temperature>__rise_over_fleet``: each level minus its type's fleet median (rules above)."""
     temperatures = [c for c in sensors if c.startswith("temperature")]
-    fleet = readings if fleet_telemetry is None else _group_by_machine(fleet_telemetry, temperatures)
-    codes = _type_codes(machines)
-    query_types = _types_of(pd.Index(as_of["machine_id"]), codes)
-    fleet_types = _types_of(fleet.machine_ids, codes)
+    types = _machine_types(machines)
+    query_types = types.reindex(pd.Index(as_of["machine_id"])).to_numpy(dtype=object)
+    ask = {col: np.flatnonzero(level_rows[sensors.index(col)] >= 0) for col in temperatures}
+    hours = {
+        col: readings.micros[level_rows[sensors.index(col)][rows]] // HOUR_US * HOUR_US
+        for col, rows in ask.items()
+    }
+    if medians is None:
+        needed = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *hours.values()]))
+        fleet = fleet_telemetry if fleet_telemetry is not None else telemetry_of(readings, sensors)
+        medians = fleet_medians(fleet, machines, needed)
     for col in temperatures:
-        rows = level_rows[sensors.index(col)]
-        ask = np.flatnonzero((rows >= 0) & (query_types >= 0))
-        hours = readings.micros[rows[ask]] // HOUR_US * HOUR_US  # the hour each level was read in
-        values = fleet.columns[sensors.index(col) if fleet is readings else temperatures.index(col)]
-        median = np.full(len(rows), np.nan)
-        median[ask] = _fleet_median(fleet, values, fleet_types, hours, query_types[ask])
+        median = np.full(len(as_of), np.nan)
+        if col in medians and len(ask[col]):
+            keys = pd.MultiIndex.from_arrays([query_types[ask[col]], hours[col]])
+            median[ask[col]] = medians[col].reindex(keys).to_numpy(dtype=float)
         out[f"tel__{col}__rise_over_fleet"][:] = out[f"tel__{col}__last"] - median
 
 
-def _type_codes(machines: pd.DataFrame | None) -> pd.Series | None:
-    """Code of each machine's ``machine_type``, indexed by machine_id (None when there are no types)."""
+def telemetry_of(source: _Readings, sensors: list[str]) -> pd.DataFrame:
+    """The telemetry frame (machine_id, timestamp, one column per sensor) of grouped readings."""
+    group = np.repeat(np.arange(len(source.machine_ids)), np.diff(source.starts))
+    values = {
+        c: x if source.order is None else x[source.order]
+        for c, x in zip(sensors, source.columns, strict=True)
+    }
+    stamps = pd.to_datetime(source.micros, unit="us", utc=True)
+    return pd.DataFrame({"machine_id": source.machine_ids[group], "timestamp": stamps, **values})
+
+
+def _machine_types(machines: pd.DataFrame | None) -> pd.Series:
+    """``machine_type`` of each machine, indexed by machine_id (empty when there are no types)."""
     if machines is None or "machine_type" not in machines:
-        return None
-    kinds = machines.drop_duplicates("machine_id").set_index("machine_id")["machine_type"]
-    return pd.Series(pd.factorize(kinds)[0], index=kinds.index)
+        return pd.Series(dtype=object)
+    return machines.drop_duplicates("machine_id").set_index("machine_id")["machine_type"].astype(object)
 
 
-def _types_of(machine_ids: pd.Index, codes: pd.Series | None) -> np.ndarray:
-    """Type code of each machine id (-1 when unknown)."""
-    if codes is None:
-        return np.full(len(machine_ids), -1)
-    return codes.reindex(machine_ids).fillna(-1).to_numpy(dtype=np.int64)
+def fleet_medians(
+    telemetry: pd.DataFrame, machines: pd.DataFrame | None, hours: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Fleet median of each temperature per machine type and hour, the reference of ``rise_over_fleet``.
 
-
-def _fleet_median(
-    fleet: _Readings, values: np.ndarray, fleet_types: np.ndarray, hours: np.ndarray, types: np.ndarray
-) -> np.ndarray:
-    """Median of a sensor over the machines of type ``types`` at hour ``hours`` (us), taking each machine's
-    latest non-NaN reading in (H - 1 h, H]; NaN when fewer than MIN_FLEET machines report."""
-    if not len(hours):
-        return np.zeros(0)
-    fleet_hour = -(-fleet.micros // HOUR_US) * HOUR_US  # a reading counts at the next full hour
-    pos = np.flatnonzero(np.isin(fleet_hour, np.unique(hours)))
-    x = values[pos if fleet.order is None else fleet.order[pos]]
-    pos, x = pos[~np.isnan(x)], x[~np.isnan(x)]
-    group = np.searchsorted(fleet.starts, pos, side="right") - 1
-    frame = pd.DataFrame({"type": fleet_types[group], "hour": fleet_hour[pos], "group": group, "value": x})
-    latest = frame[frame["type"] >= 0].drop_duplicates(["group", "hour"], keep="last")
-    stats = latest.groupby(["type", "hour"])["value"].agg(["median", "size"])
-    median = stats["median"].where(stats["size"] >= MIN_FLEET)
-    return median.reindex(pd.MultiIndex.from_arrays([types, hours])).to_numpy()
+    Index (machine_type, hour as int64 microseconds since the epoch), one column per ``temperature*`` sensor
+    except the ambient one. The fleet at hour H takes each machine's latest non-NaN reading in (H - 1 h, H];
+    NaN when fewer than MIN_FLEET machines of the type report. ``hours`` limits the table to those hours
+    (default: every hour with a reading). Computed once over the whole fleet, it lets partitions of the fleet
+    compute their features apart and still compare each machine with all the others.
+    """
+    temperatures = [c for c in telemetry.columns if c.startswith("temperature") and c != AMBIENT]
+    stamps = _micros(telemetry["timestamp"])
+    fleet_hour = -(-stamps // HOUR_US) * HOUR_US  # a reading counts at the next full hour
+    keep = np.flatnonzero(np.isin(fleet_hour, hours)) if hours is not None else np.arange(len(stamps))
+    machine_ids = telemetry["machine_id"].to_numpy()[keep]
+    frame = pd.DataFrame(
+        {
+            "machine_type": pd.Series(machine_ids).map(_machine_types(machines)).to_numpy(dtype=object),
+            "machine_id": machine_ids,
+            "hour": fleet_hour[keep],
+            "micros": stamps[keep],
+        }
+    )
+    typed = frame["machine_type"].notna().to_numpy()
+    frame = frame[typed]
+    columns = {}
+    for col in temperatures:
+        values = frame.assign(value=telemetry[col].to_numpy(dtype=float)[keep[typed]])
+        values = values[values["value"].notna()].sort_values(["machine_id", "hour", "micros"], kind="stable")
+        latest = values.drop_duplicates(["machine_id", "hour"], keep="last")
+        stats = latest.groupby(["machine_type", "hour"])["value"].agg(["median", "size"])
+        columns[col] = stats["median"].where(stats["size"] >= MIN_FLEET)
+    if not columns:
+        empty = pd.MultiIndex.from_arrays([[], np.zeros(0, dtype=np.int64)], names=["machine_type", "hour"])
+        return pd.DataFrame(index=empty)
+    return pd.concat(columns, axis=1)
