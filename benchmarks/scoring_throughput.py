@@ -344,7 +344,7 @@ def flow_vs_pure(
 ) -> dict:
     """The score flow on ``path`` through Prefect and MLflow vs the same task bodies called directly."""
     prepare_home(home)
-    from pipelines import flows  # only after the environment names the temporary homes
+    from pipelines import flows, scale  # only after the environment names the temporary homes
 
     version, register_s = register_champion(model, sample)
     api_first, flow_cost = start_api()
@@ -356,7 +356,7 @@ def flow_vs_pure(
         from pipelines.notify import WebhookConfig
 
         dataset = flows.load.fn(str(data))
-        table = flows.featurize.fn(dataset, model.spec.config, latest_as_of(dataset))
+        table = scale.featurize.fn(dataset, model.spec.config, latest_as_of(dataset))
         flows.check_features(model, table.frame, MODEL_NAME, version)
         risk = build_risk_list(
             model,

@@ -19,7 +19,7 @@ import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from features.errors import InputError
 from pipelines.settings import Settings, load_settings, prepare_environment
@@ -35,6 +35,22 @@ def _start() -> Settings:
     settings = load_settings()
     prepare_environment(settings)
     return settings
+
+
+class _Bar:
+    """A progress callback for a rich bar. It stays in this process: Prefect sends the run's parameters with
+    every task to a Dask worker, and a copy there (the bar's lock cannot travel) does nothing."""
+
+    def __init__(self, progress: Progress, bar: TaskID) -> None:
+        self.progress: Progress | None = progress
+        self.bar = bar
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.bar, completed=done, total=total)
+
+    def __getstate__(self) -> dict:
+        return {"progress": None, "bar": self.bar}
 
 
 @app.command()
@@ -356,7 +372,7 @@ def features(
         result = run_flow(
             features_flow,
             params,
-            progress=lambda done, total: progress.update(bar, completed=done, total=total),
+            progress=_Bar(progress, bar),
         )
     print_counts(result["counts"])
     console.print(f"{result['rows']} rows x {result['features']} features for {result['machines']} machines")

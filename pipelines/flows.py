@@ -49,6 +49,7 @@ from pipelines.inbox import process_inbox, table_totals
 from pipelines.notify import DeliveryResult, WebhookConfig, notify_new_high_risk
 from pipelines.promotions import append_audit
 from pipelines.report import render_report
+from pipelines.scale import featurize_fleet
 from pipelines.settings import Settings, load_settings
 from pipelines.store import default_store_path, open_store
 
@@ -145,16 +146,6 @@ def run_flow(flow_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 @guarded
 def load(path: str) -> Dataset:
     return load_dataset(path)
-
-
-@task(cache_policy=NO_CACHE)
-def featurize(
-    dataset: Dataset,
-    config: FeatureConfig,
-    as_of: pd.DataFrame | None = None,
-    progress: Progress | None = None,
-) -> FeatureTable:
-    return build_features(dataset, as_of, config, progress=progress)
 
 
 @task(cache_policy=NO_CACHE)
@@ -319,7 +310,7 @@ def train_flow(params: TrainParams) -> dict:
     dataset = ok(load(params.data))
     feedback_dir = Path(params.feedback_dir) if params.feedback_dir else settings.root / "feedback"
     dataset = replace(dataset, events=merge_events(dataset.events, feedback_events(feedback_dir)))
-    table = featurize(dataset, params.features)
+    table = featurize_fleet(settings.scale, dataset, params.features)
     labels, life = cast(
         tuple[pd.Series, pd.Series], label(table.frame, dataset, params.train)
     )  # mypy reads Prefect's overloads wrongly
@@ -583,7 +574,7 @@ def score_flow(params: ScoreParams) -> dict:
         counts, batches = batch.counts, []
     else:
         raise InputError("nothing to score; fix: give a batch PATH or --inbox DIR")
-    table = featurize(dataset, model.spec.config, latest_as_of(dataset))
+    table = featurize_fleet(settings.scale, dataset, model.spec.config, latest_as_of(dataset))
     check_features(model, table.frame, params.model_name, version)
     out = Path(params.out) if params.out else settings.outputs
     risk = build_risk_list(
@@ -677,7 +668,7 @@ def write_feature_table(table: FeatureTable, dataset: Dataset, out: Path) -> dic
 def features_flow(params: FeaturesParams, progress: Progress | None = None) -> dict:
     """Validate DATA and write its feature table: one row per machine and snapshot (else telemetry) time."""
     dataset = ok(load(params.data))
-    table = featurize(dataset, params.features, progress=progress)
+    table = featurize_fleet(load_settings().scale, dataset, params.features, progress=progress)
     paths = write_feature_table(table, dataset, Path(params.out))
     return {
         "paths": paths,

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+SCALE_ENV = {
+    "workers": "WEARCAST_DASK_WORKERS",
+    "address": "WEARCAST_DASK_ADDRESS",
+    "partition_machines": "WEARCAST_PARTITION_MACHINES",
+}
 
 
 def project_root() -> Path:
@@ -14,6 +21,30 @@ def project_root() -> Path:
         return Path(home).resolve()
     candidate = Path(__file__).resolve().parents[1]
     return candidate if (candidate / "pyproject.toml").is_file() else Path.cwd().resolve()
+
+
+class ScaleSettings(BaseModel):
+    """Where the feature step runs: in the flow's process (no workers, no address; the default), or on Dask,
+    partition by partition (pipelines/scale.py, docs/scaling.md)."""
+
+    model_config = ConfigDict(frozen=True)
+    workers: int = Field(default=0, ge=0)  # local Dask worker processes (0: no local cluster)
+    address: str | None = None  # a running Dask scheduler to join, e.g. tcp://10.0.0.5:8786
+    partition_machines: int = Field(default=5000, ge=1)  # machines per partition (one task each)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address) or self.workers > 0
+
+
+def load_scale_settings(**given: Any) -> ScaleSettings:
+    """Options given by the caller, else ``WEARCAST_DASK_WORKERS``, ``WEARCAST_DASK_ADDRESS`` and
+    ``WEARCAST_PARTITION_MACHINES``, else off (one process)."""
+    values: dict[str, Any] = {
+        key: os.environ[name] for key, name in SCALE_ENV.items() if os.environ.get(name)
+    }
+    values |= {key: value for key, value in given.items() if value is not None}
+    return ScaleSettings(**values)
 
 
 class Settings(BaseModel):
@@ -26,6 +57,7 @@ class Settings(BaseModel):
     prefect_home: Path
     outputs: Path
     experiment: str = "wearcast"
+    scale: ScaleSettings = ScaleSettings()
 
     @property
     def mlruns(self) -> Path:
@@ -51,6 +83,7 @@ def load_settings(experiment: str = "wearcast") -> Settings:
         prefect_home=Path(os.environ.get("PREFECT_HOME", root / ".prefect")),
         outputs=root / "outputs",
         experiment=experiment,
+        scale=load_scale_settings(),
     )
 
 

@@ -370,3 +370,20 @@ def test_a_day_of_inbox_batches_through_the_score_flow(store, fleet, first_train
     assert third["notification"] is None
     latest = pd.read_parquet(out / "risk_list.parquet")
     assert latest.loc[latest["alarm"], "change"].isin(["", "rising", "falling"]).all()  # no longer "new"
+
+
+def test_scoring_on_dask_partitions_gives_the_same_list(store, fleet, first_training, tmp_path, monkeypatch):
+    """WEARCAST_DASK_WORKERS: the feature step runs partition by partition on a local Dask cluster (worker
+    processes reporting to this run's Prefect API), and the risk list is the one of a single process."""
+    from pipelines.flows import ScoreParams, score_flow
+
+    batch = sorted((fleet / "inbox").iterdir())[0]
+    given = {"path": str(batch), "history": str(fleet), "model_name": "e2e"}
+    single = score_flow(ScoreParams(**given, out=str(tmp_path / "single")))
+    monkeypatch.setenv("WEARCAST_DASK_WORKERS", "2")
+    monkeypatch.setenv("WEARCAST_PARTITION_MACHINES", "30")  # 80 machines: 3 partitions
+    on_dask = score_flow(ScoreParams(**given, out=str(tmp_path / "dask")))
+    one = pd.read_parquet(single["paths"]["risk_list_parquet"])
+    two = pd.read_parquet(on_dask["paths"]["risk_list_parquet"])
+    assert len(one) == 80
+    pd.testing.assert_frame_equal(one, two)

@@ -1,0 +1,141 @@
+"""Scale-out: the feature step of a large fleet, partition by partition, on a Dask cluster.
+
+Off by default (one process, as before). ``WEARCAST_DASK_WORKERS=N`` starts a ``distributed.LocalCluster`` of N
+single-threaded worker processes for the run; ``WEARCAST_DASK_ADDRESS=tcp://host:8786`` joins a running Dask
+scheduler instead (a plant's cluster). Either way the fleet is cut into partitions of
+``WEARCAST_PARTITION_MACHINES`` machines (default 5,000; never one task per machine) and each partition is a
+Prefect task run submitted through ``prefect_dask.DaskTaskRunner``, so the UI shows one task per partition.
+See docs/scaling.md for the measurements and for what a fleet of 100 million machines needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from features.build import FeatureConfig, FeatureTable, Progress, build_features
+from features.dataset import Dataset
+from features.partition import concat_tables, fleet_reference, split_fleet
+from pipelines.settings import ScaleSettings
+
+
+def current_api_url() -> str:
+    """The Prefect API this run reports to (a server's, or the temporary one Prefect started for this process)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
+
+
+def dask_task_runner(settings: ScaleSettings) -> Any:
+    """A ``DaskTaskRunner``: joining ``address``, or on a local cluster of ``workers`` one-thread processes.
+
+    Local workers report their task runs to this run's Prefect API; without it each worker would start a
+    temporary API of its own (~10 s each, and runs the UI never sees). A remote cluster's workers need
+    ``PREFECT_API_URL`` in their own environment (docs/scaling.md)."""
+    from prefect_dask import DaskTaskRunner
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown the run's own log
+
+    if settings.address:
+        return DaskTaskRunner(address=settings.address)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": settings.workers,
+            "threads_per_worker": 1,  # one feature kernel per core; numpy/FFT threads are limited per worker
+            "processes": True,
+            "dashboard_address": None,  # no web dashboard port on a shared machine
+            "env": {
+                "PREFECT_API_URL": current_api_url(),
+                "OMP_NUM_THREADS": "1",
+                "OPENBLAS_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+            },
+        },
+    )
+
+
+@task(cache_policy=NO_CACHE, task_run_name="featurize-partition-{number}")
+def featurize_partition(
+    number: int,
+    part: Dataset,
+    config: FeatureConfig,
+    as_of: pd.DataFrame | None,
+    fleet_medians: pd.DataFrame | None,
+) -> FeatureTable:
+    """The features of one partition of the fleet (runs on a Dask worker)."""
+    return build_features(part, as_of, config, fleet_medians=fleet_medians)
+
+
+def featurize_on_dask(
+    dataset: Dataset,
+    config: FeatureConfig,
+    as_of: pd.DataFrame | None,
+    settings: ScaleSettings,
+    progress: Progress | None = None,
+) -> FeatureTable:
+    """The fleet's feature table, built partition by partition on Dask; equal to ``build_features`` of the
+    whole fleet (the fleet medians are computed here once and shipped with every partition)."""
+    reference = fleet_reference(dataset, as_of, config)
+    parts = split_fleet(dataset, settings.partition_machines, as_of)
+    logger = get_run_logger()
+    where = settings.address or f"a local cluster of {settings.workers} workers"
+    logger.info(
+        "step=features partitions=%d machines_per_partition=%d dask=%s",
+        len(parts),
+        settings.partition_machines,
+        where,
+    )
+    with dask_task_runner(settings) as runner:
+        # data goes to the workers once, directly (not inside the task graph); tasks get references to it
+        shipped = runner.client.scatter([p.dataset for p in parts])
+        reference_on_workers = (
+            runner.client.scatter(reference, broadcast=True) if reference is not None else None
+        )
+        futures = [
+            runner.submit(
+                featurize_partition,
+                {
+                    "number": i,
+                    "part": data,
+                    "config": config,
+                    "as_of": p.as_of,
+                    "fleet_medians": reference_on_workers,
+                },
+            )
+            for i, (p, data) in enumerate(zip(parts, shipped, strict=True))
+        ]
+        tables = []
+        for future in futures:
+            tables.append(future.result())
+            if progress is not None:
+                progress(len(tables), len(futures))
+    return concat_tables(parts, tables)
+
+
+def featurize_fleet(
+    scale: ScaleSettings,
+    dataset: Dataset,
+    config: FeatureConfig,
+    as_of: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> FeatureTable:
+    """The feature step of a flow: on Dask when the settings enable it, else one task in the flow's process."""
+    if scale.enabled:
+        return featurize_on_dask(dataset, config, as_of, scale, progress)
+    return featurize(dataset, config, as_of, progress)
+
+
+@task(cache_policy=NO_CACHE)
+def featurize(
+    dataset: Dataset,
+    config: FeatureConfig,
+    as_of: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> FeatureTable:
+    return build_features(dataset, as_of, config, progress=progress)
