@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from features.build import FeatureConfig, FeatureTable, Progress, build_features
 from features.dataset import Dataset
-from features.partition import concat_tables, fleet_reference, split_fleet
+from features.partition import Partition, concat_tables, fleet_reference, split_fleet
 from pipelines.settings import ScaleSettings
 
 
@@ -92,30 +92,36 @@ def featurize_on_dask(
         where,
     )
     with dask_task_runner(settings) as runner:
-        # data goes to the workers once, directly (not inside the task graph); tasks get references to it
-        shipped = runner.client.scatter([p.dataset for p in parts])
-        reference_on_workers = (
-            runner.client.scatter(reference, broadcast=True) if reference is not None else None
-        )
-        futures = [
-            runner.submit(
-                featurize_partition,
-                {
-                    "number": i,
-                    "part": data,
-                    "config": config,
-                    "as_of": p.as_of,
-                    "fleet_medians": reference_on_workers,
-                },
-            )
-            for i, (p, data) in enumerate(zip(parts, shipped, strict=True))
-        ]
-        tables = []
-        for future in futures:
-            tables.append(future.result())
-            if progress is not None:
-                progress(len(tables), len(futures))
+        tables = run_partitions(runner, parts, config, reference, progress)
     return concat_tables(parts, tables)
+
+
+def run_partitions(
+    runner: Any,
+    parts: list[Partition],
+    config: FeatureConfig,
+    reference: pd.DataFrame | None,
+    progress: Progress | None = None,
+) -> list[FeatureTable]:
+    """Each partition's feature table, computed as a task on a started ``DaskTaskRunner``."""
+    # data goes to the workers once, directly (not inside the task graph); tasks get references to it
+    shipped = runner.client.scatter([p.dataset for p in parts], hash=False)
+    on_workers = (
+        runner.client.scatter(reference, broadcast=True, hash=False) if reference is not None else None
+    )
+    futures = [
+        runner.submit(
+            featurize_partition,
+            {"number": i, "part": data, "config": config, "as_of": p.as_of, "fleet_medians": on_workers},
+        )
+        for i, (p, data) in enumerate(zip(parts, shipped, strict=True))
+    ]
+    tables = []
+    for future in futures:
+        tables.append(future.result())
+        if progress is not None:
+            progress(len(tables), len(futures))
+    return tables
 
 
 def featurize_fleet(
