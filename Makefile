@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-slow lint format bench clean serve test-integration
+.PHONY: help install demo test test-fast test-slow lint format bench clean serve test-integration notebooks docs
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -33,9 +33,18 @@ APT_CHROMIUM := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --
 browser: ## Install Debian's chromium (for the headless report test) when it is missing
 	@command -v chromium >/dev/null || $(APT_CHROMIUM) || { $(SUDO) apt-get update && $(APT_CHROMIUM); }
 
-test: install lint browser ## Lint, the test suite (real-data runs are marked slow and excluded), then the integration test
+test: install lint browser ## Lint, the test suite (real-data runs are marked slow and excluded), the notebooks, the docs, then the integration test
 	$(VENV)/bin/pytest -q -m "not slow and not integration"
+	$(MAKE) --no-print-directory notebooks
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory test-integration
+
+notebooks: install ## Run the three notebooks top to bottom (nbmake; each simulates its own fleet and MLflow store in outputs/notebooks/)
+	$(VENV)/bin/pytest -q --nbmake --nbmake-timeout=300 -p no:cacheprovider notebooks/
+
+docs: install ## Build the documentation site into site/ with MkDocs Material (strict: a broken link fails)
+	$(UV) sync --frozen --inexact --group docs
+	$(VENV)/bin/mkdocs build --strict
 
 test-fast: install browser ## Unit tests only (no Prefect, no MLflow end-to-end)
 	$(VENV)/bin/pytest -q -m "not slow and not e2e and not integration"
