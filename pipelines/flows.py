@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -46,6 +47,7 @@ from models.split import machine_holdout, time_holdout
 from models.train import TrainConfig, train_risk_model
 from pipelines.feedback import feedback_events, list_precision, load_findings, merge_events, read_lists
 from pipelines.inbox import process_inbox, table_totals
+from pipelines.logs import log_event, log_machines, quarantine_summary
 from pipelines.notify import DeliveryResult, WebhookConfig, notify_new_high_risk
 from pipelines.promotions import append_audit
 from pipelines.report import render_report
@@ -304,10 +306,10 @@ def decide_promotion(
 @unusable_input_fails_the_run
 def train_flow(params: TrainParams) -> dict:
     """Load and validate DATA, build features, label, train, evaluate on a hold-out, log, register, promote."""
-    logger = get_run_logger()
     settings = load_settings()
     experiment_id = connect_registry(settings)
     dataset = ok(load(params.data))
+    log_machines("validate", quarantine_summary(dataset.quarantine), logging.WARNING, data=params.data)
     feedback_dir = Path(params.feedback_dir) if params.feedback_dir else settings.root / "feedback"
     dataset = replace(dataset, events=merge_events(dataset.events, feedback_events(feedback_dir)))
     table = featurize_fleet(settings.scale, dataset, params.features)
@@ -315,11 +317,13 @@ def train_flow(params: TrainParams) -> dict:
         tuple[pd.Series, pd.Series], label(table.frame, dataset, params.train)
     )  # mypy reads Prefect's overloads wrongly
     train_rows, test_rows = holdout_rows(table.frame, labels, params.train)
-    logger.info(
-        "%d feature rows, %d labelled for training, %d for the hold-out",
-        len(table.frame),
-        len(train_rows),
-        len(test_rows),
+    log_event(
+        "train",
+        data=params.data,
+        feature_rows=len(table.frame),
+        machines=int(table.frame["machine_id"].nunique()),
+        train_rows=len(train_rows),
+        holdout_rows=len(test_rows),
     )
     train_frame, test_frame = table.frame.iloc[train_rows], table.frame.iloc[test_rows].reset_index(drop=True)
     train_life = life.iloc[train_rows].reset_index(drop=True)
@@ -345,6 +349,15 @@ def train_flow(params: TrainParams) -> dict:
     )
     problems = sanity_problems(model, test_frame, metrics, params.max_calibration_error)
     audit = decide_promotion(params, settings, run, metrics, comparison, problems)
+    log_event(
+        "promote",
+        model=params.model_name,
+        version=run.version,
+        promoted=audit["promoted"],
+        champion=audit["champion_version"],
+        pr_auc=metrics.get("pr_auc"),
+        reason=audit["reason"],
+    )
     create_markdown_artifact(key="training-summary", markdown=_training_markdown(params, run, metrics, audit))
     return {
         "run_id": run.run_id,
@@ -438,13 +451,15 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
     store = open_store(store_path)
     reports = process_inbox(inbox, store)
     for report in reports:
-        get_run_logger().info(
-            "batch %s: %s, %s, moved to %s%s",
-            report.batch,
-            report.status,
-            report.totals(),
-            report.moved_to,
-            f" ({report.error})" if report.error else "",
+        log_event(
+            "ingest",
+            logging.WARNING if report.error else logging.INFO,
+            batch=report.batch,
+            status=report.status,
+            **report.totals(),
+            moved_to=report.moved_to,
+            store_version=report.store_version,
+            error=report.error,
         )
     if store.version == 0:
         failed = "; ".join(f"{r.batch}: {r.error}" for r in reports if r.error) or "the inbox is empty"
@@ -458,6 +473,7 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
     ]  # this run's rejected rows, with their reasons
     quarantine = pd.concat(rejected, ignore_index=True) if rejected else history.quarantine
     history = replace(history, sensor_flags=sensor_flags_of(history), quarantine=quarantine)
+    log_machines("validate", quarantine_summary(quarantine), logging.WARNING, result="quarantined")
     totals = table_totals({r.batch: r.totals() for r in reports})
     return history, {"inbox": totals}, [r.to_dict() for r in reports]
 
@@ -514,7 +530,7 @@ def log_scoring(
     }
     warnings = drift_warnings(drift) if len(drift) else []
     for line in warnings:
-        get_run_logger().warning("drift: %s", line)
+        log_event("drift", logging.WARNING, warning=line)
     experiment_id = registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
     tags = {"wearcast.kind": "score", "model_version": version, "drift_warnings": "\n".join(warnings)[:4000]}
     flat = {
@@ -570,6 +586,7 @@ def score_flow(params: ScoreParams) -> dict:
         )
     elif params.path:
         batch = ok(load(params.path))
+        log_machines("validate", quarantine_summary(batch.quarantine), logging.WARNING, batch=params.path)
         dataset = combine(ok(load(params.history)), batch) if params.history else batch
         counts, batches = batch.counts, []
     else:
@@ -588,12 +605,15 @@ def score_flow(params: ScoreParams) -> dict:
         sensor_flags=dataset.sensor_flags,
         failed=failed_since_last_reading(dataset.events, dataset.latest_reading()),
     )
+    log_scored(risk, params.model_name, version)
     drift = check_drift(model, table.frame, risk, dataset)
     paths = write_outputs(risk, dataset, out)
     feedback_dir = Path(params.feedback_dir) if params.feedback_dir else settings.root / "feedback"
     precision = list_precision(load_findings(feedback_dir), read_lists(out / "lists"))
     paths["report"] = write_report(model, risk, dataset, params.model_name, version, out, drift, precision)
     delivery = notify(risk, webhook, out, paths["risk_list_csv"])
+    if delivery is not None:
+        log_event("notify", **{k: v for k, v in asdict(delivery).items() if not isinstance(v, (list, dict))})
     paths["drift"] = log_scoring(params, settings, version, risk, drift, out)
     shown = risk.head(100).astype({"as_of": str, "alarm_since": str}).replace({np.nan: None})
     create_table_artifact(
@@ -613,6 +633,27 @@ def score_flow(params: ScoreParams) -> dict:
         "notification": None if delivery is None else asdict(delivery),
         "top": risk.head(10).to_dict("records"),
     }
+
+
+def log_scored(risk: pd.DataFrame, model_name: str, version: str) -> None:
+    """The scoring step in the run's log: statuses, then each flagged machine and each machine to check."""
+    statuses = {f"status_{k}": int(v) for k, v in risk["status"].value_counts().items()}
+    log_event(
+        "score",
+        model=model_name,
+        version=version,
+        machines=len(risk),
+        flagged=int(risk["flagged"].sum()),
+        **statuses,
+    )
+    flagged = risk.loc[
+        risk["flagged"], ["machine_id", "rank", "failure_probability", "likely_fault", "change"]
+    ]
+    log_machines("score", flagged.rename(columns={"machine_id": "machine"}), result="flagged")
+    unscored = risk.loc[risk["status"] != "scored", ["machine_id", "status", "as_of"]]
+    log_machines(
+        "score", unscored.rename(columns={"machine_id": "machine"}), logging.WARNING, result="not_scored"
+    )
 
 
 def scoring_markdown(risk: pd.DataFrame, counts: dict, batches: list[dict], paths: dict) -> str:

@@ -14,12 +14,13 @@ import logging
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from features.build import FeatureConfig, FeatureTable, Progress, build_features
 from features.dataset import Dataset
 from features.partition import Partition, concat_tables, fleet_reference, split_fleet
+from pipelines.logs import log_event
 from pipelines.settings import ScaleSettings
 
 
@@ -83,13 +84,11 @@ def featurize_on_dask(
     whole fleet (the fleet medians are computed here once and shipped with every partition)."""
     reference = fleet_reference(dataset, as_of, config)
     parts = split_fleet(dataset, settings.partition_machines, as_of)
-    logger = get_run_logger()
-    where = settings.address or f"a local cluster of {settings.workers} workers"
-    logger.info(
-        "step=features partitions=%d machines_per_partition=%d dask=%s",
-        len(parts),
-        settings.partition_machines,
-        where,
+    log_event(
+        "features",
+        partitions=len(parts),
+        machines_per_partition=settings.partition_machines,
+        dask=settings.address or f"local cluster of {settings.workers} workers",
     )
     with dask_task_runner(settings) as runner:
         tables = run_partitions(runner, parts, config, reference, progress)

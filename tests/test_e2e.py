@@ -387,3 +387,35 @@ def test_scoring_on_dask_partitions_gives_the_same_list(store, fleet, first_trai
     two = pd.read_parquet(on_dask["paths"]["risk_list_parquet"])
     assert len(one) == 80
     pd.testing.assert_frame_equal(one, two)
+
+
+def run_log_lines(flow_run_id) -> list[str]:
+    """The messages Prefect's API stored for a flow run (after flushing the log handler's queue)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+    return [log.message for log in logs]
+
+
+def test_run_logs_name_the_step_and_the_machines(store, fleet, first_training, tmp_path):
+    from pipelines.flows import ScoreParams, score_flow
+
+    batch = sorted((fleet / "inbox").iterdir())[0]
+    state = score_flow(
+        ScoreParams(path=str(batch), history=str(fleet), model_name="e2e", out=str(tmp_path)),
+        return_state=True,
+    )
+    risk = pd.read_parquet(state.result()["paths"]["risk_list_parquet"])
+    lines = run_log_lines(state.state_details.flow_run_id)
+    summary = [line for line in lines if line.startswith("step=score model=e2e")]
+    assert summary and f"machines={len(risk)}" in summary[0]
+    flagged = risk.loc[risk["flagged"], "machine_id"]
+    assert len(flagged)
+    for machine in flagged.head(5):
+        assert any(
+            line.startswith("step=score result=flagged") and f"machine={machine} " in line for line in lines
+        ), machine
