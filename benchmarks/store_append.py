@@ -21,6 +21,7 @@ column (zstd, byte-stream-split, no dictionary) against ``numpy.save``/``numpy.l
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -35,6 +36,7 @@ from pipelines.store import open_store
 
 SENSORS = ("temperature_bearing", "temperature_ambient", "speed_rpm", "load_pct")
 DAY0 = pd.Timestamp("2026-03-01", tz="UTC")
+RESULTS = Path(__file__).parent / "results" / "store_append.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,6 +79,11 @@ def as_dataset(telemetry: pd.DataFrame, waveforms: Waveforms | None = None) -> D
         notes=pd.DataFrame(),
         counts=counts,
     )
+
+
+def parquet_bytes(folder: Path) -> int:
+    """Bytes of the Parquet data files under a store folder (the Delta log and commit log left out)."""
+    return sum(f.stat().st_size for f in folder.rglob("*.parquet") if "_delta_log" not in f.parts)
 
 
 def best_time(fn: Callable[[], object], setup: Callable[[], object], repeats: int) -> float:
@@ -139,12 +146,15 @@ def main(argv: list[str] | None = None) -> None:
             lambda: pd.read_parquet(parquet), lambda: None, args.repeats
         )
 
+        stored_bytes = {"telemetry_bytes_per_row": (parquet_bytes(target) - parquet_bytes(history)) / rows}
+
         n, length = 2000, 2560
         waves = snapshots(n, length)
         wave_store = open_store(work / "waves")
         start = time.perf_counter()
         wave_store.append(as_dataset(batch.iloc[:0], waves), "waves")
         wave_rates = {"delta append": n * length / (time.perf_counter() - start)}
+        stored_bytes["waveform_bytes_per_sample"] = parquet_bytes(work / "waves") / (n * length)
         start = time.perf_counter()
         got = wave_store.read(tables=["waveforms"]).waveforms
         wave_rates["delta read"] = n * length / (time.perf_counter() - start)
@@ -173,6 +183,24 @@ def main(argv: list[str] | None = None) -> None:
         f"{rates['store append'] / rates['pandas.to_parquet']:.2f}x pandas.to_parquet; store read: "
         f"{rates['store read']:,.0f} rows/s = {rates['store read'] / rates['pandas.read_parquet']:.2f}x "
         f"pandas.read_parquet ({rows:,} telemetry rows, {args.machines:,} machines x 1 day hourly)"
+    )
+    print(
+        f"on disk: {stored_bytes['telemetry_bytes_per_row']:.1f} bytes per telemetry row "
+        f"({len(SENSORS)} random-noise sensors: little to compress), "
+        f"{stored_bytes['waveform_bytes_per_sample']:.2f} bytes per waveform sample (float32: 4 raw)"
+    )
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machines": args.machines,
+                "rows": rows,
+                "rows_per_s": rates,
+                "waveform_samples_per_s": wave_rates,
+                **stored_bytes,
+            },
+            indent=2,
+        )
     )
 
 

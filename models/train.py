@@ -14,6 +14,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from features.build import FeatureConfig, FeatureSpec
 from features.errors import InputError
 from models.bundle import Calibrator, IsotonicCalibrator, PlattCalibrator, RiskModel
+from models.distributed import BoosterFitter, fit_booster_locally
 from models.drift import drift_groups, drift_reference
 from models.rul import RulConfig, RulModel, train_rul_regressor
 from models.search import SEARCHED, best_trial, random_search
@@ -147,9 +148,11 @@ def train_risk_model(
     config: TrainConfig,
     life: pd.Series | None = None,
     machines: pd.DataFrame | None = None,
+    fit_booster: BoosterFitter = fit_booster_locally,
 ) -> RiskModel:
     """Fit the classifier on labelled rows of a feature table (NaN labels are skipped), and, given each row's
-    remaining life in hours (``models.rul.remaining_life``, NaN where unknown), the remaining-life regressor."""
+    remaining life in hours (``models.rul.remaining_life``, NaN where unknown), the remaining-life regressor.
+    ``fit_booster`` fits the final booster (``models.distributed.dask_booster_fitter`` for a Dask cluster)."""
     known = labels.notna().to_numpy()
     rows, y = frame.loc[known].reset_index(drop=True), labels[known].to_numpy(dtype=np.float32)
     if y.sum() < 2 or (1 - y).sum() < 2:
@@ -177,7 +180,7 @@ def train_risk_model(
     # out-of-fold scores: the final booster's scores on its own training rows are more extreme than on new data
     drift = drift_reference(matrix, calibrator.predict(oof), drift_groups(rows, machines))
     thresholds, cost = choose_thresholds(rows, calibrator.predict(oof), y, config)
-    booster = xgb.train(xgb_params(config, y), xgb.DMatrix(x, label=y), n_rounds)
+    booster = fit_booster(xgb_params(config, y), x, y, n_rounds)
     info = {
         "train_rows": len(y),
         "train_positives": int(y.sum()),

@@ -31,6 +31,7 @@ from features.dataset import Dataset, combine, fingerprint, load_dataset
 from features.errors import InputError
 from models import plots, registry
 from models.bundle import RiskModel
+from models.distributed import dask_booster_fitter
 from models.drift import drift_groups, drift_warnings, population_stability
 from models.evaluate import calibration_table, evaluate, life_metrics
 from models.labels import failure_within
@@ -51,8 +52,8 @@ from pipelines.logs import log_event, log_machines, quarantine_summary
 from pipelines.notify import DeliveryResult, WebhookConfig, notify_new_high_risk
 from pipelines.promotions import append_audit
 from pipelines.report import render_report
-from pipelines.scale import featurize_fleet
-from pipelines.settings import Settings, load_settings
+from pipelines.scale import dask_client, featurize_fleet
+from pipelines.settings import ScaleSettings, Settings, load_settings
 from pipelines.store import default_store_path, open_store
 
 
@@ -169,8 +170,16 @@ def fit(
     config: TrainConfig,
     life: pd.Series,
     machines: pd.DataFrame,
+    scale: ScaleSettings,
 ) -> RiskModel:
-    return train_risk_model(frame, labels, features, config, life, machines)
+    """The risk model; its final booster fitted with xgboost.dask when WEARCAST_DASK_TRAIN asks for it."""
+    if not (scale.enabled and scale.train_on_dask):
+        return train_risk_model(frame, labels, features, config, life, machines)
+    with dask_client(scale) as client:
+        log_event("train", booster="xgboost.dask", workers=len(client.scheduler_info()["workers"]))
+        return train_risk_model(
+            frame, labels, features, config, life, machines, fit_booster=dask_booster_fitter(client)
+        )
 
 
 @task(cache_policy=NO_CACHE)
@@ -328,7 +337,15 @@ def train_flow(params: TrainParams) -> dict:
     train_frame, test_frame = table.frame.iloc[train_rows], table.frame.iloc[test_rows].reset_index(drop=True)
     train_life = life.iloc[train_rows].reset_index(drop=True)
     model = ok(
-        fit(train_frame, labels.iloc[train_rows], params.features, params.train, train_life, dataset.machines)
+        fit(
+            train_frame,
+            labels.iloc[train_rows],
+            params.features,
+            params.train,
+            train_life,
+            dataset.machines,
+            settings.scale,
+        )
     )
     test_labels = labels.iloc[test_rows].reset_index(drop=True)
     metrics = evaluate_on(

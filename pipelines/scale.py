@@ -11,6 +11,8 @@ See docs/scaling.md for the measurements and for what a fleet of 100 million mac
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -59,6 +61,25 @@ def dask_task_runner(settings: ScaleSettings) -> Any:
             },
         },
     )
+
+
+@contextmanager
+def dask_client(settings: ScaleSettings) -> Iterator[Any]:
+    """A Dask client: of the scheduler at ``address``, or of a local cluster of ``workers`` processes."""
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    if settings.address:
+        with Client(settings.address) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=max(settings.workers, 1), threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 @task(cache_policy=NO_CACHE, task_run_name="featurize-partition-{number}")

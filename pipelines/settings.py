@@ -12,6 +12,7 @@ SCALE_ENV = {
     "workers": "WEARCAST_DASK_WORKERS",
     "address": "WEARCAST_DASK_ADDRESS",
     "partition_machines": "WEARCAST_PARTITION_MACHINES",
+    "train_on_dask": "WEARCAST_DASK_TRAIN",
 }
 
 
@@ -31,6 +32,7 @@ class ScaleSettings(BaseModel):
     workers: int = Field(default=0, ge=0)  # local Dask worker processes (0: no local cluster)
     address: str | None = None  # a running Dask scheduler to join, e.g. tcp://10.0.0.5:8786
     partition_machines: int = Field(default=5000, ge=1)  # machines per partition (one task each)
+    train_on_dask: bool = False  # the final booster fit with xgboost.dask on the same cluster
 
     @property
     def enabled(self) -> bool:
