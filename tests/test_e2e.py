@@ -419,3 +419,16 @@ def test_run_logs_name_the_step_and_the_machines(store, fleet, first_training, t
         assert any(
             line.startswith("step=score result=flagged") and f"machine={machine} " in line for line in lines
         ), machine
+
+
+def test_training_on_dask_features_and_booster(store, fleet, first_training, monkeypatch):
+    """WEARCAST_DASK_WORKERS + WEARCAST_DASK_TRAIN: partitioned features and an xgboost.dask booster give a
+    model as good on the hold-out as the one-process training."""
+    from pipelines.flows import TrainParams, train_flow
+
+    monkeypatch.setenv("WEARCAST_DASK_WORKERS", "2")
+    monkeypatch.setenv("WEARCAST_PARTITION_MACHINES", "30")
+    monkeypatch.setenv("WEARCAST_DASK_TRAIN", "1")
+    result = train_flow(TrainParams(data=str(fleet), model_name="e2e-dask"))
+    assert result["feature_rows"] == first_training["feature_rows"]
+    assert result["metrics"]["roc_auc"] > first_training["metrics"]["roc_auc"] - 0.03
