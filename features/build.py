@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from features.bearings import defect_orders
 from features.dataset import Dataset
 from features.iso import iso_zone, normalise_class
-from features.telemetry import asof_join, hours_since_maintenance, telemetry_features_asof
+from features.telemetry import asof_join, hours_since_maintenance, machine_runs, telemetry_features_asof
 from features.vibration import VibrationConfig, nan_reasons, vibration_features
 
 KEYS = ["machine_id", "timestamp"]
@@ -227,6 +227,25 @@ def vibration_by_channel(snapshots: pd.DataFrame, baseline_snapshots: int) -> li
     return frames
 
 
+def _recent_telemetry(telemetry: pd.DataFrame, start: pd.Series) -> pd.DataFrame:
+    """The rows at or after their machine's ``start`` (machines without one are dropped). The table itself when
+    it keeps every row (scoring over a short history); else one comparison per row, without a per-row lookup of
+    the machine when each machine's rows are together (as ``load_dataset`` returns them)."""
+    if telemetry.empty:
+        return telemetry
+    stamps = pd.DatetimeIndex(telemetry["timestamp"])
+    runs = machine_runs(telemetry)
+    if runs is None:
+        keep = (telemetry["timestamp"] >= telemetry["machine_id"].map(start)).to_numpy()
+        return telemetry[keep].reset_index(drop=True)
+    machines, bounds = runs
+    first = pd.DatetimeIndex(start.reindex(machines)).as_unit(stamps.unit).asi8
+    first = np.where(first == np.iinfo(np.int64).min, np.iinfo(np.int64).max, first)  # no start: drop all
+    per_row = np.repeat(first, np.diff(bounds))
+    keep = stamps.asi8 >= per_row
+    return telemetry if keep.all() else telemetry[keep].reset_index(drop=True)
+
+
 def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureConfig) -> Dataset:
     """Only the readings the features at ``as_of`` can use: telemetry inside the longest window before the
     earliest as-of time of each machine, each machine's baseline snapshots, and its recent snapshots.
@@ -235,12 +254,10 @@ def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureCon
     the full data.
     """
     earliest = as_of.groupby("machine_id")["timestamp"].min()
-    tel = dataset.telemetry
     reach = pd.Timedelta(hours=max(config.windows_h, default=0) + config.telemetry_max_age_h)
-    tel_start = tel["machine_id"].map(earliest) - reach
-    tel = tel[tel["timestamp"] >= tel_start]
+    tel = _recent_telemetry(dataset.telemetry, earliest - reach)
     if dataset.waveforms.meta.empty:  # telemetry only: no snapshot needs a speed or a regime
-        return replace(dataset, telemetry=tel.reset_index(drop=True))
+        return replace(dataset, telemetry=tel)
     shaft = shaft_speed_hz(dataset, config.telemetry_max_age_h)
     meta = dataset.waveforms.meta.assign(
         speed_rpm=shaft * 60.0, regime=snapshot_regimes(dataset, shaft, config)
@@ -252,7 +269,7 @@ def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureCon
     recent = meta["timestamp"] >= meta["machine_id"].map(earliest) - pd.Timedelta(hours=reach_h)
     meta = meta[(first | recent).to_numpy()].reset_index(drop=True)
     waveforms = replace(dataset.waveforms, meta=meta)
-    return replace(dataset, telemetry=tel.reset_index(drop=True), waveforms=waveforms)
+    return replace(dataset, telemetry=tel, waveforms=waveforms)
 
 
 def vibration_slopes(

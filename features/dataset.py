@@ -34,6 +34,7 @@ from features.checks import (
     snapshot_shape_problems,
 )
 from features.errors import InputError
+from features.telemetry import latest_per_machine
 
 CONTRACT_VERSION = "v1"
 TABLES = ("machines", "telemetry", "waveforms", "events")
@@ -113,10 +114,15 @@ class Dataset:
     def latest_reading(self) -> pd.Series:
         """Timestamp of each machine's latest telemetry row or snapshot."""
         stamps = [
-            self.telemetry[["machine_id", "timestamp"]],
-            self.waveforms.meta[["machine_id", "timestamp"]],
+            latest_per_machine(self.telemetry[["machine_id", "timestamp"]]),
+            self.waveforms.meta.groupby("machine_id")["timestamp"].max(),
         ]
-        return pd.concat(stamps).groupby("machine_id")["timestamp"].max()
+        return (
+            pd.concat([s for s in stamps if len(s)] or stamps)
+            .groupby(level=0)
+            .max()
+            .rename_axis("machine_id")
+        )
 
 
 class _Collector:

@@ -227,6 +227,31 @@ class _Readings:
         return out
 
 
+def machine_runs(telemetry: pd.DataFrame) -> tuple[pd.Index, np.ndarray] | None:
+    """When each machine's rows are together (as ``load_dataset`` returns them): the machine of each run and the
+    run boundaries (``len(runs) + 1`` row positions); else None."""
+    ids = telemetry["machine_id"].to_numpy()
+    if not len(ids):
+        return pd.Index(ids), np.zeros(1, dtype=np.int64)
+    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    firsts = pd.Index(ids[np.r_[0, change]])
+    return (firsts, np.r_[0, change, len(ids)]) if firsts.is_unique else None
+
+
+def latest_per_machine(telemetry: pd.DataFrame) -> pd.Series:
+    """Timestamp of each machine's latest row (index machine_id, name timestamp)."""
+    runs = machine_runs(telemetry)
+    if runs is None or not len(runs[0]):
+        return telemetry.groupby("machine_id")["timestamp"].max()
+    machines, bounds = runs
+    stamps = pd.DatetimeIndex(telemetry["timestamp"])
+    latest = pd.DatetimeIndex(
+        np.maximum.reduceat(stamps.asi8, bounds[:-1]).view(f"datetime64[{stamps.unit}]")
+    )
+    latest = latest.tz_localize(stamps.tz) if stamps.tz is not None else latest
+    return pd.Series(latest, index=machines.rename("machine_id"), name="timestamp").sort_index()
+
+
 def _group_by_machine(telemetry: pd.DataFrame, sensors: list[str]) -> _Readings:
     """Group readings by machine in time order; no sort when each machine's rows are together and in order."""
     ids = telemetry["machine_id"].to_numpy()

@@ -63,11 +63,12 @@ def carry_over(
     scored = (out["status"] == "scored").to_numpy()
     alarm = alarms(probability, scored, was_on, alert, clear)
     before = state["failure_probability"].to_numpy(dtype=float)
-    since = pd.to_datetime(state["alarm_since"], utc=True).to_numpy()
-    as_of = pd.to_datetime(out["as_of"], utc=True)
-    opened = pd.Series(np.where(alarm & was_on, since, as_of.to_numpy()), index=out.index)
-    alarm_since = pd.to_datetime(opened, utc=True).where(alarm)
-    days = ((as_of - alarm_since).dt.total_seconds() / 86400.0).round(1)
+    as_of = pd.DatetimeIndex(pd.to_datetime(out["as_of"], utc=True))
+    since = pd.DatetimeIndex(pd.to_datetime(state["alarm_since"], utc=True)).as_unit(as_of.unit)
+    # as integers (NaT is int64 min): tz-aware datetimes turned into numpy arrays are Python objects, ~1 us each
+    opened = np.where(alarm & was_on, since.asi8, as_of.asi8).view(f"datetime64[{as_of.unit}]")
+    alarm_since = pd.Series(pd.DatetimeIndex(opened).tz_localize("UTC"), index=out.index).where(alarm)
+    days = ((pd.Series(as_of, index=out.index) - alarm_since).dt.total_seconds() / 86400.0).round(1)
     return out.assign(
         alarm=alarm,
         flagged=crew_cut(alarm, probability, capacity),

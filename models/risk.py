@@ -61,16 +61,15 @@ def row_status(
 def unscored_reasons(frame: pd.DataFrame, status: np.ndarray, coverage: np.ndarray) -> list[str]:
     """Why a machine has no score, in words (empty for scored machines)."""
     newest = fleet_reference_time(frame["timestamp"])
-    reasons = []
-    for when, state, share in zip(frame["timestamp"], status, coverage, strict=True):
-        if state == "no_recent_data":
-            reasons.append(
-                f"no reading for {(newest - when).total_seconds() / 3600:.0f} h before the fleet's latest"
-            )
-        elif state == "insufficient_history":
-            reasons.append(f"only {share:.0%} of the model's features could be computed: needs more history")
-        else:
-            reasons.append("")
+    reasons = [""] * len(frame)
+    silent = np.flatnonzero(status == "no_recent_data")
+    hours = (newest - frame["timestamp"].iloc[silent]).dt.total_seconds().to_numpy() / 3600
+    for row, gap in zip(silent, hours, strict=True):
+        reasons[row] = f"no reading for {gap:.0f} h before the fleet's latest"
+    for row in np.flatnonzero(status == "insufficient_history"):
+        reasons[row] = (
+            f"only {coverage[row]:.0%} of the model's features could be computed: needs more history"
+        )
     return reasons
 
 
