@@ -377,7 +377,7 @@ def footer(meta: Mapping) -> str:
         ),
         (
             "Likely fault",
-            "Which kind of fault the drivers point to (outer race, inner race, ball, imbalance, lubrication), or unknown.",
+            "Which kind of fault: a bearing defect line or an imbalance signature in the vibration first, else the feature family that drives the risk (outer race, inner race, ball, imbalance, lubrication), or unknown.",
         ),
         (
             "Days flagged / change",
@@ -389,7 +389,7 @@ def footer(meta: Mapping) -> str:
         ),
         (
             "Status",
-            "Scored; insufficient history (too new to score); no recent data (stopped reporting); check sensor (a sensor looks stuck or dead); failed (the machine's data could not be scored).",
+            "Scored; insufficient history (too new to score); no recent data (stopped reporting); check sensor (a sensor looks stuck or dead); failed (a failure was recorded after the machine's latest reading: it is down, not at risk).",
         ),
     ]
     items = "".join(f"<dt>{escape(term)}</dt><dd>{text}</dd>" for term, text in terms)
