@@ -36,15 +36,18 @@ Conventions an analyst can check:
   its energy on a few exact harmonics, which whitening flattens into the noise.
 
 All arithmetic is float32 (``scipy.fft`` keeps complex64; sums are accumulated in float32 chunks of 256 and
-then in float64); rows are processed in cache-sized blocks, each block fully vectorised. Each snapshot's
-features depend on that snapshot only (the same in any batch, up to float32 rounding of the BLAS band sums).
+then in float64). The per-sample work (FFTs, sums, the spectra that lines are read from) runs on cache-sized
+blocks of rows, each fully vectorised; the per-row formulas (line windows, peaks, medians, ratios) then run
+once per chunk of many blocks, where one numpy call covers a thousand rows instead of a hundred. Each
+snapshot's features depend on that snapshot only (the same in any batch, up to float32 rounding of the BLAS
+band sums).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import scipy.fft as sfft
@@ -53,7 +56,8 @@ from numpy.typing import ArrayLike
 from features.bearings import DEFECT_NAMES
 
 STANDARD_GRAVITY_M_S2 = 9.80665
-_BLOCK_ROWS = 256
+_BLOCK_ROWS = 128  # rows per block of the per-sample work (its buffers stay in cache)
+_CHUNK_ROWS = 1024  # rows per chunk: per-row quantities gathered, then the feature formulas on all of them
 _AUTO_REGION_FS = (0.1, 0.4)
 _AUTO_WIDTH_FS = 0.1
 _MIN_SAMPLES = 16
@@ -355,6 +359,7 @@ class _Plan:
     n_samples: int
     bin_hz: float
     weights: np.ndarray  # (2*n_bins, n_cols) float32, applied to squared interleaved re/im of the rfft
+    chunk_weights: np.ndarray  # (2*n_bins // 256, 256, n_cols) float32: the whole chunks of weights
     band_measured: np.ndarray  # (n_bands,) False where the band lies entirely above Nyquist
     velocity_measured: bool
     env_k0: int  # envelope region: rfft bins [env_k0, env_k1)
@@ -399,6 +404,49 @@ def _make_workspace(rows: int, plan: _Plan) -> _Workspace:
     )
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """Per-row quantities of a chunk of rows, gathered block by block; the feature formulas then run once on
+    the whole chunk (one numpy call per chunk for the small per-row arrays, not one per block)."""
+
+    top: np.ndarray  # (rows,) float64: largest centred sample
+    bottom: np.ndarray  # (rows,) float64: smallest
+    residual: np.ndarray  # (rows,) float64: the mean left after centring
+    moments: np.ndarray  # (rows, 3) float64: means of c^3, c^4, |c| of the centred samples c
+    sums: np.ndarray  # (rows, n_cols) float64: weighted power sums (_spectral_sums)
+    order_magnitude: (
+        np.ndarray
+    )  # (rows, bins) float32: |Hann spectrum| up to the highest order bin, bin 0 = 0
+    envelope_mean: np.ndarray  # (rows,) float64: mean of the band's envelope (g / env_gain)
+    envelope_square: np.ndarray  # (rows,) float64: mean square of the band's envelope
+    raw_magnitude: np.ndarray  # (rows, bins) float32: |Hann envelope spectrum| of the band, bin 0 = 0
+    whitened_magnitude: np.ndarray  # (rows, bins) float32: the same of the whitened band
+
+    def rows(self, rows: slice) -> _Scan:
+        """The same quantities for a slice of the rows (views: writing them fills this scan)."""
+        return _Scan(*(getattr(self, field.name)[rows] for field in fields(self)))
+
+
+def _make_scan(n_rows: int, plan: _Plan, lines: dict[str, np.ndarray]) -> _Scan:
+    """Buffers of a chunk's per-row quantities; envelope spectra up to the highest bin that a line reads."""
+    n_defect, limit = 2 * len(DEFECT_NAMES), plan.env_n // 2 - 1
+    hi, floor_hi = lines["line_hi"], lines["floor_hi"]
+    raw_bins = min(int(hi[:, :n_defect].max(initial=1)), limit) + 1
+    whitened_bins = min(int(max(hi[:, n_defect:].max(initial=1), floor_hi.max(initial=1))), limit) + 1
+    return _Scan(
+        top=np.empty(n_rows),
+        bottom=np.empty(n_rows),
+        residual=np.empty(n_rows),
+        moments=np.empty((n_rows, 3)),
+        sums=np.empty((n_rows, plan.weights.shape[1])),
+        order_magnitude=np.zeros((n_rows, int(lines["order_hi"].max(initial=1)) + 1), np.float32),
+        envelope_mean=np.empty(n_rows),
+        envelope_square=np.empty(n_rows),
+        raw_magnitude=np.zeros((n_rows, raw_bins), np.float32),
+        whitened_magnitude=np.zeros((n_rows, whitened_bins), np.float32),
+    )
+
+
 def _band_bins(freqs: np.ndarray, lo: float, hi: float, nyquist: float) -> np.ndarray:
     """Bins with lo <= f < hi; the Nyquist bin counts when hi reaches it."""
     return (freqs >= lo) & ((freqs < hi) | ((freqs == nyquist) & (hi >= nyquist)))
@@ -429,10 +477,14 @@ def _make_plan(n_samples: int, sample_rate_hz: float, config: VibrationConfig) -
     freqs = sfft.rfftfreq(n_samples, 1.0 / sample_rate_hz)
     nyquist = sample_rate_hz / 2.0
     k0, k1, width, block = _envelope_region(freqs, sample_rate_hz, config)
+    weights = _spectral_weights(freqs, n_samples, nyquist, config)
     return _Plan(
         n_samples=n_samples,
         bin_hz=sample_rate_hz / n_samples,
-        weights=_spectral_weights(freqs, n_samples, nyquist, config),
+        weights=weights,
+        chunk_weights=weights[: len(weights) - len(weights) % _SUM_CHUNK].reshape(
+            -1, _SUM_CHUNK, weights.shape[1]
+        ),
         band_measured=np.array([lo < nyquist for lo, _ in config.bands_hz], dtype=bool),
         velocity_measured=config.velocity_band_hz[0] < nyquist,
         env_k0=k0,
@@ -491,28 +543,30 @@ def _centred(x: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, np.ndarray, np.
     return centred, top.astype(np.float64), bottom.astype(np.float64)
 
 
+def _raw_moments(centred: np.ndarray, ws: _Workspace) -> np.ndarray:
+    """Row means of c^3, c^4 and |c| (float64 (3, n)) of the centred block, read while it is in cache."""
+    n_samples = centred.shape[1]
+    square = np.multiply(centred, centred, out=ws.scratch[: len(centred)])
+    cube_sum, fourth_sum = _row_dot(square, centred), _row_dot(square, square)
+    abs_sum = _row_dot(np.abs(centred, out=square))
+    return np.stack([cube_sum, fourth_sum, abs_sum]) / n_samples
+
+
 def _time_features(
-    centred: np.ndarray,
-    top: np.ndarray,
-    bottom: np.ndarray,
-    residual: np.ndarray,
-    variance: np.ndarray,
-    ws: _Workspace,
+    top: np.ndarray, bottom: np.ndarray, residual: np.ndarray, variance: np.ndarray, moments: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Waveform statistics in g: moments about the exact mean, from data centred on an approximate one.
 
-    ``residual`` is the mean left in ``centred`` (float64) and ``variance`` the spectrum's total power (the
-    variance by Parseval); with c = centred and r = residual, the central moments E[(c - r)^k] expand into
-    E[c^j], which float32 sums give to about 1e-7 for any sensor offset.
+    ``residual`` is the mean left in the centred data c (float64), ``variance`` the spectrum's total power (the
+    variance by Parseval) and ``moments`` the means of c^3, c^4, |c| (``_raw_moments``); with r = residual,
+    the central moments E[(c - r)^k] expand into E[c^j], which float32 sums give to about 1e-7 for any sensor
+    offset.
     """
-    n_rows, n_samples = centred.shape
     r = residual
     top, bottom = top - r, bottom - r
-    square = np.multiply(centred, centred, out=ws.scratch[:n_rows])
+    s3, s4, mean_abs = moments.T
     m2 = np.maximum(variance, 0.0)
     s2 = m2 + r * r
-    s3, s4 = _row_dot(square, centred) / n_samples, _row_dot(square, square) / n_samples
-    mean_abs = _row_dot(np.abs(centred, out=square)) / n_samples
     r2 = r * r
     m3 = s3 - 3.0 * r * s2 + 2.0 * r2 * r
     m4 = s4 - 4.0 * r * s3 + 6.0 * r2 * s2 - 3.0 * r2 * r2
@@ -537,12 +591,15 @@ def _interleaved_power(spectrum: np.ndarray, ws: _Workspace) -> np.ndarray:
     return np.multiply(parts, parts, out=ws.power[: len(parts)])
 
 
-def _spectral_sums(power: np.ndarray, plan: _Plan) -> np.ndarray:
-    """Weighted power sums (n, n_cols) float64: short float32 sums, then float64 (~1e-7 relative)."""
-    sums = np.zeros((len(power), plan.weights.shape[1]))
-    for start in range(0, power.shape[1], _SUM_CHUNK):
-        sums += power[:, start : start + _SUM_CHUNK] @ plan.weights[start : start + _SUM_CHUNK]
-    return sums
+def _spectral_sums(power: np.ndarray, plan: _Plan, out: np.ndarray) -> None:
+    """Weighted power sums (n, n_cols) float64 into ``out``: float32 sums over chunks of 256 entries (one
+    batched matrix product), then float64 (~1e-7 relative)."""
+    n_rows, width = power.shape
+    whole = width - width % _SUM_CHUNK
+    chunks = power[:, :whole].reshape(n_rows, -1, _SUM_CHUNK).transpose(1, 0, 2)  # (chunks, n, 256): a view
+    np.sum(chunks @ plan.chunk_weights, axis=0, dtype=np.float64, out=out)
+    if whole < width:
+        out += power[:, whole:] @ plan.weights[whole:]
 
 
 def _spectral_features(sums: np.ndarray, plan: _Plan, config: VibrationConfig) -> dict[str, np.ndarray]:
@@ -578,11 +635,6 @@ def _window_bins(
     return edges[0], edges[1], readable
 
 
-def _spread(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Every bin of each window [lo, hi] (..., w), repeating hi to a common width: max-safe."""
-    return np.minimum(lo[..., None] + np.arange(int((hi - lo).max(initial=0)) + 1), hi[..., None])
-
-
 def _window_max(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Largest of flat[lo..hi] per window (flat indices), one elementwise maximum per bin of the widest."""
     best = flat.take(lo)
@@ -591,19 +643,10 @@ def _window_max(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return best
 
 
-def _peak_amplitudes(
-    spectrum: np.ndarray, lo: np.ndarray, hi: np.ndarray, readable: np.ndarray, scale: float
-) -> np.ndarray:
-    """Largest Hann-windowed |X| * scale in each bin window [lo, hi] per (row, target); NaN if unreadable."""
-    bins, row = _spread(lo, hi), np.arange(len(spectrum))[:, None, None]
-    hann = 0.5 * spectrum[row, bins] - 0.25 * (spectrum[row, bins - 1] + spectrum[row, bins + 1])
-    return np.where(readable, np.abs(hann).max(axis=-1) * scale, np.nan)
-
-
 def _line_windows(
     shaft_hz: np.ndarray, orders: np.ndarray, plan: _Plan, config: VibrationConfig, extra: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Bin windows of every line read, for a block of rows.
+    """Bin windows of every line read, for a chunk of rows.
 
     ``order_*``: 1x, 2x, 3x shaft in the snapshot spectrum; ``line_*``: the 8 defect lines then the whitened
     lines in the envelope spectrum (+- the tolerance); ``floor_*``: +-10 % (at least +-8 bins) around each
@@ -634,10 +677,15 @@ def _line_windows(
     }
 
 
-def _order_features(spectrum: np.ndarray, lines: dict[str, np.ndarray], plan: _Plan) -> dict[str, np.ndarray]:
-    """Amplitude (g) at 1x, 2x, 3x shaft speed; NaN without a positive shaft speed."""
-    scale = _HANN_AMPLITUDE / plan.n_samples
-    amplitudes = _peak_amplitudes(spectrum, lines["order_lo"], lines["order_hi"], lines["order_ok"], scale)
+def _order_features(
+    magnitude: np.ndarray, lines: dict[str, np.ndarray], plan: _Plan
+) -> dict[str, np.ndarray]:
+    """Amplitude (g) at 1x, 2x, 3x shaft speed, from |Hann spectrum| (``_Scan.order_magnitude``); NaN without
+    a positive shaft speed."""
+    peaks = _row_window_max(magnitude, lines["order_lo"], lines["order_hi"]) * (
+        _HANN_AMPLITUDE / plan.n_samples
+    )
+    amplitudes = np.where(lines["order_ok"], peaks, np.nan)
     return {f"order_{k}x_amp": amplitudes[:, j] for j, k in enumerate(_ORDERS)}
 
 
@@ -734,49 +782,89 @@ def _family_features(snr: np.ndarray, shared: np.ndarray) -> dict[str, np.ndarra
     return features
 
 
-def _hann_magnitudes(spectrum: np.ndarray, last_bins: tuple[int, int]) -> np.ndarray:
-    """|Hann-windowed spectrum| (float32) by the 3-tap convolution, bin 0 left at 0: bins up to last_bins[0] in
-    the first half of the rows, up to last_bins[1] in the second half (the rest of a row left at 0)."""
-    half, limit = len(spectrum) // 2, spectrum.shape[1] - 2
-    lasts = [min(last_bin, limit) for last_bin in last_bins]
-    out = np.zeros((len(spectrum), max(lasts) + 1), np.float32)
-    for rows, last in zip((slice(None, half), slice(half, None)), lasts, strict=True):
-        part = spectrum[rows]
-        hann = np.add(part[:, :last], part[:, 2 : last + 2])  # 0.5 X[k] - 0.25 (X[k-1] + X[k+1]), in place
-        hann *= -0.25
-        hann += 0.5 * part[:, 1 : last + 1]
-        np.abs(hann, out=out[rows, 1 : last + 1])
-    return out
+def _hann_magnitudes(spectrum: np.ndarray, out: np.ndarray) -> None:
+    """|Hann-windowed spectrum| (float32) by the 3-tap convolution into ``out[:, 1:]`` (bins 1 .. width-1; bin 0
+    is not written)."""
+    last = out.shape[1] - 1
+    hann = np.add(
+        spectrum[:, :last], spectrum[:, 2 : last + 2]
+    )  # 0.5 X[k] - 0.25 (X[k-1] + X[k+1]), in place
+    hann *= -0.25
+    hann += 0.5 * spectrum[:, 1 : last + 1]
+    np.abs(hann, out=out[:, 1:])
 
 
-def _envelope_features(
-    envelope: np.ndarray, lines: dict[str, np.ndarray], plan: _Plan
-) -> dict[str, np.ndarray]:
-    """Envelope-spectrum amplitudes (g) at the defect lines, envelope RMS (g), whitened-line SNRs (dB).
+def _row_window_max(matrix: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Largest of matrix[i, lo[i, j] .. hi[i, j]] per (row i, window j)."""
+    row_start = np.arange(len(matrix))[:, None] * matrix.shape[1]
+    return _window_max(matrix.ravel(), row_start + lo, row_start + hi)
 
-    ``envelope`` (2n, env_n): rows :n the band's envelope (the 8 defect lines are read there), rows n: the
-    whitened band's (the SNR lines, each over the median within +-10 % of it).
+
+def _median_network(n_values: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """Compare-exchanges (i, j, min needed, max needed) that leave the median of n_values on position
+    n_values // 2: Batcher's odd-even merge sort over the next power of two (Knuth, TAOCP 5.3.4), without the
+    exchanges with positions past n_values (they would hold +inf: no-ops) or that cannot reach the median."""
+    size = 1 << (n_values - 1).bit_length()
+    exchanges = []
+    merged = 1  # sorted runs of this length are merged into runs of twice it
+    while merged < size:
+        step = merged
+        while step >= 1:
+            for j in range(step % merged, size - step, 2 * step):
+                for i in range(j, min(j + step, size - step)):
+                    if i // (2 * merged) == (i + step) // (2 * merged) and i + step < n_values:
+                        exchanges.append((i, i + step))
+            step //= 2
+        merged *= 2
+    needed, kept = {n_values // 2}, []
+    for i, j in reversed(exchanges):
+        if i in needed or j in needed:
+            kept.append((i, j, i in needed, j in needed))
+            needed |= {i, j}
+    return tuple(reversed(kept))
+
+
+_FLOOR_MEDIAN = _median_network(_FLOOR_POINTS)  # 70 compare-exchanges
+
+
+def _floor_medians(magnitude: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Median of 17 evenly spread bins of magnitude[i, lo[i, j] .. hi[i, j]] per (row i, window j).
+
+    One elementwise min/max per compare-exchange of a median network over all windows at once (NaN counts as
+    the largest value, as in np.partition): a per-window partition costs more in calls than in comparisons.
     """
-    n_rows, n_defect = len(envelope) // 2, 2 * len(DEFECT_NAMES)
-    spectra = sfft.rfft(envelope, axis=1)
-    mean = spectra[:n_rows, 0].real.astype(np.float64) / plan.env_n
-    spectra[:, 0] = 0  # the envelope's mean removed
-    lo, hi, floor_lo, floor_hi = (lines[k] for k in ("line_lo", "line_hi", "floor_lo", "floor_hi"))
-    last_raw = int(hi[:, :n_defect].max(initial=1))  # the band's rows: the defect lines only
-    last_whitened = int(max(hi[:, n_defect:].max(initial=1), floor_hi.max(initial=1)))
-    magnitude = _hann_magnitudes(spectra, (last_raw, last_whitened))
-    flat, stride = magnitude.ravel(), magnitude.shape[1]
-    whitened_row = np.where(np.arange(lo.shape[1]) < n_defect, 0, n_rows * stride)
-    row_start = np.arange(n_rows)[:, None] * stride + whitened_row  # flat index of each line's bin 0
-    peaks = _window_max(flat, row_start + lo, row_start + hi)
+    # flat indices (17, rows, windows), point-major: each operation runs along all the windows at once
+    points = np.arange(_FLOOR_POINTS)[:, None, None] * (hi - lo) >> _FLOOR_SHIFT
+    points += np.arange(len(magnitude))[:, None] * magnitude.shape[1] + lo
+    values = list(magnitude.ravel().take(points))
+    for i, j, low_needed, high_needed in _FLOOR_MEDIAN:
+        low = np.fmin(values[i], values[j]) if low_needed else None  # fmin: NaN only if both are NaN
+        if high_needed:
+            values[j] = np.maximum(values[i], values[j])  # maximum: NaN if either is NaN
+        if low is not None:
+            values[i] = low
+    return values[_FLOOR_POINTS // 2]
+
+
+def _envelope_features(scan: _Scan, lines: dict[str, np.ndarray], plan: _Plan) -> dict[str, np.ndarray]:
+    """Envelope-spectrum amplitudes (g) at the defect lines, envelope RMS (g), whitened-line SNRs (dB), from
+    the chunk's envelope spectra (``_Scan``): the 8 defect lines are read in the band's, the SNR lines (each
+    over the median within +-10 % of it) in the whitened band's. ``_WHITENED_SNR``: every whitened line."""
+    n_defect = 2 * len(DEFECT_NAMES)
+    lo, hi = lines["line_lo"], lines["line_hi"]
+    peaks = np.concatenate(
+        [
+            _row_window_max(scan.raw_magnitude, lo[:, :n_defect], hi[:, :n_defect]),
+            _row_window_max(scan.whitened_magnitude, lo[:, n_defect:], hi[:, n_defect:]),
+        ],
+        axis=1,
+    )
     peaks[~lines["line_ok"]] = np.nan
-    first = (row_start[:, n_defect:] + floor_lo)[..., None]  # floor window sampled at 17 evenly spread bins
-    points = first + ((floor_hi - floor_lo)[..., None] * np.arange(_FLOOR_POINTS) >> _FLOOR_SHIFT)
-    floor = np.partition(flat.take(points), _FLOOR_POINTS // 2, axis=-1)[..., _FLOOR_POINTS // 2]
+    floor = _floor_medians(scan.whitened_magnitude, lines["floor_lo"], lines["floor_hi"])
     scale = _HANN_AMPLITUDE / plan.env_n * plan.env_gain
     features = {name: peaks[:, j] * scale for j, name in enumerate(_envelope_feature_names())}
-    raw = envelope[:n_rows]
-    mean_square = np.vecdot(raw, raw).astype(np.float64) / plan.env_n - mean * mean
+    mean = scan.envelope_mean
+    mean_square = scan.envelope_square - mean * mean
     features["envelope__rms"] = np.sqrt(np.maximum(mean_square, 0.0)) * plan.env_gain
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = 20.0 * np.log10(peaks[:, n_defect:] / floor)
@@ -792,25 +880,59 @@ def _envelope_features(
     return features
 
 
-def _block_features(
-    block: np.ndarray, lines: dict[str, np.ndarray], plan: _Plan, config: VibrationConfig, ws: _Workspace
-) -> dict[str, np.ndarray]:
-    """All features of one block of rows; ``lines`` are the block's ``_line_windows``."""
+def _scan_envelopes(envelope: np.ndarray, plan: _Plan, scan: _Scan) -> None:
+    """Mean and mean square of the band's envelopes and |Hann envelope spectrum| of both kinds into ``scan``.
+
+    ``envelope`` (2n, env_n): rows :n the band's envelope, rows n: the whitened band's (``_analytic_envelopes``).
+    """
+    n_rows = len(envelope) // 2
+    spectra = sfft.rfft(envelope, axis=1)
+    scan.envelope_mean[:] = spectra[:n_rows, 0].real.astype(np.float64) / plan.env_n
+    raw = envelope[:n_rows]
+    scan.envelope_square[:] = np.vecdot(raw, raw).astype(np.float64) / plan.env_n
+    spectra[:, 0] = 0  # the envelope's mean removed
+    _hann_magnitudes(spectra[:n_rows], scan.raw_magnitude)
+    _hann_magnitudes(spectra[n_rows:], scan.whitened_magnitude)
+
+
+def _scan_block(block: np.ndarray, plan: _Plan, ws: _Workspace, scan: _Scan) -> None:
+    """The per-row quantities of one block of rows (the per-sample work: FFTs, sums, spectra read later) into
+    ``scan`` (the block's rows)."""
     centred, top, bottom = _centred(block, ws)
+    scan.top[:], scan.bottom[:] = top, bottom
+    scan.moments[:] = _raw_moments(centred, ws).T  # while the centred block is in cache
     spectrum = sfft.rfft(centred, axis=1)
-    residual = spectrum[:, 0].real.astype(np.float64) / plan.n_samples  # the mean left after centring
+    scan.residual[:] = spectrum[:, 0].real.astype(np.float64) / plan.n_samples  # the mean left after centring
     spectrum[:, 0] = 0
     power = _interleaved_power(spectrum, ws)
-    sums = _spectral_sums(power, plan)
-    features = _time_features(centred, top, bottom, residual, sums[:, len(config.bands_hz) + 1], ws)
-    features |= _spectral_features(sums, plan, config)
-    features |= _order_features(spectrum, lines, plan)
+    _spectral_sums(power, plan, out=scan.sums)
+    _hann_magnitudes(spectrum, scan.order_magnitude)
     if plan.has_envelope:
-        envelope = _analytic_envelopes(spectrum, _band_starts(power, plan), plan, ws)
-        features |= _envelope_features(envelope, lines, plan)
+        _scan_envelopes(_analytic_envelopes(spectrum, _band_starts(power, plan), plan, ws), plan, scan)
+
+
+def _chunk_features(
+    values: np.ndarray,
+    lines: dict[str, np.ndarray],
+    plan: _Plan,
+    config: VibrationConfig,
+    ws: _Workspace,
+) -> dict[str, np.ndarray]:
+    """All features of a chunk of rows: per-row quantities block by block (``_scan_block``), then the feature
+    formulas once on the chunk; ``lines`` are the chunk's ``_line_windows``."""
+    scan = _make_scan(len(values), plan, lines)
+    for start in range(0, len(values), _BLOCK_ROWS):
+        rows = slice(start, start + _BLOCK_ROWS)
+        _scan_block(values[rows], plan, ws, scan.rows(rows))
+    variance = scan.sums[:, len(config.bands_hz) + 1]
+    features = _time_features(scan.top, scan.bottom, scan.residual, variance, scan.moments)
+    features |= _spectral_features(scan.sums, plan, config)
+    features |= _order_features(scan.order_magnitude, lines, plan)
+    if plan.has_envelope:
+        features |= _envelope_features(scan, lines, plan)
     else:  # envelope band entirely above Nyquist: not measured (the harmonic families follow from the lines)
         names = [*_envelope_feature_names(), "envelope__rms", *(f"envelope__{name}" for name in _SNR_LINES)]
-        features |= {name: np.full(len(block), np.nan) for name in names}
+        features |= {name: np.full(len(values), np.nan) for name in names}
     return features
 
 
@@ -848,17 +970,17 @@ def vibration_features(
     output = {name: np.empty(n_rows) for name in vibration_feature_names(config)}
     shared = _shared_harmonics(orders, config.defect_tolerance)
     whitened = np.full((n_rows, _N_SNR_TARGETS + len(_EXTRA_LINES)), np.nan)
-    for start in range(0, n_rows, _BLOCK_ROWS):
-        rows = slice(start, start + _BLOCK_ROWS)
-        # extra family lines that some row of the block counts (a shared harmonic is never used: not read)
+    for start in range(0, n_rows, _CHUNK_ROWS):
+        rows = slice(start, start + _CHUNK_ROWS)
+        # extra family lines that some row of the chunk counts (a shared harmonic is never used: not read)
         extra = np.flatnonzero(~shared[rows][:, _EXTRA_IN_FAMILY].all(axis=0))
-        block_lines = _line_windows(shaft[rows], orders[rows], plan, config, extra)  # small: stays in cache
-        block = _block_features(values[rows], block_lines, plan, config, ws)
-        if _WHITENED_SNR in block:
-            snr = block.pop(_WHITENED_SNR)
+        chunk_lines = _line_windows(shaft[rows], orders[rows], plan, config, extra)
+        chunk = _chunk_features(values[rows], chunk_lines, plan, config, ws)
+        if _WHITENED_SNR in chunk:
+            snr = chunk.pop(_WHITENED_SNR)
             whitened[rows, :_N_SNR_TARGETS] = snr[:, :_N_SNR_TARGETS]
             whitened[rows, _N_SNR_TARGETS + extra] = snr[:, _N_SNR_TARGETS:]
-        for name, column in block.items():
+        for name, column in chunk.items():
             output[name][rows] = column
     output.update(_family_features(whitened, shared))  # NaN lines (no envelope, speed or geometry) stay NaN
     return output
