@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from models.bundle import RiskModel
+from models.evaluate import evaluate
 
 PROMOTION_METRIC = "pr_auc"
 MAX_CALIBRATION_ERROR = 0.1
@@ -50,6 +52,40 @@ def comparability(champion: RiskModel, challenger: RiskModel, rows: pd.DataFrame
     if labels.nunique() < 2:
         return "the hold-out rows the champion never trained on hold only one class"
     return ""
+
+
+def compare_on_unseen(
+    version: str,
+    champion: RiskModel,
+    challenger: RiskModel,
+    test: pd.DataFrame,
+    labels: pd.Series,
+    events: pd.DataFrame,
+    champion_features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> Comparison:
+    """Champion ``version`` and the challenger on the hold-out rows neither trained on, in maintenance terms.
+
+    ``champion_features(rows)`` rebuilds the rows' features with the champion's configuration when it differs
+    from the challenger's (default: the same feature columns serve both)."""
+    fair = unseen_by(champion, test) & unseen_by(challenger, test)
+    rows, y = test[fair].reset_index(drop=True), labels[fair].reset_index(drop=True)
+    if reason := comparability(champion, challenger, rows, y):
+        return Comparison(version, False, reason, len(rows))
+    champion_rows = champion_features(rows) if champion_features is not None else rows
+    missing = champion.spec.missing_from(champion_rows)
+    if len(missing) > len(champion.spec.columns) / 2:
+        reason = (
+            f"this data cannot provide {len(missing)} of the champion's {len(champion.spec.columns)} features"
+        )
+        return Comparison(version, False, reason, len(rows))
+
+    def metrics(model: RiskModel, frame: pd.DataFrame) -> dict:
+        p = model.predict_proba(frame)
+        return evaluate(frame, y.to_numpy(), p, model.thresholds["high"], events, model.horizon_h)
+
+    return Comparison(
+        version, True, "", len(rows), metrics(champion, champion_rows), metrics(challenger, rows)
+    )
 
 
 def sanity_problems(

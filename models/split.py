@@ -24,3 +24,20 @@ def machine_holdout(rows: pd.DataFrame, test_fraction: float, seed: int) -> tupl
     test_machines = set(rng.choice(machines, size=n_test, replace=False))
     test = rows["machine_id"].isin(test_machines).to_numpy()
     return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def labelled_holdout(
+    frame: pd.DataFrame,
+    labels: pd.Series,
+    holdout: str,
+    test_fraction: float,
+    horizon_h: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the labelled training and hold-out rows: by time (purged by the horizon) or by machine."""
+    if holdout == "machines":
+        train, test = machine_holdout(frame, test_fraction, seed)
+    else:
+        train, test = time_holdout(frame, test_fraction, horizon_h)
+    known = labels.notna().to_numpy()
+    return train[known[train]], test[known[test]]

@@ -35,16 +35,10 @@ from models.distributed import dask_booster_fitter
 from models.drift import drift_groups, drift_warnings, population_stability
 from models.evaluate import calibration_table, evaluate, life_metrics
 from models.labels import failure_within
-from models.promotion import (
-    Comparison,
-    comparability,
-    promotion_decision,
-    sanity_problems,
-    unseen_by,
-)
+from models.promotion import Comparison, compare_on_unseen, promotion_decision, sanity_problems
 from models.risk import build_risk_list, failed_since_last_reading, flagged_history
 from models.rul import remaining_life
-from models.split import machine_holdout, time_holdout
+from models.split import labelled_holdout
 from models.train import TrainConfig, train_risk_model
 from pipelines.feedback import feedback_events, list_precision, load_findings, merge_events, read_lists
 from pipelines.inbox import process_inbox, table_totals
@@ -240,12 +234,9 @@ def holdout_rows(
     frame: pd.DataFrame, labels: pd.Series, config: TrainConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of labelled training and hold-out rows."""
-    if config.holdout == "machines":
-        train, test = machine_holdout(frame, config.test_fraction, config.seed)
-    else:
-        train, test = time_holdout(frame, config.test_fraction, config.horizon_h)
-    known = labels.notna().to_numpy()
-    return train[known[train]], test[known[test]]
+    return labelled_holdout(
+        frame, labels, config.holdout, config.test_fraction, config.horizon_h, config.seed
+    )
 
 
 def compare_with_champion(
@@ -256,27 +247,13 @@ def compare_with_champion(
     if version is None:
         return None
     champion, _ = registry.load_model(params.model_name, version)
-    fair = unseen_by(champion, test) & unseen_by(challenger, test)
-    rows, y = test[fair].reset_index(drop=True), labels[fair].reset_index(drop=True)
-    if reason := comparability(champion, challenger, rows, y):
-        return Comparison(version, False, reason, len(rows))
-    champion_rows = rows
-    if champion.spec.config != params.features:
-        champion_rows = build_features(dataset, rows[["machine_id", "timestamp"]], champion.spec.config).frame
-    missing = champion.spec.missing_from(champion_rows)
-    if len(missing) > len(champion.spec.columns) / 2:
-        reason = (
-            f"this data cannot provide {len(missing)} of the champion's {len(champion.spec.columns)} features"
-        )
-        return Comparison(version, False, reason, len(rows))
 
-    def metrics(model: RiskModel, frame: pd.DataFrame) -> dict:
-        p = model.predict_proba(frame)
-        return evaluate(frame, y.to_numpy(), p, model.thresholds["high"], dataset.events, model.horizon_h)
+    def champion_features(rows: pd.DataFrame) -> pd.DataFrame:
+        if champion.spec.config == params.features:
+            return rows
+        return build_features(dataset, rows[["machine_id", "timestamp"]], champion.spec.config).frame
 
-    return Comparison(
-        version, True, "", len(rows), metrics(champion, champion_rows), metrics(challenger, rows)
-    )
+    return compare_on_unseen(version, champion, challenger, test, labels, dataset.events, champion_features)
 
 
 @task(cache_policy=NO_CACHE)
