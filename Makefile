@@ -62,7 +62,7 @@ format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 bench: install ## Benchmarks on ../shared/data (prints ratios against named baselines; adds tsfel/tsfresh)
-	$(UV) sync --frozen --group bench
+	$(UV) sync --frozen --inexact --group bench
 	$(VENV)/bin/python benchmarks/pronostia.py ../shared/data/femto-pronostia
 	$(VENV)/bin/python benchmarks/cmapss.py ../shared/data/cmapss-fd001
 	$(VENV)/bin/python benchmarks/simulated_backtest.py
@@ -75,6 +75,8 @@ bench: install ## Benchmarks on ../shared/data (prints ratios against named base
 	$(VENV)/bin/python benchmarks/two_process.py
 	$(VENV)/bin/python benchmarks/store_append.py
 	$(VENV)/bin/python benchmarks/scoring_throughput.py
+	$(VENV)/bin/python benchmarks/dask_scaling.py --machines 1000 --days 20 --partition 100 --rounds 3
+	$(VENV)/bin/python benchmarks/fleet_sizing.py --machines 1e8
 
 clean: ## Remove the virtualenvs, outputs and local stores (mlruns/ keeps its .gitignore)
 	rm -rf $(VENV) .tools outputs .prefect
