@@ -229,11 +229,14 @@ def vibration_by_channel(snapshots: pd.DataFrame, baseline_snapshots: int) -> li
 
 def _recent_telemetry(telemetry: pd.DataFrame, start: pd.Series) -> pd.DataFrame:
     """The rows at or after their machine's ``start`` (machines without one are dropped). The table itself when
-    it keeps every row (scoring over a short history); else one comparison per row, without a per-row lookup of
-    the machine when each machine's rows are together (as ``load_dataset`` returns them)."""
+    no row is older than the earliest start (scoring over a short history: the features of the as-of rows never
+    read other machines' rows, so keeping them changes nothing); else one comparison per row, without a per-row
+    lookup of the machine when each machine's rows are together (as ``load_dataset`` returns them)."""
     if telemetry.empty:
         return telemetry
     stamps = pd.DatetimeIndex(telemetry["timestamp"])
+    if start.notna().any() and stamps.min() >= start.min():
+        return telemetry  # every row is recent enough for every machine (rows of other machines are unused)
     runs = machine_runs(telemetry)
     if runs is None:
         keep = (telemetry["timestamp"] >= telemetry["machine_id"].map(start)).to_numpy()
