@@ -41,11 +41,21 @@ def current_api_url() -> str:
 WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_MMAP_THRESHOLD_": str(1 << 28)}
 
 
-def _local_worker_environment() -> None:
-    """Environment of local worker processes, set before they spawn (Dask's ``pre-spawn-environ``)."""
+def local_cluster_kwargs(workers: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``distributed.LocalCluster`` arguments: ``workers`` one-thread processes, no dashboard. Their malloc
+    settings are set here, before they spawn (Dask's ``pre-spawn-environ``); ``env`` is added to theirs."""
     import dask
 
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown the run's own log
     dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC.items()})
+    threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return {
+        "n_workers": max(workers, 1),
+        "threads_per_worker": 1,  # one feature kernel per core; numpy/FFT threads are limited per worker
+        "processes": True,
+        "dashboard_address": None,  # no web dashboard port on a shared machine
+        "env": {**threads, **(env or {})},
+    }
 
 
 def dask_task_runner(settings: ScaleSettings) -> Any:
@@ -56,26 +66,11 @@ def dask_task_runner(settings: ScaleSettings) -> Any:
     ``PREFECT_API_URL`` in their own environment (docs/scaling.md)."""
     from prefect_dask import DaskTaskRunner
 
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown the run's own log
-
     if settings.address:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         return DaskTaskRunner(address=settings.address)
-    _local_worker_environment()
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": settings.workers,
-            "threads_per_worker": 1,  # one feature kernel per core; numpy/FFT threads are limited per worker
-            "processes": True,
-            "dashboard_address": None,  # no web dashboard port on a shared machine
-            "env": {
-                "PREFECT_API_URL": current_api_url(),
-                "OMP_NUM_THREADS": "1",
-                "OPENBLAS_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1",
-            },
-        },
-    )
+    kwargs = local_cluster_kwargs(settings.workers, {"PREFECT_API_URL": current_api_url()})
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
 
 
 @contextmanager
@@ -83,18 +78,12 @@ def dask_client(settings: ScaleSettings) -> Iterator[Any]:
     """A Dask client: of the scheduler at ``address``, or of a local cluster of ``workers`` processes."""
     from distributed import Client, LocalCluster
 
-    logging.getLogger("distributed").setLevel(logging.WARNING)
     if settings.address:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         with Client(settings.address) as client:
             yield client
         return
-    _local_worker_environment()
-    with (
-        LocalCluster(
-            n_workers=max(settings.workers, 1), threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with LocalCluster(**local_cluster_kwargs(settings.workers)) as cluster, Client(cluster) as client:
         yield client
 
 
