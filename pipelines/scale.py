@@ -36,8 +36,8 @@ def current_api_url() -> str:
 
 # glibc reads these when a process starts. Dask sets a 64 KiB trim threshold for its workers (to hand memory back),
 # which also turns off glibc's adaptive mmap threshold: every array over 128 KiB is then mapped and unmapped
-# afresh, and the feature kernels, which allocate large temporaries per block, ran 1.5x slower in a worker than
-# in a plain process (measured: benchmarks/dask_scaling.py). Large thresholds keep reused buffers in the heap.
+# afresh, and the feature kernels, which allocate large temporaries per block, ran slower in a worker than in a
+# plain process (benchmarks/dask_scaling.py; docs/scaling.md). Large thresholds keep reused buffers in the heap.
 WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_MMAP_THRESHOLD_": str(1 << 28)}
 
 
