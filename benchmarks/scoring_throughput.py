@@ -39,6 +39,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -218,17 +219,17 @@ def profile(fn: Callable[[], Any], top: int = 15) -> str:
 
 
 def score_pure(model: RiskModel, path: Path, stages: Stages, machines: int, repeats: int) -> dict:
-    """The scoring calls of the score flow without Prefect or MLflow, timed per stage."""
+    """The scoring calls of the score flow without Prefect or MLflow, timed per stage; the fastest of
+    ``repeats`` passes, each on a fresh copy of the telemetry table (the stages of one pass share what they
+    remember about a table, as in the flow; no pass reuses an earlier pass's)."""
     dataset = stages.run("load_dataset", machines, lambda: load_dataset(path))
-    as_of = stages.run("latest_as_of", machines, lambda: latest_as_of(dataset), repeats)
     config = model.spec.config
-    table = stages.run("build_features", machines, lambda: build_features(dataset, as_of, config), repeats)
     failed = failed_since_last_reading(dataset.events, dataset.latest_reading())
 
-    def risk_list() -> pd.DataFrame:
+    def risk_list(table: pd.DataFrame) -> pd.DataFrame:
         return build_risk_list(
             model,
-            table.frame,
+            table,
             dataset.machines,
             MODEL_NAME,
             "1",
@@ -236,12 +237,22 @@ def score_pure(model: RiskModel, path: Path, stages: Stages, machines: int, repe
             failed=failed,
         )
 
-    risk = stages.run("build_risk_list", machines, risk_list, repeats)
-    stages.total("scoring: features + risk list", ["latest_as_of", "build_features", "build_risk_list"])
-    stages.total("end to end: load + features + risk list", ["load_dataset", "scoring: features + risk list"])
+    total = "scoring: features + risk list"
+    passes = []
+    for _ in range(repeats):
+        fresh = replace(dataset, telemetry=dataset.telemetry.copy(deep=False))
+        trial = Stages()
+        as_of = trial.run("latest_as_of", machines, lambda d=fresh: latest_as_of(d))
+        table = trial.run("build_features", machines, lambda d=fresh, a=as_of: build_features(d, a, config))
+        risk = trial.run("build_risk_list", machines, lambda t=table.frame: risk_list(t))
+        trial.total(total, ["latest_as_of", "build_features", "build_risk_list"])
+        passes.append((trial, as_of, table.frame, risk))
+    trial, as_of, frame, risk = max(passes, key=lambda p: p[0].rate(total))
+    stages.rows.update(trial.rows)
+    stages.total("end to end: load + features + risk list", ["load_dataset", total])
     calls = {
         "build_features": lambda: build_features(dataset, as_of, config),
-        "build_risk_list": risk_list,
+        "build_risk_list": lambda: risk_list(frame),
     }
     slowest = max(calls, key=lambda s: stages.rows[s]["wall_s"])
     return {

@@ -114,7 +114,7 @@ class Dataset:
     def latest_reading(self) -> pd.Series:
         """Timestamp of each machine's latest telemetry row or snapshot."""
         stamps = [
-            latest_per_machine(self.telemetry[["machine_id", "timestamp"]]),
+            latest_per_machine(self.telemetry),
             self.waveforms.meta.groupby("machine_id")["timestamp"].max(),
         ]
         return (

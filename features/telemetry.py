@@ -40,6 +40,7 @@ agree with a two-pass fit to ~1e-10, also over years of history. Against the pan
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,6 +143,8 @@ def hours_since_maintenance(as_of: pd.DataFrame, events: pd.DataFrame) -> np.nda
 
     Strictly before: an event stamped at the as-of time itself would tell the model about a failure it is asked
     to predict."""
+    if events.empty:
+        return np.full(len(as_of), np.nan)
     repairs = events[["machine_id", "timestamp"]].assign(_repair=events["timestamp"])
     joined = asof_join(as_of, repairs, None, include_same_time=False)
     delta = joined["timestamp"] - joined["_repair"]
@@ -152,6 +155,7 @@ HOUR_US = 3_600_000_000
 ROWS_PER_CHUNK = 1 << 17  # readings processed at once: bounds memory and keeps the cumulative sums short
 CUMSUM_OVERLAP = 4  # windows covering their rows more than this many times over: cumulative sums, not sums
 SEGMENT_REACHES = 4  # a segment spans this many level reaches of as-of times (bounds time offsets)
+STEPS_BACK = 4  # a level searched this many readings back from its source before a running maximum
 CONDITION = 1e4  # one-pass sums over this many times the spread: recomputed in two passes
 MIN_TIME_SPREAD_H = 1 / 3600  # a slope needs readings whose times spread (std) at least a second
 MIN_FLEET = 3  # machines of a type that must report for a fleet median
@@ -227,15 +231,41 @@ class _Readings:
         return out
 
 
+_RUNS: dict[int, tuple[pd.Index, np.ndarray]] = {}  # machine runs of live tables, by table identity
+
+
 def machine_runs(telemetry: pd.DataFrame) -> tuple[pd.Index, np.ndarray] | None:
     """When each machine's rows are together (as ``load_dataset`` returns them): the machine of each run and the
-    run boundaries (``len(runs) + 1`` row positions); else None."""
-    ids = telemetry["machine_id"].to_numpy()
+    run boundaries (``len(runs) + 1`` row positions); else None.
+
+    Finding the runs compares every pair of neighbouring ids (about 0.1 s for 17 million rows); a scoring run
+    asks for them three times (latest readings, the trim to recent history, the grouping of the features), so
+    they are remembered for each table object while it lives, and reused only if the table still has the same
+    length and the same id at the start of every run."""
+    key = id(telemetry)
+    known = _RUNS.get(key)
+    if known is not None and _runs_fit(telemetry, *known):
+        return known
+    runs = _find_runs(telemetry["machine_id"].to_numpy())
+    if runs is not None:
+        _RUNS[key] = runs
+        weakref.finalize(telemetry, _RUNS.pop, key, None)
+    return runs
+
+
+def _find_runs(ids: np.ndarray) -> tuple[pd.Index, np.ndarray] | None:
     if not len(ids):
         return pd.Index(ids), np.zeros(1, dtype=np.int64)
     change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
     firsts = pd.Index(ids[np.r_[0, change]])
     return (firsts, np.r_[0, change, len(ids)]) if firsts.is_unique else None
+
+
+def _runs_fit(telemetry: pd.DataFrame, machines: pd.Index, bounds: np.ndarray) -> bool:
+    if len(telemetry) != bounds[-1]:
+        return False
+    ids = telemetry["machine_id"].to_numpy()
+    return bool((ids[bounds[:-1]] == machines.to_numpy()).all())
 
 
 def latest_per_machine(telemetry: pd.DataFrame) -> pd.Series:
@@ -254,17 +284,15 @@ def latest_per_machine(telemetry: pd.DataFrame) -> pd.Series:
 
 def _group_by_machine(telemetry: pd.DataFrame, sensors: list[str]) -> _Readings:
     """Group readings by machine in time order; no sort when each machine's rows are together and in order."""
-    ids = telemetry["machine_id"].to_numpy()
     micros = _micros(telemetry["timestamp"])
     columns = [telemetry[c].to_numpy(dtype=float, na_value=np.nan) for c in sensors]
-    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-    in_order = micros[1:] >= micros[:-1]
-    in_order[change - 1] = True  # a new machine may start earlier
-    firsts = pd.Index(ids[np.r_[0, change]] if len(ids) else ids)
-    if firsts.is_unique and in_order.all():
-        starts = np.r_[0, change, len(ids)] if len(ids) else np.zeros(1, dtype=np.int64)
-        return _Readings(firsts, starts, micros, columns, None)
-    codes, uniques = pd.factorize(ids)
+    runs = machine_runs(telemetry)
+    if runs is not None:
+        in_order = micros[1:] >= micros[:-1]
+        in_order[runs[1][1:-1] - 1] = True  # a new machine may start earlier
+        if in_order.all():
+            return _Readings(runs[0], runs[1], micros, columns, None)
+    codes, uniques = pd.factorize(telemetry["machine_id"].to_numpy())
     order = np.lexsort((micros, codes))
     order = order[codes[order] >= 0]  # rows without a machine id
     starts = np.r_[0, np.cumsum(np.bincount(codes[order], minlength=len(uniques)))]
@@ -441,12 +469,23 @@ class _Columns:
     def _levels(self, lo: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each sensor's latest non-NaN value in columns lo..src: values (NaN if none), columns (-1 if none)."""
         columns = np.repeat(src[None, :], len(self.x), axis=0)
-        if self.gappy.any():
-            seen = np.where(self.valid[self.gappy], np.arange(self.x.shape[1]), -1)
-            columns[self.gappy] = np.maximum.accumulate(seen, axis=1)[:, src]
+        for s in np.flatnonzero(self.gappy):
+            columns[s] = self._last_valid(int(s), lo, src)
         columns = np.where(columns >= lo, columns, -1)
         values = np.where(columns >= 0, np.take_along_axis(self.x, columns, axis=1), np.nan)
         return values, columns
+
+    def _last_valid(self, sensor: int, lo: np.ndarray, src: np.ndarray) -> np.ndarray:
+        """The last column in lo..src where the sensor has a value (below lo if none): a few steps back from
+        src (most sources have a value), then one running maximum over all columns for any left."""
+        valid, columns = self.valid[sensor], src.copy()
+        for _ in range(STEPS_BACK):
+            behind = np.flatnonzero((columns >= lo) & ~valid[np.maximum(columns, 0)])
+            if not len(behind):
+                return columns
+            columns[behind] -= 1
+        seen = np.where(valid, np.arange(len(valid)), -1)
+        return np.maximum.accumulate(seen)[src]
 
     def reductions(self, los: list[np.ndarray], hi: np.ndarray) -> list[tuple[np.ndarray, ...]]:
         """Stack sums, min and max of each window over columns lo:hi (``los``: longest window first).

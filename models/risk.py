@@ -158,7 +158,8 @@ def build_risk_list(
     life = np.where(scored, model.remaining_life_h(frame), np.nan)
     band = np.where(scored, model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
     drivers = unscored_reasons(frame, status, coverage)
-    drivers = [reasons.get(str(m), d) for m, d in zip(frame["machine_id"], drivers, strict=True)]
+    if reasons:
+        drivers = [reasons.get(str(m), d) for m, d in zip(frame["machine_id"], drivers, strict=True)]
     out = pd.DataFrame(
         {
             "machine_id": frame["machine_id"],

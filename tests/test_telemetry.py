@@ -335,6 +335,8 @@ def test_features_of_a_row_do_not_depend_on_the_other_rows_asked():
         {"CUMSUM_OVERLAP": 10**9},  # direct sums for every window
         {"SEGMENT_REACHES": 0.05, "CUMSUM_OVERLAP": 0},  # many short segments sharing readings
         {"CONDITION": 1.0},  # every window recomputed in two passes
+        {"STEPS_BACK": 0},  # every level found by the running maximum
+        {"STEPS_BACK": 10**4},  # every level found by stepping back
     ],
 )
 def test_results_do_not_depend_on_how_the_work_is_cut(monkeypatch, knobs):
@@ -344,6 +346,18 @@ def test_results_do_not_depend_on_how_the_work_is_cut(monkeypatch, knobs):
     for name, value in knobs.items():
         monkeypatch.setattr(telemetry, name, value)
     pd.testing.assert_frame_equal(telemetry_features_asof(tel, as_of, (6, 24), 24.0), reference, rtol=1e-10)
+
+
+def test_machine_runs_are_remembered_per_table_and_checked_before_reuse():
+    tel = irregular_fleet(3)
+    runs = telemetry.machine_runs(tel)
+    assert runs is not None and telemetry.machine_runs(tel) is runs
+    assert list(runs[0]) == [f"M{m}" for m in range(5)]
+    tel.loc[0, "machine_id"] = "M9"  # changed in place: the first run's machine no longer fits
+    changed = telemetry.machine_runs(tel)
+    assert changed is not runs and list(changed[0][:2]) == ["M9", "M0"]
+    assert telemetry.machine_runs(tel.iloc[:-1])[1][-1] == len(tel) - 1  # another table: its own runs
+    assert telemetry.machine_runs(tel.sample(frac=1.0, random_state=0)) is None  # rows not grouped
 
 
 def test_years_of_history_keep_slopes_precise():
