@@ -13,9 +13,10 @@ Features: ``features.build.build_features`` with its default configuration, one 
 channel as columns). ``__ratio_to_baseline`` columns are dropped: each recording is its own machine here, so its
 baseline is itself. Feature families (by suffix): time (rms, peak, crest, kurtosis, ...), bands (band
 energies), spectral (centroid, hf ratio, velocity, ISO zone, shaft orders), envelope-raw (envelope line
-amplitudes in g and envelope RMS), and the four physics families of the whitened envelope, all in dB:
-lines (BPFO, BPFI, BSF, 2xBSF, FTF line SNRs), sidebands (BPFI +- 1x, 2xBSF +- FTF), harmonics (1-3x BPFO,
-1-3x BPFI, 1-4x BSF family SNRs), ratios (BPFI/BPFO, BSF/BPFO, BSF/BPFI family ratios).
+amplitudes in g and envelope RMS), invariant (computed here from those: the level features made gain-free,
+see ``level_free``), and the four physics families of the whitened envelope, all in dB: lines (BPFO, BPFI,
+BSF, 2xBSF, FTF line SNRs), sidebands (BPFI +- 1x, 2xBSF +- FTF), harmonics (1-3x BPFO, 1-3x BPFI, 1-4x BSF
+family SNRs), ratios (BPFI/BPFO, BSF/BPFO, BSF/BPFI family ratios).
 
 Splits (accuracy over snapshots, confusion matrices):
 
@@ -32,12 +33,12 @@ of cutting at the midpoint of the nearest two (which is where a new bearing's SN
 
 Model choice (the headline): for every outer split, each (feature set, classifier) of the ablation is scored by
 a cross-validation inside the training rows of the same kind as the split (leave one training load out;
-leave one training fault size, i.e. bearing, out), with ``--inner-trees`` trees; the best inner score wins
-(ties: fewer features, then table order). The held-out rows play no part in the choice. Also printed: the
+leave one training fault size, i.e. bearing, out), with ``--inner-trees`` trees; the best inner accuracy wins
+(ties: lower inner log loss, then fewer features, then table order). The held-out rows play no part in the choice. Also printed: the
 model fixed a priori (``et`` on every physics family) and the baseline (``rf`` on time, bands, raw envelope).
 
-Prints the ablation table (families alone; the physics families together and without each one; all; all but
-one) for both classifiers, the chosen models and their confusion matrices, saves the table (with the inner
+Prints the ablation table (families alone; the physics families together, without each one, and with the
+invariant family; all; all but one) for both classifiers, the chosen models and their confusion matrices, saves the table (with the inner
 scores) as CSV, and ends with one headline line.
 """
 
@@ -61,7 +62,7 @@ from features.dataset import load_dataset
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "cwru.csv"
 LABEL_COLUMNS = ("fault_location", "fault_size_in", "load_hp")
 PHYSICS = ("lines", "sidebands", "harmonics", "ratios")  # whitened envelope: dimensionless, in dB
-FAMILIES = ("time", "bands", "spectral", "envelope-raw", *PHYSICS)
+FAMILIES = ("time", "bands", "spectral", "envelope-raw", "invariant", *PHYSICS)
 TIME = (
     "rms",
     "peak",
@@ -128,8 +129,41 @@ def feature_table(data_dir: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     for column in frame.columns:
         if column.startswith("vib__") and (kind := family(column.split("__", 2)[2])) is not None:
             columns[kind].append(column)
+    invariant = level_free(frame, columns)
+    columns["invariant"] = list(invariant.columns)
+    frame = pd.concat([frame, invariant], axis=1)
     rows = frame.merge(labels[["machine_id", *LABEL_COLUMNS]], on="machine_id", how="inner")
     return rows.sort_values(KEYS).reset_index(drop=True), columns
+
+
+def level_free(frame: pd.DataFrame, columns: dict[str, list[str]]) -> pd.DataFrame:
+    """Gain-free versions of the level features, per channel (a sensor's gain or mounting cancels): each band's
+    share of the bands' energy, shaft-order and envelope RMS over the RMS, envelope-line amplitudes over the
+    envelope RMS; and between the first two channels the log10 ratio of their RMS and envelope RMS (the
+    transfer path from the source to each sensor)."""
+    out: dict[str, pd.Series] = {}
+    channels = sorted({c.split("__")[1] for c in columns["time"]})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for channel in channels:
+            prefix = f"vib__{channel}__"
+            bands = [c for c in columns["bands"] if c.startswith(prefix)]
+            total = frame[bands].sum(axis=1)
+            out |= {f"{c}__share": frame[c] / total for c in bands}
+            rms, envelope_rms = frame[f"{prefix}rms"], frame[f"{prefix}envelope__rms"]
+            for c in columns["spectral"]:
+                if c.startswith(prefix) and c.endswith("_amp"):
+                    out[f"{c}__over_rms"] = frame[c] / rms
+            out[f"{prefix}envelope__rms__over_rms"] = envelope_rms / rms
+            for c in columns["envelope-raw"]:
+                if c.startswith(prefix) and c.endswith("_amp"):
+                    out[f"{c}__over_envelope_rms"] = frame[c] / envelope_rms
+        if len(channels) >= 2:
+            first, second = (f"vib__{channel}__" for channel in channels[:2])
+            for suffix in ("rms", "envelope__rms"):
+                name = f"vib__{channels[0]}_over_{channels[1]}__{suffix}__log10"
+                ratio = frame[f"{first}{suffix}"] / frame[f"{second}{suffix}"]
+                out[name] = pd.Series(np.log10(ratio), index=frame.index)
+    return pd.DataFrame(out, index=frame.index)
 
 
 def feature_sets(columns: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -141,6 +175,7 @@ def feature_sets(columns: dict[str, list[str]]) -> dict[str, list[str]]:
 
     sets = {name: columns[name] for name in FAMILIES}
     sets["physics"] = union(PHYSICS)
+    sets["physics+invariant"] = union([*PHYSICS, "invariant"])
     sets |= {f"physics but {name}": union([o for o in PHYSICS if o != name]) for name in PHYSICS}
     sets[BASELINE_SET] = union(("time", "bands", "envelope-raw"))
     sets["all"] = union(FAMILIES)
@@ -186,6 +221,17 @@ def fit_predict(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarra
     return make(int(train.sum())).fit(x[train], y[train]).predict(x[test])
 
 
+def inner_scores(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, make
+) -> tuple[float, float]:
+    """Accuracy and log loss (mean -ln p of the true class, p floored at 0.001) on one inner fold."""
+    model = make(int(train.sum())).fit(x[train], y[train])
+    proba = model.predict_proba(x[test])
+    true = proba[np.arange(len(proba)), np.searchsorted(model.classes_, y[test])]
+    predicted = model.classes_[proba.argmax(axis=1)]
+    return float(np.mean(predicted == y[test])), float(-np.mean(np.log(np.maximum(true, 1e-3))))
+
+
 def evaluate(rows: pd.DataFrame, cols: list[str], make, make_inner) -> list[dict]:
     """Per split: accuracy and confusion matrix (true x predicted) on the held-out rows, and the inner
     cross-validated accuracy inside the training rows (``make_inner``), which alone may choose a model."""
@@ -196,7 +242,7 @@ def evaluate(rows: pd.DataFrame, cols: list[str], make, make_inner) -> list[dict
     for split, held_out, test in splits(rows):
         predicted = fit_predict(x, y, ~test, test, make)
         folds = inner_folds(rows, ~test, split)
-        inner = [np.mean(fit_predict(x, y, ~test & ~f, f, make_inner) == y[f]) for f in folds]
+        inner = np.array([inner_scores(x, y, ~test & ~f, f, make_inner) for f in folds])
         confusion = pd.crosstab(
             pd.Categorical(y[test], classes), pd.Categorical(predicted, classes), dropna=False
         )
@@ -206,7 +252,8 @@ def evaluate(rows: pd.DataFrame, cols: list[str], make, make_inner) -> list[dict
                 "split": split,
                 "held_out": held_out,
                 "accuracy": float((predicted == y[test]).mean()),
-                "cv_accuracy": float(np.mean(inner)),
+                "cv_accuracy": float(inner[:, 0].mean()),
+                "cv_log_loss": float(inner[:, 1].mean()),
                 "confusion": confusion,
             }
         )
@@ -216,19 +263,23 @@ def evaluate(rows: pd.DataFrame, cols: list[str], make, make_inner) -> list[dict
 def summary_rows(name: str, model: str, results: list[dict], n_features: int) -> list[dict]:
     """CSV rows of one (feature set, classifier): each split, then the across-bearings mean."""
     keys = {"feature_set": name, "classifier": model, "n_features": n_features}
-    rows = [keys | {k: r[k] for k in ("split", "held_out", "accuracy", "cv_accuracy")} for r in results]
+    scores = ("accuracy", "cv_accuracy", "cv_log_loss")
+    rows = [keys | {k: r[k] for k in ("split", "held_out", *scores)} for r in results]
     bearings = [r for r in rows if r["split"] == "across bearings"]
-    mean = {k: float(np.mean([r[k] for r in bearings])) for k in ("accuracy", "cv_accuracy")}
+    mean = {k: float(np.mean([r[k] for r in bearings])) for k in scores}
     return [*rows, keys | {"split": "across bearings", "held_out": "mean"} | mean]
 
 
 def select(table: pd.DataFrame) -> pd.DataFrame:
     """Per held-out split, the (feature set, classifier) with the best inner cross-validated accuracy (ties:
-    fewer features, then table order). Held-out accuracies play no part in the choice."""
+    lower inner log loss, i.e. more confident in the right class, then fewer features, then table order).
+    Held-out accuracies play no part in the choice."""
     candidates = table[table["held_out"] != "mean"].assign(
         order=np.arange((table["held_out"] != "mean").sum())
     )
-    ranked = candidates.sort_values(["cv_accuracy", "n_features", "order"], ascending=[False, True, True])
+    ranked = candidates.sort_values(
+        ["cv_accuracy", "cv_log_loss", "n_features", "order"], ascending=[False, True, True, True]
+    )
     chosen = ranked.groupby(["split", "held_out"], sort=False).head(1)
     return chosen.sort_values("order").drop(columns="order").reset_index(drop=True)
 
@@ -292,6 +343,7 @@ def headline(table: pd.DataFrame, chosen: pd.DataFrame) -> str:
 
     loads = chosen[chosen["split"] == "across loads"].iloc[0]
     sizes = chosen[chosen["split"] == "across bearings"]
+    sizes = sizes.iloc[np.argsort(sizes["held_out"].astype(float).to_numpy(), kind="stable")]
     per_size = ", ".join(
         f"{h}: {100 * a:.0f} %" for h, a in zip(sizes["held_out"], sizes["accuracy"], strict=True)
     )
@@ -328,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     with pd.option_context("display.width", 200):
         print(
             chosen.assign(cv_accuracy=chosen["cv_accuracy"] * 100, accuracy=chosen["accuracy"] * 100)
-            .round(1)
+            .round({"accuracy": 1, "cv_accuracy": 1, "cv_log_loss": 3})
             .to_string(index=False)
         )
     chosen_confusions = {
