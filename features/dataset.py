@@ -225,13 +225,13 @@ def _rel(root: Path, path: Path) -> str:
 
 def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd.DataFrame:
     """Quarantine rows whose machine_id or timestamp cannot be used; parse timestamps to UTC."""
-    ids = frame["machine_id"]
-    missing = ids.isna() | (ids.astype(str).str.strip() == "")
-    frame = q.reject(
-        table, file, frame, missing.to_numpy(), "machine_id", "machine_id is empty", "empty_machine_id"
-    )
-    frame = frame.assign(machine_id=id_strings(frame["machine_id"]))
-    bad_id = frame["machine_id"].str.contains(_BAD_ID).to_numpy()
+    codes, uniques = pd.factorize(frame["machine_id"])  # each distinct id is checked once (-1: missing)
+    text = id_strings(pd.Series(uniques, dtype=object if uniques.dtype == object else None))
+    empty = np.r_[(text.str.strip() == "").to_numpy(), True][codes]
+    frame = q.reject(table, file, frame, empty, "machine_id", "machine_id is empty", "empty_machine_id")
+    codes = codes[~empty]
+    frame = frame.assign(machine_id=text.to_numpy()[codes])
+    bad_id = text.str.contains(_BAD_ID).to_numpy()[codes]
     reason = "machine_id contains a path separator or control character"
     frame = q.reject(table, file, frame, bad_id, "machine_id", reason, "bad_machine_id")
     if "timestamp" in frame and pd.api.types.is_numeric_dtype(frame["timestamp"]):
