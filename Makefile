@@ -74,6 +74,7 @@ bench: install ## Benchmarks on ../shared/data (prints ratios against named base
 	$(VENV)/bin/python benchmarks/telemetry_throughput.py
 	$(VENV)/bin/python benchmarks/two_process.py
 	$(VENV)/bin/python benchmarks/store_append.py
+	$(VENV)/bin/python benchmarks/hourly_judge.py
 	$(VENV)/bin/python benchmarks/scoring_throughput.py
 	$(VENV)/bin/python benchmarks/dask_scaling.py --machines 1000 --days 20 --partition 100 --rounds 3
 	$(VENV)/bin/python benchmarks/fleet_sizing.py --machines 1e8

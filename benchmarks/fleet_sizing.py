@@ -3,8 +3,10 @@
 Usage: ``python benchmarks/fleet_sizing.py [--machines 100000000] [--deadline-min 15] [--channels 1]``
 
 Workload: every machine sends one telemetry row (4 sensors) an hour and one vibration snapshot of 2,560
-samples a day per channel; the hourly job validates and stores the new rows and scores every machine from its
-last 7 days; the daily job computes the snapshots' vibration features.
+samples a day per channel; the hourly job validates the new rows, judges them against each machine's stored
+history of the last 14 days (glitches, stuck and dead sensors: ``pipelines.inbox.judge_against_history``),
+stores them and scores every machine from its last 7 days; the daily job computes the snapshots' vibration
+features.
 
 Inputs, all measured on this machine by repo commands (re-run them first; this script only reads their
 results and does arithmetic, and says which file each number came from):
@@ -13,6 +15,8 @@ results and does arithmetic, and says which file each number came from):
   CPU seconds of ``load_dataset`` (validation) and of features + risk list for 100,000 machines x 7 days;
 * ``benchmarks/results/store_append.json`` (``benchmarks/store_append.py``): store append and read rows/s,
   bytes on disk per telemetry row and per waveform sample;
+* ``benchmarks/results/hourly_judge.json`` (``benchmarks/hourly_judge.py``): CPU seconds per batch machine of
+  judging an hourly batch against 14 days of stored history;
 * ``benchmarks/results/dask_scaling.json`` (``benchmarks/dask_scaling.py``): the whole training feature step
   per snapshot (one process), and the 2-worker speed-up (parallel efficiency);
 * memory: measured here, the peak Python allocation (tracemalloc) of scoring 2,000 telemetry-only machines x 7
@@ -96,10 +100,11 @@ def scoring_memory_per_machine(machines: int = 2000) -> float:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     n = args.machines
-    scoring, store, dask = (
+    scoring, store, dask, judge = (
         load("scoring_throughput.json"),
         load("store_append.json"),
         load("dask_scaling.json"),
+        load("hourly_judge.json"),
     )
     stages = scoring["stages"]
     fleet = scoring["fleet"]
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
 
     hourly = {
         "validate the new rows": n / validate_rows_per_core_s,
+        f"judge them, {judge['history_days']} days of history": n * judge["judge_core_s_per_machine"],
         "append them to the store": n / append_rows_s,
         "read 7 days of history": n * HOURS_KEPT / read_rows_s,
         "features + risk list": n * score_core_s_per_machine,
@@ -136,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     print("measured rates (per core):")
     print(f"  validation {validate_rows_per_core_s:,.0f} rows/s (scoring_throughput.json, load_dataset)")
     print(f"  features + risk list {1 / score_core_s_per_machine:,.0f} machines/s (scoring_throughput.json)")
+    print(
+        f"  judging against {judge['history_days']} days of history "
+        f"{1 / judge['judge_core_s_per_machine']:,.0f} batch machines/s (hourly_judge.json)"
+    )
     print(f"  store append {append_rows_s:,.0f} rows/s, read {read_rows_s:,.0f} rows/s (store_append.json)")
     print(
         f"  whole vibration feature step {1 / snapshot_core_s:,.0f} snapshots/s (dask_scaling.json, one process)"
@@ -146,13 +156,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  scoring memory {memory_per_machine / 1024:.1f} KiB per machine (tracemalloc peak, here)")
     print("hourly job, core-seconds:")
     for step, value in hourly.items():
-        print(f"  {step:<28} {value:>12,.0f}")
+        print(f"  {step:<36} {value:>12,.0f}")
     print(
-        f"  {'total':<28} {hourly_core_s:>12,.0f}  -> {cores_hourly:,.0f} cores to finish in {args.deadline_min:g} min"
+        f"  {'total':<36} {hourly_core_s:>12,.0f}  -> {cores_hourly:,.0f} cores to finish in {args.deadline_min:g} min"
     )
     print("daily job, core-seconds:")
     for step, value in daily.items():
-        print(f"  {step:<28} {value:>12,.0f}  -> {cores_daily:,.1f} cores to finish in 4 h")
+        print(f"  {step:<36} {value:>12,.0f}  -> {cores_daily:,.1f} cores to finish in 4 h")
     print(
         f"partitions of {args.partition:,} machines: {n / args.partition:,.0f} tasks per hourly run, "
         f"{partition_gib:.2f} GiB each while scoring; {args.core_gib:g} GiB per core"

@@ -13,7 +13,9 @@ Data (synthetic, written with pyarrow into temporary folders in the equipment da
 
 Part 1, the pure path on the fleet (no Prefect, no MLflow), wall and CPU (``time.process_time``) per stage:
 ``load_dataset``, ``latest_as_of``, ``build_features`` (one as-of row per machine) and ``build_risk_list``
-(contributions only for the explained top rows). Baseline in the same run: the pandas rolling telemetry path
+(contributions only for the explained top rows), the fastest (in CPU time) of 2 passes, each on a fresh copy of
+the telemetry table. The headline is machines per second of CPU time (this machine is shared; wall time is
+printed beside it). Baseline in the same run: the pandas rolling telemetry path
 (``telemetry_feature_rows`` + ``asof_join``) on the first ``--baseline-machines`` machines, scaled as machines/s.
 
 Part 2, the real ``score_flow`` (through ``run_flow``) on the big fleet against a temporary SQLite MLflow store and
@@ -247,7 +249,7 @@ def score_pure(model: RiskModel, path: Path, stages: Stages, machines: int, repe
         risk = trial.run("build_risk_list", machines, lambda t=table.frame: risk_list(t))
         trial.total(total, ["latest_as_of", "build_features", "build_risk_list"])
         passes.append((trial, as_of, table.frame, risk))
-    trial, as_of, frame, risk = max(passes, key=lambda p: p[0].rate(total))
+    trial, as_of, frame, risk = max(passes, key=lambda p: p[0].rate(total, "cpu_s"))
     stages.rows.update(trial.rows)
     stages.total("end to end: load + features + risk list", ["load_dataset", total])
     calls = {
@@ -478,7 +480,8 @@ def run(args: argparse.Namespace, root: Path, end: pd.Timestamp) -> dict:
     pure = score_pure(model, fleet, stages, args.machines, repeats=2)
     k = min(args.baseline_machines, args.machines)
     pandas_baseline(pure.pop("dataset"), pure.pop("as_of"), model.spec.config, k, stages)
-    scoring = stages.rate("scoring: features + risk list")
+    scoring = stages.rate("scoring: features + risk list", "cpu_s")  # CPU: the machine is shared
+    scoring_wall = stages.rate("scoring: features + risk list")
     speedup = stages.rate("build_features") / stages.rate(f"baseline: pandas rolling telemetry ({k:,} m.)")
     print(
         f"\nfleet: {args.machines:,} machines x {args.days} days hourly, 4 sensors, one as-of row per machine"
@@ -507,9 +510,10 @@ def run(args: argparse.Namespace, root: Path, end: pd.Timestamp) -> dict:
         for stage, text in report["profile"].items():
             print(f"\nprofile of {stage} (cumulative):\n{text}")
     summary = (
-        f"scoring {args.machines:,} machines: {scoring:,.0f} machines/s "
+        f"scoring {args.machines:,} machines: {scoring:,.0f} machines/s of CPU time "
         f"(target {TARGET_MACHINES_PER_S:,}: {'met' if scoring >= TARGET_MACHINES_PER_S else 'NOT met'}; "
-        f"with load_dataset {stages.rate('end to end: load + features + risk list'):,.0f}/s)"
+        f"{scoring_wall:,.0f}/s of wall time; with load_dataset "
+        f"{stages.rate('end to end: load + features + risk list', 'cpu_s'):,.0f}/s)"
     )
     if args.big:
         step = time.perf_counter()

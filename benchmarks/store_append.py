@@ -52,7 +52,9 @@ def telemetry_day(machines: int, day: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed + day)
     ids = np.array([f"M{i:06d}" for i in range(machines)], dtype=object)
     stamps = pd.date_range(DAY0 + pd.Timedelta(days=day), periods=24, freq="h").astype("datetime64[us, UTC]")
-    frame = pd.DataFrame({"machine_id": np.repeat(ids, 24), "timestamp": np.tile(stamps, machines)})
+    frame = pd.DataFrame(
+        {"machine_id": np.repeat(ids, 24), "timestamp": stamps[np.tile(np.arange(24), machines)]}
+    )
     for k, name in enumerate(SENSORS):
         frame[name] = rng.normal(40 + 10 * k, 1.0, len(frame))
     return frame
