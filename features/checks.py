@@ -138,6 +138,12 @@ class _Windows(BaseIndexer):
     ) -> tuple[np.ndarray, np.ndarray]:
         return self.start, self.end
 
+    def subset(self, rows: np.ndarray) -> _Windows:
+        """The windows of ``rows``, renumbered: rows must be whole machines' rows, in order (a window never
+        crosses a machine)."""
+        shift = rows - np.arange(len(rows))
+        return _Windows(self.start[rows] - shift, self.end[rows] - shift)
+
 
 def _centred_windows(codes: np.ndarray, times: np.ndarray, window: int) -> _Windows:
     """Each row's centred time window within its machine (rows sorted by machine, then time), exactly as pandas'
@@ -153,34 +159,40 @@ def _centred_windows(codes: np.ndarray, times: np.ndarray, window: int) -> _Wind
 def _far_readings(x: np.ndarray, codes: np.ndarray, pseudo: pd.DatetimeIndex, config: PlausibilityConfig):
     """Readings (rows x columns, machine-sorted) far from the machine's running median and outside the range
     that median ever took, with a robust level and scale estimated twice (the second time without the first
-    pass's outliers, so a history full of glitches does not hide them)."""
+    pass's outliers, so a history full of glitches does not hide them).
+
+    The second pass only for the columns and machines where the first found something: for a machine without
+    outliers it would repeat the first pass exactly."""
     windows = _centred_windows(codes, pseudo.asi8, pd.Timedelta(minutes=config.glitch_window_minutes).value)
-    k = config.glitch_k
     out = np.zeros(x.shape, bool)
-    count = windows.end - windows.start
-    todo = np.arange(x.shape[1])
-    for _ in range(2):  # the second pass only for columns where the first found something
-        cols = x[:, todo]
-        level = (
-            pd.DataFrame(np.where(out[:, todo], np.nan, cols))
-            .rolling(windows, min_periods=1)
-            .median()
-            .to_numpy()
-        )
-        resid = cols - level
-        noise = np.where(out[:, todo] | (resid == 0), np.nan, np.abs(resid))  # a stuck run is no noise
-        mad = pd.DataFrame(noise).groupby(codes).median().to_numpy()
-        mid = pd.DataFrame(np.abs(cols)).groupby(codes).median().to_numpy()
-        levels = pd.DataFrame(level).groupby(codes)
-        lo, hi = levels.min().to_numpy()[codes], levels.max().to_numpy()[codes]
-        scale = k * np.maximum(1.4826 * mad, 0.01 * mid + 1e-9)[codes]
-        with np.errstate(invalid="ignore"):
-            far = (np.abs(resid) > scale) & ((cols > hi + scale) | (cols < lo - scale))
-        out[:, todo] = far & (count >= 5)[:, None]
-        todo = todo[out[:, todo].any(axis=0)]
+    rows, todo = np.arange(len(x)), np.arange(x.shape[1])
+    for _ in range(2):
+        cells = np.ix_(rows, todo)
+        out[cells] = _far_pass(x[cells], out[cells], codes[rows], windows.subset(rows), config.glitch_k)
+        found = out[cells]
+        todo = todo[found.any(axis=0)]
         if not len(todo):
             break
+        rows = rows[np.isin(codes[rows], codes[rows][found.any(axis=1)])]  # whole machines
     return out
+
+
+def _far_pass(
+    cols: np.ndarray, masked: np.ndarray, codes: np.ndarray, windows: _Windows, k: float
+) -> np.ndarray:
+    """One pass of ``_far_readings`` over whole machines' rows, ``masked`` readings left out of level and spread."""
+    codes = np.unique(codes, return_inverse=True)[1]  # 0..machines-1, for the group tables below
+    level = pd.DataFrame(np.where(masked, np.nan, cols)).rolling(windows, min_periods=1).median().to_numpy()
+    resid = cols - level
+    noise = np.where(masked | (resid == 0), np.nan, np.abs(resid))  # a stuck run is no noise
+    mad = pd.DataFrame(noise).groupby(codes).median().to_numpy()
+    mid = pd.DataFrame(np.abs(cols)).groupby(codes).median().to_numpy()
+    levels = pd.DataFrame(level).groupby(codes)
+    lo, hi = levels.min().to_numpy()[codes], levels.max().to_numpy()[codes]
+    scale = k * np.maximum(1.4826 * mad, 0.01 * mid + 1e-9)[codes]
+    with np.errstate(invalid="ignore"):
+        far = (np.abs(resid) > scale) & ((cols > hi + scale) | (cols < lo - scale))
+    return far & (windows.end - windows.start >= 5)[:, None]
 
 
 def _short_bounded_runs(

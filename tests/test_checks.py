@@ -40,3 +40,24 @@ def test_centred_windows_match_pandas_grouped_rolling(seed, minutes):
     got = pd.Series(x).rolling(windows, min_periods=1).median()
     np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
     np.testing.assert_array_equal(windows.end - windows.start, count.to_numpy())
+
+
+def test_second_pass_runs_only_where_the_first_found_something_with_the_same_result():
+    """Machines without first-pass outliers would repeat the first pass: skipping them changes nothing."""
+    rng = np.random.default_rng(3)
+    n, machines = 300, 30
+    codes = np.repeat(np.arange(machines), n)
+    times = pd.DatetimeIndex(np.tile(np.arange(n) * 300_000_000_000, machines))  # every 5 min
+    x = rng.normal(20, 0.5, (machines * n, 2))
+    for m in range(0, machines, 3):  # a third of the machines: bursts that pull the running median up
+        for _ in range(8):
+            start, length = m * n + int(rng.integers(0, n - 12)), int(rng.integers(1, 12))
+            x[start : start + length, 0] += rng.uniform(3, 40) * (0.75 + 0.5 * (np.arange(length) % 2))
+    config = checks.PlausibilityConfig()
+    windows = checks._centred_windows(codes, times.asi8, pd.Timedelta(minutes=120).value)
+    first = checks._far_pass(x, np.zeros(x.shape, bool), codes, windows, config.glitch_k)
+    again = first.copy()
+    todo = first.any(axis=0)
+    again[:, todo] = checks._far_pass(x[:, todo], first[:, todo], codes, windows, config.glitch_k)
+    assert (again != first).any()  # the second pass matters here
+    np.testing.assert_array_equal(checks._far_readings(x, codes, times, config), again)
