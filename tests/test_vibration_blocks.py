@@ -70,3 +70,17 @@ def test_floor_medians_match_a_partition_nan_last() -> None:
     samples = np.take_along_axis(magnitude[:, None, :], points, axis=2)
     expected = np.partition(samples, 8, axis=-1)[..., 8]
     np.testing.assert_array_equal(vibration._floor_medians(magnitude, lo, hi), expected)
+
+
+def test_reused_block_buffers_do_not_carry_over_between_calls() -> None:
+    """A call reuses the previous call's block buffers (same thread): a wider envelope band before must not
+    leave bins in a narrower band's zero padding, and results equal those of fresh buffers."""
+    values, shaft, orders = mixed_batch(n_rows=40)
+    narrow = vibration.VibrationConfig(envelope_band_hz=(1000.0, 2330.0))  # 57 bins
+    wide = vibration.VibrationConfig(envelope_band_hz=(1000.0, 2410.0))  # 60 bins, same env_n
+    vibration._WORKSPACES.last = None
+    fresh = vibration_features(values, FS, shaft, orders, narrow)
+    vibration_features(values, FS, shaft, orders, wide)
+    again = vibration_features(values, FS, shaft, orders, narrow)
+    for name, column in fresh.items():
+        np.testing.assert_array_equal(again[name], column, err_msg=name)
