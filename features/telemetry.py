@@ -381,6 +381,14 @@ class _Chunk:
             if AMBIENT in sensors and col.startswith("temperature") and col != AMBIENT:
                 out[f"tel__{col}__rise_over_ambient"][rows] = levels[s] - levels[sensors.index(AMBIENT)]
 
+    def values(self, layout: _Layout) -> np.ndarray:
+        """Sensor values (sensors, columns) at each column's reading; NaN at spacers and the sentinel."""
+        readings = self.readings
+        if readings.order is not None:  # the frame was not grouped: gather through the sort order
+            return readings.values(np.where(layout.rows < 0, -1, layout.rows + self.r0))
+        r1 = self.r0 + len(self.micros)
+        return layout.spread([column[self.r0 : r1] for column in readings.columns], np.nan)
+
     def _sources(self, groups: np.ndarray, micros: np.ndarray, max_age_us: int | None) -> np.ndarray:
         """Each query's source: its machine's latest reading at or before its time, within max age; -1 if none."""
         src = np.searchsorted(self.keys, groups + 1j * micros, side="right") - 1
@@ -409,6 +417,7 @@ class _Layout:
     origin: np.ndarray  # each segment's time origin (us): the middle of its as-of source times
     last_query: np.ndarray  # each segment's last as-of row
     query_segment: np.ndarray  # segment of each as-of row
+    widths: np.ndarray  # columns of each segment (the last one's include the sentinel)
 
     @classmethod
     def plan(
@@ -436,7 +445,27 @@ class _Layout:
             origin=origin,
             last_query=lasts,
             query_segment=np.cumsum(new) - 1,
+            widths=lengths + (np.arange(len(lengths)) == len(lengths) - 1),
         )
+
+    def per_column(self, values: np.ndarray) -> np.ndarray:
+        """Each segment's value (last axis) repeated over its columns."""
+        return np.repeat(values, self.widths, axis=-1)
+
+    def spread(self, values: list[np.ndarray], fill: float) -> np.ndarray:
+        """Each of ``values`` (arrays over the chunk's rows) at each column's reading, ``fill`` at spacers and
+        the sentinel: (len(values), columns). A masked copy when each segment reads on from the row after the
+        previous one's last (one as-of row per machine), else a gather."""
+        out = np.full((len(values), len(self.rows)), fill, dtype=np.result_type(*values))
+        reading = self.rows >= 0
+        last_row = self.first_row + self.widths - 2 - (np.arange(len(self.widths)) == len(self.widths) - 1)
+        if len(last_row) and np.array_equal(self.first_row[1:], last_row[:-1] + 1):
+            for row, value in zip(out, values, strict=True):
+                row[reading] = value[self.first_row[0] : last_row[-1] + 1]
+        else:
+            for row, value in zip(out, values, strict=True):
+                row[reading] = value[self.rows[reading]]
+        return out
 
     def column(self, chunk_rows: np.ndarray) -> np.ndarray:
         """Column of each as-of row's chunk row in its own segment."""
@@ -450,16 +479,16 @@ class _Columns:
     def __init__(self, chunk: _Chunk, layout: _Layout, level_lo: np.ndarray, src: np.ndarray):
         self.layout = layout
         spacer = layout.rows < 0
-        self.x = chunk.readings.values(np.where(spacer, -1, layout.rows + chunk.r0))
+        self.x = chunk.values(layout)
         self.valid = ~np.isnan(self.x)
         n_readings = len(spacer) - np.count_nonzero(spacer)
         self.gappy = np.array([np.count_nonzero(v) < n_readings for v in self.valid], dtype=bool)
         self.levels, self.level_columns = self._levels(level_lo, src)
         self.centre = np.nan_to_num(self.levels[:, layout.last_query])  # each segment's latest level
-        centred = np.take(self.centre, layout.segment, axis=1)
+        centred = layout.per_column(self.centre)
         np.subtract(self.x, centred, out=centred)
         np.copyto(centred, 0.0, where=~self.valid)
-        offset = np.take(chunk.micros, layout.rows) - np.take(layout.origin, layout.segment)
+        offset = layout.spread([chunk.micros], 0)[0] - layout.per_column(layout.origin)
         self.hours = offset / HOUR_US
         self.hours[spacer] = 0.0
         self.stack, self.index = _moment_stack(centred, self.valid, self.gappy, self.hours, ~spacer)
