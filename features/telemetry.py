@@ -411,9 +411,9 @@ class _Layout:
     over years of history."""
 
     rows: np.ndarray  # chunk row of each column; -1 for spacers and the final sentinel column
-    segment: np.ndarray  # segment of each column
     first_column: np.ndarray  # each segment's spacer column
     first_row: np.ndarray  # each segment's first chunk row
+    last_row: np.ndarray  # each segment's last chunk row (its latest as-of row's source)
     origin: np.ndarray  # each segment's time origin (us): the middle of its as-of source times
     last_query: np.ndarray  # each segment's last as-of row
     query_segment: np.ndarray  # segment of each as-of row
@@ -433,15 +433,14 @@ class _Layout:
         first_row = np.minimum.reduceat(reach, firsts)
         lengths = src[lasts] + 2 - first_row  # spacer + readings first_row..src
         first_column = np.r_[0, np.cumsum(lengths)[:-1]]
-        segment = np.repeat(np.arange(len(firsts)), lengths)
-        rows = np.arange(len(segment)) - np.repeat(first_column + 1 - first_row, lengths)
+        rows = np.arange(lengths.sum()) - np.repeat(first_column + 1 - first_row, lengths)
         rows[first_column] = -1
         origin = (t_src[firsts] + t_src[lasts]) // 2
         return cls(
             rows=np.r_[rows, -1],
-            segment=np.r_[segment, len(firsts) - 1],
             first_column=first_column,
             first_row=first_row,
+            last_row=src[lasts],
             origin=origin,
             last_query=lasts,
             query_segment=np.cumsum(new) - 1,
@@ -458,10 +457,9 @@ class _Layout:
         previous one's last (one as-of row per machine), else a gather."""
         out = np.full((len(values), len(self.rows)), fill, dtype=np.result_type(*values))
         reading = self.rows >= 0
-        last_row = self.first_row + self.widths - 2 - (np.arange(len(self.widths)) == len(self.widths) - 1)
-        if len(last_row) and np.array_equal(self.first_row[1:], last_row[:-1] + 1):
+        if len(self.last_row) and np.array_equal(self.first_row[1:], self.last_row[:-1] + 1):
             for row, value in zip(out, values, strict=True):
-                row[reading] = value[self.first_row[0] : last_row[-1] + 1]
+                row[reading] = value[self.first_row[0] : self.last_row[-1] + 1]
         else:
             for row, value in zip(out, values, strict=True):
                 row[reading] = value[self.rows[reading]]
