@@ -561,3 +561,17 @@ def test_glitches_in_pronostia_bearing2_6_are_caught_and_warm_up_passes():
     assert (glitch["machine_id"] == "Bearing2_6").sum() > 500
     kept = ds.telemetry[ds.telemetry["machine_id"] == "Bearing2_6"]["temperature_bearing"]
     assert kept.quantile(0.95) < 450 and glitch["value"].astype(float).min() > 250
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (docs/data-contract.md): Bearing2_6 climbs from about 71 to 230 °C within its two-hour "
+    "record, so the robust scale around the two-hour running median grows with the climb and about 540 of its "
+    "1,383 readings above 300 °C pass",
+)
+def test_every_pronostia_bearing2_6_reading_hundreds_of_degrees_above_its_level_is_caught():
+    from conftest import shared_data
+
+    ds = load_dataset(shared_data("femto-pronostia"))
+    kept = ds.telemetry[ds.telemetry["machine_id"] == "Bearing2_6"]["temperature_bearing"]
+    assert (kept > 300).sum() == 0
