@@ -224,7 +224,9 @@ def judge_against_history(
         for row in both["_batch_row"].to_numpy()[new]:
             first_column[int(row)] = column
         glitch |= new
-    present = {c: set(both.loc[both[c].notna(), "machine_id"]) for c in sensors}
+    codes, machines = pd.factorize(both["machine_id"])
+    reported = pd.DataFrame(both[sensors].notna().to_numpy()).groupby(codes).any().to_numpy()
+    present = {c: set(machines[reported[:, j]]) for j, c in enumerate(sensors)}  # machines with the column
     flags = find_sensor_flags(both[~glitch], sensors, config, present)
     return _apply(dataset, first_column, flags[flags["machine_id"].isin(set(tel["machine_id"]))])
 
