@@ -52,6 +52,7 @@ REASON_CODES: dict[str, str] = {
     "flat_snapshot": "check the accelerometer and its cable: the snapshot carries no signal",
 }
 FLAG_KINDS = ("stuck", "dead")
+MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outliers found so far
 
 
 class PlausibilityConfig(BaseModel):
@@ -158,22 +159,22 @@ def _centred_windows(codes: np.ndarray, times: np.ndarray, window: int) -> _Wind
 
 def _far_readings(x: np.ndarray, codes: np.ndarray, pseudo: pd.DatetimeIndex, config: PlausibilityConfig):
     """Readings (rows x columns, machine-sorted) far from the machine's running median and outside the range
-    that median ever took, with a robust level and scale estimated twice (the second time without the first
-    pass's outliers, so a history full of glitches does not hide them).
-
-    The second pass only for the columns and machines where the first found something: for a machine without
-    outliers it would repeat the first pass exactly."""
+    that median ever took, with a robust level and scale estimated again without the outliers found so far
+    until they no longer change (at most ``MAX_PASSES`` times), so a history full of glitches does not hide
+    them. Each pass after the first only for the columns and machines whose outliers changed: for the others
+    it would repeat the previous pass exactly."""
     windows = _centred_windows(codes, pseudo.asi8, pd.Timedelta(minutes=config.glitch_window_minutes).value)
     out = np.zeros(x.shape, bool)
     rows, todo = np.arange(len(x)), np.arange(x.shape[1])
-    for _ in range(2):
+    for _ in range(MAX_PASSES):
         cells = np.ix_(rows, todo)
-        out[cells] = _far_pass(x[cells], out[cells], codes[rows], windows.subset(rows), config.glitch_k)
-        found = out[cells]
-        todo = todo[found.any(axis=0)]
+        before = out[cells]
+        out[cells] = _far_pass(x[cells], before, codes[rows], windows.subset(rows), config.glitch_k)
+        changed = out[cells] != before
+        todo = todo[changed.any(axis=0)]
         if not len(todo):
             break
-        rows = rows[np.isin(codes[rows], codes[rows][found.any(axis=1)])]  # whole machines
+        rows = rows[np.isin(codes[rows], codes[rows][changed.any(axis=1)])]  # whole machines
     return out
 
 
