@@ -7,6 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from features.build import build_features, latest_as_of
+from features.dataset import Dataset
 from features.describe import driver_base, driver_phrase
 from models.bundle import RiskModel
 from models.faults import likely_faults
@@ -202,6 +204,34 @@ def build_risk_list(
     out["rank"] = np.arange(1, len(out) + 1)
     out["model_name"], out["model_version"] = model_name, str(model_version)
     return out[RISK_LIST_COLUMNS]
+
+
+def score_dataset(
+    model: RiskModel,
+    dataset: Dataset,
+    model_name: str,
+    model_version: str,
+    *,
+    frame: pd.DataFrame | None = None,
+    stale_after_h: float = 48.0,
+    previous: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The risk list of every machine of ``dataset`` as of its latest reading: the model's features (``frame``
+    when they were built elsewhere, such as on Dask workers), failures since the last reading (``failed``) and
+    active stuck or dead sensors (``check_sensor``). What the score flow does, without Prefect or MLflow."""
+    if frame is None:
+        frame = build_features(dataset, latest_as_of(dataset), model.spec.config).frame
+    return build_risk_list(
+        model,
+        frame,
+        dataset.machines,
+        model_name,
+        model_version,
+        stale_after_h,
+        previous=previous,
+        sensor_flags=dataset.sensor_flags,
+        failed=failed_since_last_reading(dataset.events, dataset.latest_reading()),
+    )
 
 
 def flagged_history(

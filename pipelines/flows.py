@@ -36,7 +36,7 @@ from models.drift import drift_groups, drift_warnings, population_stability
 from models.evaluate import calibration_table, evaluate, life_metrics
 from models.labels import failure_within
 from models.promotion import Comparison, compare_on_unseen, promotion_decision, sanity_problems
-from models.risk import build_risk_list, failed_since_last_reading, flagged_history
+from models.risk import flagged_history, score_dataset
 from models.rul import remaining_life
 from models.split import labelled_holdout
 from models.train import TrainConfig, train_risk_model
@@ -588,16 +588,14 @@ def score_flow(params: ScoreParams) -> dict:
     table = featurize_fleet(settings.scale, dataset, model.spec.config, latest_as_of(dataset))
     check_features(model, table.frame, params.model_name, version)
     out = Path(params.out) if params.out else settings.outputs
-    risk = build_risk_list(
+    risk = score_dataset(
         model,
-        table.frame,
-        dataset.machines,
+        dataset,
         params.model_name,
         version,
-        params.stale_after_h,
+        frame=table.frame,
+        stale_after_h=params.stale_after_h,
         previous=previous_list(out),
-        sensor_flags=dataset.sensor_flags,
-        failed=failed_since_last_reading(dataset.events, dataset.latest_reading()),
     )
     log_scored(risk, params.model_name, version)
     drift = check_drift(model, table.frame, risk, dataset)
