@@ -9,18 +9,17 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs):
+    """A figure and its axes without pyplot: no backend is chosen or changed (a notebook's inline plots keep
+    working), nothing is kept open, and it works on servers and in workers."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only, never a window (works on servers and in workers)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def pr_curve(y: np.ndarray, probability: np.ndarray, alert: float, path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _subplots(figsize=(5, 4))
     if len(np.unique(y)) == 2:
         precision, recall, cuts = precision_recall_curve(y, probability)
         ax.plot(recall, precision)
@@ -35,8 +34,7 @@ def pr_curve(y: np.ndarray, probability: np.ndarray, alert: float, path: Path) -
 
 
 def calibration(table: pd.DataFrame, path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _subplots(figsize=(5, 4))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     ax.plot(table["predicted"], table["observed"], marker="o", label="model")
     for x, y, n in table[["predicted", "observed", "rows"]].itertuples(index=False):
@@ -53,8 +51,7 @@ def calibration(table: pd.DataFrame, path: Path) -> Path:
 
 
 def lead_times(failures: pd.DataFrame, min_lead_h: float, path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _subplots(figsize=(5, 4))
     leads = failures.loc[failures["warned"], "lead_h"].to_numpy(dtype=float)
     if len(leads):
         ax.hist(leads, bins=min(20, max(5, len(leads) // 2)))
@@ -77,13 +74,10 @@ def risk_timelines(
     machines: int = 6,
 ) -> Path:
     """Risk over time of a few machines: the failed ones first, then the highest-risk others."""
-    plt = _pyplot()
     failed = list(dict.fromkeys(failures["machine_id"]))
     peak = timeline.groupby("machine_id")["failure_probability"].max().sort_values(ascending=False)
     chosen = (failed + [m for m in peak.index if m not in failed])[:machines]
-    fig, axes = plt.subplots(
-        len(chosen), 1, figsize=(8, 1.6 * max(len(chosen), 1)), sharex=True, squeeze=False
-    )
+    fig, axes = _subplots(len(chosen), 1, figsize=(8, 1.6 * max(len(chosen), 1)), sharex=True, squeeze=False)
     for ax, machine in zip(axes[:, 0], chosen, strict=True):
         mine = timeline[timeline["machine_id"] == machine]
         ax.plot(mine["timestamp"], mine["failure_probability"], marker=".")
@@ -99,10 +93,7 @@ def risk_timelines(
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
