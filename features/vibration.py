@@ -1050,6 +1050,15 @@ def envelope_bands_hz(
     return first * plan.bin_hz, (first + plan.env_width - 1) * plan.bin_hz
 
 
+def amplitude_spectrum(values: ArrayLike, sample_rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frequencies (Hz) and Hann-windowed amplitude spectra (n, n_freqs) of snapshots, their means removed, for
+    plots: a sine of amplitude A on a bin reads A at its frequency, in the unit of ``values`` (g)."""
+    x = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    window = np.hanning(x.shape[1])
+    spectrum = np.abs(sfft.rfft((x - x.mean(axis=1, keepdims=True)) * window, axis=1)) * 2 / window.sum()
+    return sfft.rfftfreq(x.shape[1], 1 / sample_rate_hz), spectrum
+
+
 def envelope_spectrum(
     values: np.ndarray,
     sample_rate_hz: float,

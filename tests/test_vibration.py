@@ -15,6 +15,7 @@ from features.bearings import defect_orders
 from features.vibration import (
     STANDARD_GRAVITY_M_S2,
     VibrationConfig,
+    amplitude_spectrum,
     band_feature_name,
     envelope_bands_hz,
     envelope_spectrum,
@@ -606,3 +607,14 @@ def test_batch_equals_row_by_row(values: np.ndarray, shaft: float, band: tuple[f
         )
         for name, column in batch.items():
             np.testing.assert_allclose(column[i], row[name][0], rtol=1e-5, atol=0, err_msg=name)
+
+
+def test_amplitude_spectrum_reads_a_sine_amplitude_at_its_frequency() -> None:
+    fs, n = 10240.0, 10240  # 1 Hz bins: 100 Hz and 733 Hz fall on bins
+    t = np.arange(n) / fs
+    values = np.stack([3.0 * np.sin(2 * np.pi * 100.0 * t) + 0.5, 0.2 * np.sin(2 * np.pi * 733.0 * t)])
+    freqs, amplitude = amplitude_spectrum(values, fs)
+    assert amplitude.shape == (2, n // 2 + 1) and freqs[1] == 1.0
+    assert freqs[np.argmax(amplitude[0])] == 100.0 and freqs[np.argmax(amplitude[1])] == 733.0
+    np.testing.assert_allclose(amplitude.max(axis=1), [3.0, 0.2], rtol=1e-3)
+    assert amplitude[0, 0] < 1e-6  # the mean (0.5 g offset) is removed
