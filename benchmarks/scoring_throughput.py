@@ -55,7 +55,7 @@ from features.dataset import load_dataset
 from features.telemetry import asof_join, telemetry_feature_rows
 from models.bundle import RiskModel
 from models.labels import failure_within
-from models.risk import build_risk_list, failed_since_last_reading
+from models.risk import build_risk_list, failed_since_last_reading, score_dataset
 from models.rul import remaining_life
 from models.train import TrainConfig, train_risk_model
 
@@ -372,16 +372,8 @@ def flow_vs_pure(
         dataset = flows.load.fn(str(data))
         table = scale.featurize.fn(dataset, model.spec.config, latest_as_of(dataset))
         flows.check_features(model, table.frame, MODEL_NAME, version)
-        risk = build_risk_list(
-            model,
-            table.frame,
-            dataset.machines,
-            MODEL_NAME,
-            version,
-            48.0,
-            previous=flows.previous_list(out),
-            sensor_flags=dataset.sensor_flags,
-            failed=failed_since_last_reading(dataset.events, dataset.latest_reading()),
+        risk = score_dataset(
+            model, dataset, MODEL_NAME, version, frame=table.frame, previous=flows.previous_list(out)
         )
         drift = flows.check_drift.fn(model, table.frame, risk, dataset)
         paths = flows.write_outputs.fn(risk, dataset, out)
