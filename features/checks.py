@@ -53,6 +53,7 @@ REASON_CODES: dict[str, str] = {
 }
 FLAG_KINDS = ("stuck", "dead")
 MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outliers found so far
+BURST_SHARE = 0.25  # a glitch burst spans at most this share of the glitch window; so does the short level's
 
 
 class PlausibilityConfig(BaseModel):
@@ -125,9 +126,10 @@ class _Windows(BaseIndexer):
     machines instead of a grouped rolling (whose per-machine bounds and order checks cost as much as the
     medians)."""
 
-    def __init__(self, start: np.ndarray, end: np.ndarray):
+    def __init__(self, start: np.ndarray, end: np.ndarray, ranged: np.ndarray | None = None):
         super().__init__()
         self.start, self.end = start, end
+        self.ranged = ranged  # rows whose level counts in the machine's range of levels (None: every row)
 
     def get_window_bounds(
         self,
@@ -143,10 +145,11 @@ class _Windows(BaseIndexer):
         """The windows of ``rows``, renumbered: rows must be whole machines' rows, in order (a window never
         crosses a machine)."""
         shift = rows - np.arange(len(rows))
-        return _Windows(self.start[rows] - shift, self.end[rows] - shift)
+        ranged = None if self.ranged is None else self.ranged[rows]
+        return _Windows(self.start[rows] - shift, self.end[rows] - shift, ranged)
 
 
-def _centred_windows(codes: np.ndarray, times: np.ndarray, window: int) -> _Windows:
+def _centred_windows(codes: np.ndarray, times: np.ndarray, window: float) -> _Windows:
     """Each row's centred time window within its machine (rows sorted by machine, then time), exactly as pandas'
     ``rolling(window, center=True)`` on a time index: the rows with t - window/2 < time <= t + window/2, the
     bounds compared in float64."""
@@ -157,65 +160,117 @@ def _centred_windows(codes: np.ndarray, times: np.ndarray, window: int) -> _Wind
     return _Windows(start.astype(np.int64), end.astype(np.int64))
 
 
+def _symmetric_windows(codes: np.ndarray, times: np.ndarray, window: float) -> _Windows:
+    """Each row's window of the rows with t - h <= time <= t + h, h = window/2 shortened near the ends of the
+    machine's record to its time from either end: a centred median of a trend is then the trend's value at t,
+    where a window cut off by the record's end lags it. Only the levels over whole windows count in the
+    machine's range of levels: near the ends a few readings make the median, a burst's own among them."""
+    t = times.astype(np.float64)
+    start_rows = np.flatnonzero(_starts(codes))
+    machine = np.cumsum(_starts(codes)) - 1
+    first, last = t[start_rows][machine], t[np.r_[start_rows[1:] - 1, len(t) - 1]][machine]
+    half = np.minimum(np.minimum(t - first, last - t), window / 2)
+    keys = codes + 1j * t  # complex numbers sort by machine, then time
+    start = np.searchsorted(keys, codes + 1j * (t - half), side="left")
+    end = np.searchsorted(keys, codes + 1j * (t + half), side="right")
+    return _Windows(start.astype(np.int64), end.astype(np.int64), ranged=half == window / 2)
+
+
+def _level_windows(codes: np.ndarray, times: np.ndarray, config: PlausibilityConfig) -> tuple[_Windows, ...]:
+    """The running medians' windows at two time scales: the glitch window, whose median no burst can move
+    (a burst spans at most a quarter of it), and a quarter of it, whose median follows a level that moves
+    within the long window (a bearing heating up by 150 °C within two hours) once the bursts found so far are
+    left out; the short one stays symmetric near the record's ends (``_symmetric_windows``), where a short
+    median cut off by the end would lag a warm-up by more than the short scale's noise."""
+    window = pd.Timedelta(minutes=config.glitch_window_minutes).value
+    return _centred_windows(codes, times, window), _symmetric_windows(codes, times, window * BURST_SHARE)
+
+
 def _far_readings(x: np.ndarray, codes: np.ndarray, pseudo: pd.DatetimeIndex, config: PlausibilityConfig):
-    """Readings (rows x columns, machine-sorted) far from the machine's running median and outside the range
-    that median ever took, with a robust level and scale estimated again without the outliers found so far
-    until they no longer change (at most ``MAX_PASSES`` times), so a history full of glitches does not hide
-    them. Each pass after the first only for the columns and machines whose outliers changed: for the others
-    it would repeat the previous pass exactly."""
-    windows = _centred_windows(codes, pseudo.asi8, pd.Timedelta(minutes=config.glitch_window_minutes).value)
-    out = np.zeros(x.shape, bool)
+    """How far (in robust scales, ``_far_pass``) each reading (rows x columns, machine-sorted) lies from the
+    machine's running median and outside the range that median ever took, at the farther of the time scales of
+    ``_level_windows``, with a robust level and scale estimated again without the readings more than
+    ``glitch_k`` scales away until these no longer change (at most ``MAX_PASSES`` times), so a history full of
+    glitches does not hide them. Each pass after the first only for the columns and machines whose outliers
+    changed: for the others it would repeat the previous pass exactly."""
+    windows = _level_windows(codes, pseudo.asi8, config)
+    excess = np.zeros(x.shape)
     rows, todo = np.arange(len(x)), np.arange(x.shape[1])
     for _ in range(MAX_PASSES):
         cells = np.ix_(rows, todo)
-        before = out[cells]
-        out[cells] = _far_pass(x[cells], before, codes[rows], windows.subset(rows), config.glitch_k)
-        changed = out[cells] != before
+        before = excess[cells] > config.glitch_k
+        subset = tuple(w.subset(rows) for w in windows)
+        excess[cells] = _far_pass(x[cells], before, codes[rows], subset)
+        changed = (excess[cells] > config.glitch_k) != before
         todo = todo[changed.any(axis=0)]
         if not len(todo):
             break
         rows = rows[np.isin(codes[rows], codes[rows][changed.any(axis=1)])]  # whole machines
-    return out
+    return excess
 
 
 def _far_pass(
-    cols: np.ndarray, masked: np.ndarray, codes: np.ndarray, windows: _Windows, k: float
+    cols: np.ndarray, masked: np.ndarray, codes: np.ndarray, windows: tuple[_Windows, ...]
 ) -> np.ndarray:
-    """One pass of ``_far_readings`` over whole machines' rows, ``masked`` readings left out of level and spread."""
+    """One pass of ``_far_readings`` over whole machines' rows, ``masked`` readings left out of level and
+    spread: the larger of the ``_excess`` at the ``windows``' time scales."""
     codes = np.unique(codes, return_inverse=True)[1]  # 0..machines-1, for the group tables below
+    mid = pd.DataFrame(np.abs(cols)).groupby(codes).median().to_numpy()
+    excess = np.zeros(cols.shape)
+    for scale_windows in windows:
+        np.maximum(excess, _excess(cols, masked, codes, scale_windows, mid), out=excess)
+    return excess
+
+
+def _excess(
+    cols: np.ndarray, masked: np.ndarray, codes: np.ndarray, windows: _Windows, mid: np.ndarray
+) -> np.ndarray:
+    """Per reading, the smaller of its distance from the running median over ``windows`` and its distance
+    outside the range that median took for the machine, in robust scales (1.4826 x the median absolute
+    residual, at least 1 % of ``mid``, each machine's median |reading|); 0 inside the range, for NaN, and for
+    windows of fewer than 5 readings."""
     level = pd.DataFrame(np.where(masked, np.nan, cols)).rolling(windows, min_periods=1).median().to_numpy()
     resid = cols - level
     noise = np.where(masked | (resid == 0), np.nan, np.abs(resid))  # a stuck run is no noise
     mad = pd.DataFrame(noise).groupby(codes).median().to_numpy()
-    mid = pd.DataFrame(np.abs(cols)).groupby(codes).median().to_numpy()
-    levels = pd.DataFrame(level).groupby(codes)
-    lo, hi = levels.min().to_numpy()[codes], levels.max().to_numpy()[codes]
-    scale = k * np.maximum(1.4826 * mad, 0.01 * mid + 1e-9)[codes]
-    with np.errstate(invalid="ignore"):
-        far = (np.abs(resid) > scale) & ((cols > hi + scale) | (cols < lo - scale))
-    return far & (windows.end - windows.start >= 5)[:, None]
+    ranged = level if windows.ranged is None else np.where(windows.ranged[:, None], level, np.nan)
+    levels = pd.DataFrame(ranged).groupby(codes)
+    lo, hi = (
+        levels.min().to_numpy()[codes],
+        levels.max().to_numpy()[codes],
+    )  # NaN (nothing far) if none counts
+    unit = np.maximum(1.4826 * mad, 0.01 * mid + 1e-9)[codes]
+    outside = np.maximum(cols - hi, lo - cols)
+    excess = np.fmin(np.abs(resid), outside) / unit
+    excess[~(excess > 0) | (windows.end - windows.start < 5)[:, None]] = 0.0  # NaN, inside, too few readings
+    return excess
 
 
-def _short_bounded_runs(
-    mask: np.ndarray, codes: np.ndarray, stamps: np.ndarray, max_span: float
+def _glitch_bursts(
+    far: np.ndarray, loose: np.ndarray, codes: np.ndarray, stamps: np.ndarray, max_span: float
 ) -> np.ndarray:
-    """Rows of mask-runs that have an unmasked row of the same machine on both sides and span <= max_span."""
+    """The ``far`` rows of runs of ``loose`` rows (far ones among them) that have a row of the same machine
+    on both sides that is not ``loose`` and span <= max_span."""
     start = _starts(codes)
     end = np.r_[start[1:], True]
-    run_start = mask & (start | ~np.r_[False, mask[:-1]])
+    run_start = loose & (start | ~np.r_[False, loose[:-1]])
     run_id = np.cumsum(run_start)
-    rows = np.flatnonzero(mask)
+    rows = np.flatnonzero(loose)
     if not len(rows):
-        return mask
+        return far & loose
     ids = run_id[rows]
     first = rows[np.r_[True, ids[1:] != ids[:-1]]]
     last = rows[np.r_[ids[1:] != ids[:-1], True]]
     ok = ~start[first] & ~end[last] & ((stamps[last] - stamps[first]) <= max_span)
-    return mask & np.isin(run_id, np.unique(ids)[ok])
+    return far & loose & np.isin(run_id, np.unique(ids)[ok])
 
 
 def find_glitches(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig) -> dict[str, np.ndarray]:
-    """Per column, the rows (of ``tel``, sorted by machine and time) that are sensor glitches."""
+    """Per column, the rows (of ``tel``, sorted by machine and time) that are sensor glitches: more than
+    ``glitch_k`` robust scales out (``_far_readings``), within a burst of readings more than half as far out
+    that normal readings bound on both sides and that spans at most ``BURST_SHARE`` of the window. The half
+    threshold keeps a rise whose first readings hover around the threshold one run: a sustained rise up to
+    the end of the record is never a burst."""
     columns = [c for c in columns if not _match(c, config.glitch_exempt)]
     if not columns or len(tel) < 5:
         return {}
@@ -223,12 +278,13 @@ def find_glitches(tel: pd.DataFrame, columns: list[str], config: PlausibilityCon
     stamps = tel["timestamp"].astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
     pseudo = _pseudo_time(codes, stamps, config)
     x = tel[columns].to_numpy(dtype=float)
-    far = _far_readings(np.where(np.isfinite(x), x, np.nan), codes, pseudo, config)
-    max_span = pd.Timedelta(minutes=config.glitch_window_minutes).value / 4
+    excess = _far_readings(np.where(np.isfinite(x), x, np.nan), codes, pseudo, config)
+    far, loose = excess > config.glitch_k, excess > config.glitch_k / 2
+    max_span = pd.Timedelta(minutes=config.glitch_window_minutes).value * BURST_SHARE
     out = {}
     for j in np.flatnonzero(far.any(axis=0)):
         rows = np.flatnonzero(np.isfinite(x[:, j]))  # a burst is bounded by this column's own readings
-        found = _short_bounded_runs(far[rows, j], codes[rows], pseudo.asi8[rows], max_span)
+        found = _glitch_bursts(far[rows, j], loose[rows, j], codes[rows], pseudo.asi8[rows], max_span)
         if found.any():
             out[columns[j]] = np.zeros(len(x), bool)
             out[columns[j]][rows[found]] = True

@@ -558,20 +558,16 @@ def test_glitches_in_pronostia_bearing2_6_are_caught_and_warm_up_passes():
     ds = load_dataset(shared_data("femto-pronostia"))
     glitch = ds.quarantine[ds.quarantine["code"] == "sensor_glitch"]
     assert set(glitch["machine_id"]) == {"Bearing2_6", "Bearing2_7"}  # Bearing3_3's warm-up is real
-    assert (glitch["machine_id"] == "Bearing2_6").sum() > 500
+    assert (glitch["machine_id"] == "Bearing2_6").sum() > 1300
     kept = ds.telemetry[ds.telemetry["machine_id"] == "Bearing2_6"]["temperature_bearing"]
     assert kept.quantile(0.95) < 450 and glitch["value"].astype(float).min() > 250
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/data-contract.md): Bearing2_6 climbs from about 71 to 230 °C within its two-hour "
-    "record, so the robust scale around the two-hour running median grows with the climb and about 540 of its "
-    "1,383 readings above 300 °C pass",
-)
 def test_every_pronostia_bearing2_6_reading_hundreds_of_degrees_above_its_level_is_caught():
+    """Its temperature climbs from about 71 to 230 °C within the two-hour record, so only the level over a
+    quarter of the window follows it; the last reading has no later one to show that it was a burst."""
     from conftest import shared_data
 
     ds = load_dataset(shared_data("femto-pronostia"))
     kept = ds.telemetry[ds.telemetry["machine_id"] == "Bearing2_6"]["temperature_bearing"]
-    assert (kept > 300).sum() == 0
+    assert (kept.iloc[:-1] > 300).sum() == 0

@@ -55,11 +55,46 @@ def test_later_passes_run_only_where_outliers_changed_with_the_same_result():
             start, length = m * n + int(rng.integers(0, n - 12)), int(rng.integers(1, 12))
             x[start : start + length, 0] += rng.uniform(3, 40) * (0.75 + 0.5 * (np.arange(length) % 2))
     config = checks.PlausibilityConfig()
-    windows = checks._centred_windows(codes, times.asi8, pd.Timedelta(minutes=120).value)
+    windows = checks._level_windows(codes, times.asi8, config)
     passes = [np.zeros(x.shape, bool)]
     for _ in range(checks.MAX_PASSES):
-        passes.append(checks._far_pass(x, passes[-1], codes, windows, config.glitch_k))
+        passes.append(checks._far_pass(x, passes[-1], codes, windows) > config.glitch_k)
         if np.array_equal(passes[-1], passes[-2]):
             break
     assert len(passes) > 3  # more than one pass matters here
-    np.testing.assert_array_equal(checks._far_readings(x, codes, times, config), passes[-1])
+    far = checks._far_readings(x, codes, times, config) > config.glitch_k
+    np.testing.assert_array_equal(far, passes[-1])
+
+
+def test_a_plateau_minutes_long_on_a_level_climbing_within_the_window_is_a_glitch_and_the_climb_is_not():
+    """A bearing heating from 70 to 230 °C within two hours in four steps of 40 °C (1 Hz, one-minute ramps):
+    around the two-hour median the steps spread the residuals so wide that a six-minute plateau 250 °C above
+    the level hides; around the half-hour median it does not. The steps, followed at the short scale, are
+    never a glitch."""
+    rng = np.random.default_rng(4)
+    n = 7200
+    t = np.arange(n)
+    x = 70.0 + sum(40.0 * np.clip((t - step) / 60.0, 0.0, 1.0) for step in (1440, 2880, 4320, 5760))
+    x += rng.normal(0, 0.5, n)
+    plateau = slice(3300, 3660)  # minutes 55 to 61, in the middle of the 150 °C step
+    x[plateau] += 250.0
+    stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(t, unit="s")
+    tel = pd.DataFrame({"machine_id": "B1", "timestamp": stamps, "temperature_bearing": x})
+    found = checks.find_glitches(tel, ["temperature_bearing"], checks.PlausibilityConfig())
+    expected = np.zeros(n, bool)
+    expected[plateau] = True
+    np.testing.assert_array_equal(found["temperature_bearing"], expected)
+
+
+@pytest.mark.parametrize("minutes_from_start", [0, 100])
+def test_a_fast_warm_up_or_heating_at_either_end_of_a_record_is_not_a_glitch(minutes_from_start):
+    """20 -> 60 °C within ten minutes at the start or at the end of a two-hour record (1 Hz, noise 0.3 °C): the
+    short median stays centred near the ends, so it follows the rise instead of lagging it."""
+    rng = np.random.default_rng(5)
+    n = 7200
+    t = np.arange(n)
+    rise = np.clip((t - minutes_from_start * 60) / 600.0, 0.0, 1.0)
+    x = 20.0 + 40.0 * rise + rng.normal(0, 0.3, n)
+    stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(t, unit="s")
+    tel = pd.DataFrame({"machine_id": "B1", "timestamp": stamps, "temperature_bearing": x})
+    assert checks.find_glitches(tel, ["temperature_bearing"], checks.PlausibilityConfig()) == {}
