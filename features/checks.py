@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ REASON_CODES: dict[str, str] = {
     "missing_channel": "name the channel of every snapshot",
     "flat_snapshot": "check the accelerometer and its cable: the snapshot carries no signal",
 }
-FLAG_KINDS = ("stuck", "dead")
+FLAG_KINDS = ("stuck", "dead", "spike")  # spike: an open burst, reported, not a reason to withhold a score
 MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outliers found so far
 BURST_SHARE = 0.25  # a glitch burst spans at most this share of the glitch window; so does the short level's
 
@@ -246,31 +247,50 @@ def _excess(
     return excess
 
 
-def _glitch_bursts(
+@dataclass(frozen=True)
+class Bursts:
+    """The bursts of one column, as masks over the rows of the frame checked (``find_bursts``)."""
+
+    glitch: np.ndarray  # bool: far out in a burst that normal readings bound on both sides (a sensor glitch)
+    ended_by: np.ndarray  # int: for a glitch row, the row of the normal reading that ended its burst; else -1
+    open: np.ndarray  # bool: far out in a burst that reaches the machine's latest reading (not judged yet)
+    excess: np.ndarray  # float: robust scales out (``_far_readings``), 0 for NaN
+
+
+def _burst_runs(
     far: np.ndarray, loose: np.ndarray, codes: np.ndarray, stamps: np.ndarray, max_span: float
-) -> np.ndarray:
-    """The ``far`` rows of runs of ``loose`` rows (far ones among them) that have a row of the same machine
-    on both sides that is not ``loose`` and span <= max_span."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of ``loose`` rows (far ones among them) after a row of the same machine that is not loose and
+    spanning <= max_span: their far rows when another such row follows them (glitch), with that row's index
+    (else -1), and their far rows when they reach the machine's last row (open)."""
     start = _starts(codes)
     end = np.r_[start[1:], True]
     run_start = loose & (start | ~np.r_[False, loose[:-1]])
     run_id = np.cumsum(run_start)
     rows = np.flatnonzero(loose)
+    ended_by = np.full(len(far), -1)
     if not len(rows):
-        return far & loose
+        return np.zeros(len(far), bool), ended_by, np.zeros(len(far), bool)
     ids = run_id[rows]
     first = rows[np.r_[True, ids[1:] != ids[:-1]]]
     last = rows[np.r_[ids[1:] != ids[:-1], True]]
-    ok = ~start[first] & ~end[last] & ((stamps[last] - stamps[first]) <= max_span)
-    return far & loose & np.isin(run_id, np.unique(ids)[ok])
+    short = ~start[first] & ((stamps[last] - stamps[first]) <= max_span)
+    closed, reaching_end = short & ~end[last], short & end[last]
+    run_of_row = np.zeros(len(far), np.intp)  # 1-based run number of each loose row, 0 elsewhere
+    run_of_row[rows] = np.searchsorted(np.unique(ids), ids) + 1
+    closed_row = np.r_[False, closed][run_of_row]
+    glitch = far & closed_row
+    ended_by[glitch] = np.r_[-1, last + 1][run_of_row[glitch]]
+    return glitch, ended_by, far & np.r_[False, reaching_end][run_of_row]
 
 
-def find_glitches(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig) -> dict[str, np.ndarray]:
-    """Per column, the rows (of ``tel``, sorted by machine and time) that are sensor glitches: more than
-    ``glitch_k`` robust scales out (``_far_readings``), within a burst of readings more than half as far out
-    that normal readings bound on both sides and that spans at most ``BURST_SHARE`` of the window. The half
-    threshold keeps a rise whose first readings hover around the threshold one run: a sustained rise up to
-    the end of the record is never a burst."""
+def find_bursts(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig) -> dict[str, Bursts]:
+    """Per column with a far reading, its bursts (rows of ``tel``, sorted by machine and time): readings more
+    than ``glitch_k`` robust scales out (``_far_readings``) within a burst of readings more than half as far
+    out that spans at most ``BURST_SHARE`` of the window after a normal reading. A burst that a normal reading
+    also ends is a sensor glitch; one that reaches the machine's latest reading is open: nothing shows yet
+    whether it ends (a glitch) or lasts (a real change). The half threshold keeps a rise whose first readings
+    hover around the threshold one run: a sustained rise is never a burst."""
     columns = [c for c in columns if not _match(c, config.glitch_exempt)]
     if not columns or len(tel) < 5:
         return {}
@@ -284,11 +304,55 @@ def find_glitches(tel: pd.DataFrame, columns: list[str], config: PlausibilityCon
     out = {}
     for j in np.flatnonzero(far.any(axis=0)):
         rows = np.flatnonzero(np.isfinite(x[:, j]))  # a burst is bounded by this column's own readings
-        found = _glitch_bursts(far[rows, j], loose[rows, j], codes[rows], pseudo.asi8[rows], max_span)
-        if found.any():
-            out[columns[j]] = np.zeros(len(x), bool)
-            out[columns[j]][rows[found]] = True
+        glitch, ended_by, open_ = _burst_runs(
+            far[rows, j], loose[rows, j], codes[rows], pseudo.asi8[rows], max_span
+        )
+        if glitch.any() or open_.any():
+            bursts = Bursts(np.zeros(len(x), bool), np.full(len(x), -1), np.zeros(len(x), bool), excess[:, j])
+            bursts.glitch[rows] = glitch
+            bursts.ended_by[rows[glitch]] = rows[ended_by[glitch]]
+            bursts.open[rows] = open_
+            out[columns[j]] = bursts
     return out
+
+
+def find_glitches(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig) -> dict[str, np.ndarray]:
+    """Per column, the rows (of ``tel``, sorted by machine and time) that are sensor glitches (``find_bursts``)."""
+    return {c: b.glitch for c, b in find_bursts(tel, columns, config).items() if b.glitch.any()}
+
+
+def spike_flags(tel: pd.DataFrame, bursts: dict[str, Bursts]) -> pd.DataFrame:
+    """One ``spike`` sensor flag (``sensor_flag_frame``) per machine and column with an open burst: its
+    first and last far reading, how many, and in ``detail`` the farthest reading. Always active (the burst
+    reaches the machine's latest reading); the reading is kept and scored, the flag says it is unconfirmed."""
+    flags = []
+    for column, found in bursts.items():
+        rows = np.flatnonzero(found.open)
+        if not len(rows):
+            continue
+        frame = pd.DataFrame(
+            {"machine_id": tel["machine_id"].to_numpy()[rows], "row": rows, "excess": found.excess[rows]}
+        )
+        for machine, group in frame.groupby("machine_id", sort=True):
+            first, last = int(group["row"].iloc[0]), int(group["row"].iloc[-1])
+            worst = int(group["row"].to_numpy()[group["excess"].to_numpy().argmax()])
+            value, when = tel[column].iloc[worst], tel["timestamp"].iloc[worst]
+            flags.append(
+                {
+                    "machine_id": machine,
+                    "column": column,
+                    "flag": "spike",
+                    "since": tel["timestamp"].iloc[first],
+                    "until": tel["timestamp"].iloc[last],
+                    "readings": len(group),
+                    "active": True,
+                    "detail": f"{column} read {value:g} at {when:%Y-%m-%d %H:%M} UTC, "
+                    f"{found.excess[worst]:.0f} robust scales outside its running level and range, in its "
+                    "latest readings: unconfirmed, a sensor glitch if the next reading is back to normal, "
+                    "a real change if it lasts",
+                }
+            )
+    return sensor_flag_frame(flags)
 
 
 def _min_run(repeat_share: float, config: PlausibilityConfig) -> int:

@@ -27,11 +27,12 @@ import pyarrow.parquet as pq
 from features.checks import (
     REASON_CODES,
     PlausibilityConfig,
-    find_glitches,
+    find_bursts,
     find_sensor_flags,
     limit_violations,
     sensor_flag_frame,
     snapshot_shape_problems,
+    spike_flags,
 )
 from features.errors import InputError
 from features.telemetry import latest_per_machine
@@ -445,12 +446,15 @@ def _clean_telemetry(
     ]
     tel = _reject_all_of(q, "telemetry", tel, found)
     reason = "far outside this machine's own history for a short burst (sensor glitch)"
+    bursts = find_bursts(tel, sensors, ctx.config)
+    spikes = spike_flags(tel, bursts)  # open bursts: kept, reported
     found = [
-        (mask, col, f"{col} {reason}", "sensor_glitch")
-        for col, mask in find_glitches(tel, sensors, ctx.config).items()
+        (b.glitch, col, f"{col} {reason}", "sensor_glitch") for col, b in bursts.items() if b.glitch.any()
     ]
     tel = _reject_all_of(q, "telemetry", tel, found)
     flags = find_sensor_flags(tel, sensors, ctx.config, present)
+    if len(spikes):
+        flags = pd.concat([f for f in (flags, spikes) if len(f)], ignore_index=True)
     return tel.drop(columns=["_row", "_file"]).reset_index(drop=True), flags
 
 

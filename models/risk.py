@@ -115,13 +115,15 @@ def unscored_statuses(
     status: np.ndarray, machine_ids: pd.Series, sensor_flags: pd.DataFrame | None, failed: pd.Series | None
 ) -> tuple[np.ndarray, dict[str, str]]:
     """``failed`` (a failure after its latest reading: down, awaiting restart) and ``check_sensor`` (an active
-    stuck or dead sensor: its score would be garbage) override ``scored``; with the reason in words."""
+    stuck or dead sensor: its score would be garbage) override ``scored``; with the reason in words. An
+    unconfirmed ``spike`` does not (``spike_notes``): a real jump must not drop out of the ranking."""
     status = status.copy()
     reasons: dict[str, str] = {}
     if sensor_flags is not None and not sensor_flags.empty:
         active = (
             sensor_flags[sensor_flags["active"].astype(bool)] if "active" in sensor_flags else sensor_flags
         )
+        active = active[active["flag"] != "spike"]
         for machine, rows in active.groupby("machine_id"):
             reasons[str(machine)] = "; ".join(
                 f"{flag} {column} since {since}"
@@ -134,6 +136,15 @@ def unscored_statuses(
         for machine in machine_ids[down]:
             reasons[str(machine)] = f"failed at {failed[machine]}, no reading since: awaiting restart"
     return status, reasons
+
+
+def spike_notes(sensor_flags: pd.DataFrame | None) -> dict[str, str]:
+    """Machine -> the detail of its active ``spike`` flags (a far reading in its latest readings, not yet
+    known to be a glitch or a real change), added to the drivers of its row whatever its status."""
+    if sensor_flags is None or sensor_flags.empty:
+        return {}
+    spikes = sensor_flags[(sensor_flags["flag"] == "spike") & sensor_flags["active"].astype(bool)]
+    return {str(m): "; ".join(rows["detail"]) for m, rows in spikes.groupby("machine_id")}
 
 
 def build_risk_list(
@@ -197,6 +208,11 @@ def build_risk_list(
     by_id = frame.set_index("machine_id")
     phrases, faults = top_drivers(model, by_id.loc[out.loc[explain, "machine_id"]].reset_index())
     out.loc[explain, "drivers"], out.loc[explain, "likely_fault"] = phrases, faults
+    notes = out["machine_id"].astype(str).map(spike_notes(sensor_flags))
+    noted = notes.notna().to_numpy()
+    if noted.any():
+        before = out.loc[noted, "drivers"].fillna("")
+        out.loc[noted, "drivers"] = before.where(before == "", before + "; ") + notes[noted]
     thresholds = model.thresholds
     out = carry_over(
         out, previous, thresholds["high"], min(thresholds["medium"], thresholds["high"]), crew_capacity(model)

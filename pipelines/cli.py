@@ -318,6 +318,11 @@ def print_scoring(result: dict, top: int = 10) -> None:
         console.print(
             f"batch {batch['batch']}: {batch['status']}; rows in {t['rows_in']} = stored {t['stored']} + "
             f"quarantined {t['quarantined']} + duplicates {t['duplicates']}; moved to {batch['moved_to']}"
+            + (
+                f"; withdrew {batch['withdrawn']} stored readings of earlier batches as glitches"
+                if batch.get("withdrawn")
+                else ""
+            )
             + (f" ({batch['error']})" if batch.get("error") else ""),
             markup=False,
         )

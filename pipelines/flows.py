@@ -26,7 +26,7 @@ from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
 from features.build import FeatureConfig, FeatureTable, Progress, build_features, latest_as_of
-from features.checks import PlausibilityConfig, find_sensor_flags
+from features.checks import PlausibilityConfig, find_sensor_flags, sensor_flag_frame
 from features.dataset import Dataset, combine, fingerprint, load_dataset
 from features.errors import InputError
 from models import plots, registry
@@ -41,7 +41,7 @@ from models.rul import remaining_life
 from models.split import labelled_holdout
 from models.train import TrainConfig, train_risk_model
 from pipelines.feedback import feedback_events, list_precision, load_findings, merge_events, read_lists
-from pipelines.inbox import process_inbox, table_totals
+from pipelines.inbox import BatchReport, process_inbox, table_totals
 from pipelines.logs import log_event, log_machines, quarantine_summary
 from pipelines.notify import DeliveryResult, WebhookConfig, notify_new_high_risk
 from pipelines.promotions import append_audit
@@ -466,10 +466,28 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
         store.quarantine(batch_id) for batch_id in stored
     ]  # this run's rejected rows, with their reasons
     quarantine = pd.concat(rejected, ignore_index=True) if rejected else history.quarantine
-    history = replace(history, sensor_flags=sensor_flags_of(history), quarantine=quarantine)
+    flags = pd.concat(
+        [f for f in (sensor_flags_of(history), open_spikes(reports, history.telemetry)) if len(f)]
+        or [sensor_flags_of(history)],
+        ignore_index=True,
+    )
+    history = replace(history, sensor_flags=flags, quarantine=quarantine)
     log_machines("validate", quarantine_summary(quarantine), logging.WARNING, result="quarantined")
     totals = table_totals({r.batch: r.totals() for r in reports})
     return history, {"inbox": totals}, [r.to_dict() for r in reports]
+
+
+def open_spikes(reports: list[BatchReport], telemetry: pd.DataFrame) -> pd.DataFrame:
+    """The unconfirmed ``spike`` flags this run's batches reported that still reach their machine's latest
+    stored reading (a later batch of the same run may have ended the burst: then it is withdrawn instead)."""
+    rows = [f for report in reports for f in report.sensor_flags if f.get("flag") == "spike"]
+    spikes = sensor_flag_frame(rows)
+    if spikes.empty or telemetry.empty:
+        return sensor_flag_frame()
+    latest = telemetry.groupby("machine_id")["timestamp"].max()
+    spikes = spikes.drop_duplicates(["machine_id", "column"], keep="last")
+    still_open = spikes["until"].to_numpy() >= latest.reindex(spikes["machine_id"]).to_numpy()
+    return spikes[still_open].reset_index(drop=True)
 
 
 def sensor_flags_of(history: Dataset) -> pd.DataFrame:

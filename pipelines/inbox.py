@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.checks import REASON_CODES, PlausibilityConfig, find_glitches, find_sensor_flags
+from features.checks import REASON_CODES, PlausibilityConfig, find_bursts, find_sensor_flags, spike_flags
 from features.dataset import (
     QUARANTINE_COLUMNS,
     TABLES,
@@ -60,7 +60,8 @@ class BatchReport:
     store_version: int | None = None
     tables: dict[str, dict[str, int]] = field(default_factory=dict)
     quarantine_codes: dict[str, int] = field(default_factory=dict)
-    sensor_flags: list[dict] = field(default_factory=list)  # active stuck/dead flags of the batch's machines
+    sensor_flags: list[dict] = field(default_factory=list)  # active stuck/dead/spike flags of its machines
+    withdrawn: int = 0  # stored readings of earlier batches withdrawn as glitches once this batch ended them
     error: str | None = None
     error_code: str | None = None
 
@@ -135,7 +136,14 @@ def process_batch(
         return report
     report.store_version = result.version
     report.tables = _balance(dataset, result.stored, result.duplicates)
-    codes = dataset.quarantine["code"].value_counts().sort_index()
+    quarantine = dataset.quarantine
+    earlier = (
+        quarantine["withdrawn"].fillna(False).astype(bool).to_numpy()
+        if "withdrawn" in quarantine
+        else np.zeros(len(quarantine), bool)
+    )  # records of earlier batches' stored readings: not rows of this batch
+    report.withdrawn = int(earlier.sum())
+    codes = quarantine.loc[~earlier, "code"].value_counts().sort_index()
     report.quarantine_codes = {str(code): int(n) for code, n in codes.items()}
     report.sensor_flags = _active_flags(dataset.sensor_flags)
     report.moved_to = str(_move(folder, "processed"))
@@ -206,7 +214,13 @@ def _write_json(path: Path, payload: dict) -> None:
 def judge_against_history(
     dataset: Dataset, store: HistoryStore, config: PlausibilityConfig, history_days: float = 14.0
 ) -> Dataset:
-    """The batch with its telemetry glitches re-found and its sensor flags re-computed over stored history."""
+    """The batch with its telemetry glitches re-found and its sensor flags re-computed over stored history.
+
+    A burst in a machine's latest stored readings could not be judged when it was stored (nothing after it
+    showed whether it ended): when this batch's reading ends it, its stored readings are withdrawn from the
+    history (quarantine records with ``withdrawn`` set, which ``HistoryStore.read`` leaves out). A burst that
+    reaches the batch's latest reading is kept and reported as an unconfirmed ``spike`` flag.
+    """
     tel = dataset.telemetry
     if tel.empty:
         return dataset
@@ -217,18 +231,57 @@ def judge_against_history(
     sensors = dataset.sensor_columns
     both = _history_and_batch(history, tel, sensors)
     is_batch = both["_batch_row"].to_numpy() >= 0
-    glitch = np.zeros(len(both), bool)
+    glitch, withdrawn = np.zeros(len(both), bool), np.zeros(len(both), bool)
     first_column: dict[int, str] = {}
-    for column, mask in find_glitches(both, sensors, config).items():
-        new = mask & is_batch & ~glitch
+    withdrawn_column: dict[
+        int, tuple[str, int]
+    ] = {}  # row of both -> column, row of the reading that ended it
+    bursts = find_bursts(both, sensors, config)
+    for column, found in bursts.items():
+        new = found.glitch & is_batch & ~glitch
         for row in both["_batch_row"].to_numpy()[new]:
             first_column[int(row)] = column
         glitch |= new
+        ended_by_batch = found.glitch & ~is_batch & is_batch[np.maximum(found.ended_by, 0)]
+        for row in np.flatnonzero(ended_by_batch & ~withdrawn):
+            withdrawn_column[int(row)] = (column, int(found.ended_by[row]))
+        withdrawn |= ended_by_batch
     codes, machines = pd.factorize(both["machine_id"])
     reported = pd.DataFrame(both[sensors].notna().to_numpy()).groupby(codes).any().to_numpy()
     present = {c: set(machines[reported[:, j]]) for j, c in enumerate(sensors)}  # machines with the column
-    flags = find_sensor_flags(both[~glitch], sensors, config, present)
-    return _apply(dataset, first_column, flags[flags["machine_id"].isin(set(tel["machine_id"]))])
+    flags = find_sensor_flags(both[~glitch & ~withdrawn], sensors, config, present)
+    spikes = spike_flags(both, bursts)
+    flags = pd.concat([f for f in (flags, spikes) if len(f)] or [flags], ignore_index=True)
+    flags = flags[flags["machine_id"].isin(set(tel["machine_id"]))]
+    return _apply(dataset, first_column, flags, _withdrawn_records(both, withdrawn_column))
+
+
+def _withdrawn_records(both: pd.DataFrame, withdrawn: dict[int, tuple[str, int]]) -> pd.DataFrame:
+    """Quarantine records (with ``timestamp`` and ``withdrawn``) of stored readings found to be glitches now
+    that a reading of the batch ended their burst."""
+    rows = np.array(sorted(withdrawn), dtype=np.intp)
+    columns = [withdrawn[int(r)][0] for r in rows]
+    ended = both["timestamp"].to_numpy()[np.array([withdrawn[int(r)][1] for r in rows], dtype=np.intp)]
+    stamps = both["timestamp"].iloc[rows]
+    return pd.DataFrame(
+        {
+            "table": "telemetry",
+            "file": "(stored history)",
+            "row": np.full(len(rows), -1, dtype=np.int64),
+            "machine_id": both["machine_id"].iloc[rows].to_numpy(),
+            "column": columns,
+            "code": "sensor_glitch",
+            "reason": [
+                f"{c} {GLITCH_REASON}: stored before the burst's end was seen, withdrawn from the stored "
+                f"history when this batch's reading at {pd.Timestamp(e):%Y-%m-%d %H:%M} UTC ended it"
+                for c, e in zip(columns, ended, strict=True)
+            ],
+            "value": [both[c].iloc[r] for c, r in zip(columns, rows, strict=True)],
+            "fix": REASON_CODES["sensor_glitch"],
+            "timestamp": stamps.to_numpy(),
+            "withdrawn": True,
+        }
+    )
 
 
 def _history_and_batch(history: pd.DataFrame, tel: pd.DataFrame, sensors: list[str]) -> pd.DataFrame:
@@ -242,15 +295,22 @@ def _history_and_batch(history: pd.DataFrame, tel: pd.DataFrame, sensors: list[s
     return both.sort_values(["machine_id", "timestamp"], kind="stable").reset_index(drop=True)
 
 
-def _apply(dataset: Dataset, glitches: dict[int, str], flags: pd.DataFrame) -> Dataset:
-    """Quarantine the batch rows found glitching (naming their file and row) and replace telemetry flags."""
+def _apply(
+    dataset: Dataset, glitches: dict[int, str], flags: pd.DataFrame, withdrawn: pd.DataFrame
+) -> Dataset:
+    """Quarantine the batch rows found glitching (naming their file and row), add the records of the stored
+    readings withdrawn, and replace telemetry flags."""
     tel = dataset.telemetry
     sensors = set(dataset.sensor_columns)
     other_flags = dataset.sensor_flags[~dataset.sensor_flags["column"].isin(sensors)]
     all_flags = pd.concat([f for f in (other_flags, flags) if len(f)] or [flags], ignore_index=True)
     all_flags = all_flags.sort_values(["machine_id", "column", "since"]).reset_index(drop=True)
+    quarantine = dataset.quarantine
+    if len(withdrawn):
+        parts = [quarantine.assign(withdrawn=False)] if len(quarantine) else []
+        quarantine = pd.concat([*parts, withdrawn], ignore_index=True)
     if not glitches:
-        return dataclasses.replace(dataset, sensor_flags=all_flags)
+        return dataclasses.replace(dataset, sensor_flags=all_flags, quarantine=quarantine)
     rows = np.array(sorted(glitches))
     bad = tel.iloc[rows]
     where = _source_rows(dataset.root, bad)
@@ -264,7 +324,7 @@ def _apply(dataset: Dataset, glitches: dict[int, str], flags: pd.DataFrame) -> D
             "column": columns,
             "code": "sensor_glitch",
             "reason": [f"{c} {GLITCH_REASON}" for c in columns],
-            "value": [str(v)[:80] for v in (bad[c].iloc[i] for i, c in enumerate(columns))],
+            "value": [bad[c].iloc[i] for i, c in enumerate(columns)],
             "fix": REASON_CODES["sensor_glitch"],
         }
     )[QUARANTINE_COLUMNS]
@@ -274,7 +334,7 @@ def _apply(dataset: Dataset, glitches: dict[int, str], flags: pd.DataFrame) -> D
     return dataclasses.replace(
         dataset,
         telemetry=tel.drop(index=tel.index[rows]).reset_index(drop=True),
-        quarantine=pd.concat([dataset.quarantine, records], ignore_index=True),
+        quarantine=pd.concat([quarantine, records], ignore_index=True),
         counts=counts,
         sensor_flags=all_flags,
     )

@@ -149,6 +149,8 @@ class HistoryStore:
         for table in ("machines", "telemetry", "events"):
             got = self._read_arrow(table, versions[table], None, where(table)) if table in wanted else None
             frames[table] = _from_store(table, got)
+        if "telemetry" in wanted and len(frames["telemetry"]):
+            frames["telemetry"] = _without(frames["telemetry"], self._withdrawn(versions["quarantine"], ids))
         waveforms = Waveforms.empty()
         if "waveforms" in wanted:
             waveforms = _waveforms_from_store(
@@ -168,6 +170,18 @@ class HistoryStore:
             notes=pd.DataFrame(),
             counts=counts,
         )
+
+    def _withdrawn(self, version: int, ids: list[str] | None) -> pd.DataFrame:
+        """Keys (machine_id, timestamp) of stored telemetry withdrawn as glitches by a later batch."""
+        if version < 0:
+            return pd.DataFrame(columns=["machine_id", "timestamp"])
+        dataset = DeltaTable(self.path / "quarantine", version=version).to_pyarrow_dataset()
+        if "withdrawn" not in dataset.schema.names:  # a store written before withdrawals existed
+            return pd.DataFrame(columns=["machine_id", "timestamp"])
+        where = pc.field("withdrawn") == pa.scalar(True)
+        if ids is not None:
+            where = where & pc.field("machine_id").isin(ids)
+        return dataset.to_table(columns=["machine_id", "timestamp"], filter=where).to_pandas()
 
     def _read_arrow(
         self, table: str, version: int, columns: list[str] | None, where: pc.Expression | None
@@ -404,7 +418,15 @@ def _to_store(table: str, dataset: Dataset, batch_id: str) -> pa.Table:
         arrow = _store_frame(q.drop(columns=["row"])).append_column(
             "row", pa.array(q["row"].to_numpy(dtype=np.int64), type=pa.int64())
         )
-        return _with_lineage(arrow.select(QUARANTINE_COLUMNS), batch_id, partitioned=False)
+        withdrawn = dataset.quarantine.get("withdrawn", pd.Series(False, index=q.index))
+        stamps = dataset.quarantine.get("timestamp", pd.Series(pd.NaT, index=q.index))
+        arrow = arrow.select(QUARANTINE_COLUMNS).append_column(
+            "timestamp", pa.array(_to_utc_us(pd.to_datetime(stamps, utc=True)), type=_UTC)
+        )
+        arrow = arrow.append_column(
+            "withdrawn", pa.array(withdrawn.fillna(False).astype(bool).to_numpy(), type=pa.bool_())
+        )
+        return _with_lineage(arrow, batch_id, partitioned=False)
     frame = getattr(dataset, table)
     return _with_lineage(_store_frame(frame), batch_id, partitioned=table in PARTITIONS)
 
@@ -420,6 +442,15 @@ def _waveforms_to_store(waveforms: Waveforms, batch_id: str) -> pa.Table:
     arrow = _store_frame(meta[WAVEFORM_META])
     arrow = arrow.append_column("n_samples", pa.array(n, type=pa.int64())).append_column("values", values)
     return _with_lineage(arrow, batch_id, partitioned=True)
+
+
+def _without(telemetry: pd.DataFrame, withdrawn: pd.DataFrame) -> pd.DataFrame:
+    """Telemetry without the readings whose (machine_id, timestamp) is withdrawn."""
+    if withdrawn.empty:
+        return telemetry
+    keys = ["machine_id", "timestamp"]
+    gone = pd.MultiIndex.from_frame(telemetry[keys]).isin(pd.MultiIndex.from_frame(withdrawn[keys]))
+    return telemetry[~gone].reset_index(drop=True)
 
 
 def _from_store(table: str, arrow: pa.Table | None) -> pd.DataFrame:

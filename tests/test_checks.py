@@ -98,3 +98,38 @@ def test_a_fast_warm_up_or_heating_at_either_end_of_a_record_is_not_a_glitch(min
     stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(t, unit="s")
     tel = pd.DataFrame({"machine_id": "B1", "timestamp": stamps, "temperature_bearing": x})
     assert checks.find_glitches(tel, ["temperature_bearing"], checks.PlausibilityConfig()) == {}
+
+
+def test_a_burst_in_the_latest_readings_is_open_and_the_one_a_normal_reading_ends_is_a_glitch():
+    """Hourly readings of two machines: a burst in the middle (ended by normal readings) is a glitch whose
+    ``ended_by`` is the first normal reading after it; a burst in the latest readings is open (not a glitch:
+    nothing shows yet whether it ends) and becomes a spike flag; a record that ends on a normal reading has none."""
+    rng = np.random.default_rng(6)
+    n = 200
+    stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="h")
+    a = 60.0 + rng.normal(0, 0.5, n)
+    a[100:102] += 400.0  # ended by row 102
+    b = 60.0 + rng.normal(0, 0.5, n)
+    b[-2:] += 400.0  # the latest two readings
+    tel = pd.DataFrame(
+        {
+            "machine_id": np.repeat(["A", "B"], n),
+            "timestamp": np.tile(stamps, 2),
+            "temperature_bearing": np.r_[a, b],
+        }
+    )
+    bursts = checks.find_bursts(tel, ["temperature_bearing"], checks.PlausibilityConfig())[
+        "temperature_bearing"
+    ]
+    assert list(np.flatnonzero(bursts.glitch)) == [100, 101]
+    assert (
+        list(bursts.ended_by[[100, 101]]) == [102, 102]
+        and (np.delete(bursts.ended_by, [100, 101]) == -1).all()
+    )
+    assert list(np.flatnonzero(bursts.open)) == [2 * n - 2, 2 * n - 1]
+    assert (bursts.excess[bursts.glitch | bursts.open] > checks.PlausibilityConfig().glitch_k).all()
+    flags = checks.spike_flags(tel, {"temperature_bearing": bursts})
+    assert list(flags["machine_id"]) == ["B"] and list(flags["flag"]) == ["spike"]
+    assert flags.loc[0, "since"] == stamps[-2] and flags.loc[0, "until"] == stamps[-1]
+    assert bool(flags.loc[0, "active"]) and flags.loc[0, "readings"] == 2
+    assert "unconfirmed" in flags.loc[0, "detail"] and "temperature_bearing read 4" in flags.loc[0, "detail"]

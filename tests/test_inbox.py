@@ -212,3 +212,75 @@ def test_a_store_failure_leaves_the_batch_for_the_next_run(
 def test_the_store_version_advanced_once_per_stored_batch(run: dict) -> None:
     stored = [r for r in run["reports"].values() if r.status == "stored"]
     assert run["store"].version == run["version_before"] + len(stored)
+
+
+def hour_batch(day: Path, inbox: Path, name: str, hour: int, spike: float = 0.0) -> Path:
+    """One hourly batch (one reading per machine) cut from a simulated inbox day; ``spike`` added to M0001's
+    bearing temperature."""
+    folder = inbox / name
+    (folder / "telemetry").mkdir(parents=True)
+    tel = pq.read_table(day / TELEMETRY).to_pandas()
+    hours = sorted(tel["timestamp"].unique())
+    tel = tel[tel["timestamp"] == hours[hour]].reset_index(drop=True)
+    tel.loc[tel["machine_id"] == "M0001", "temperature_bearing"] += spike
+    tel.to_parquet(folder / TELEMETRY, index=False)
+    return folder
+
+
+def test_a_spike_in_an_hourly_batch_is_flagged_then_withdrawn_when_the_next_batch_ends_it(
+    tmp_path: Path,
+) -> None:
+    """A one-reading-per-machine batch cannot show that a far reading ends: it is stored and reported as an
+    unconfirmed spike. The next hour's normal reading ends the burst: the stored reading is withdrawn from
+    the history (a quarantine record of the second batch, with its time), every later read leaves it out,
+    the first batch's rows still balance, and the store version before it still holds it (time travel)."""
+    fleet = tmp_path / "fleet"
+    simulate(fleet, SimulationConfig(machines=6, days=8, inbox_days=1, snapshot_samples=256, seed=7))
+    store = open_store(tmp_path / "store")
+    store.append(load_dataset(fleet, now=NOW), fingerprint(fleet), source="history")
+    day, inbox = fleet / "inbox" / "2026-01-08", tmp_path / "inbox"
+    hour_batch(day, inbox, "h01", 1, spike=500.0)
+    first = process_inbox(inbox, store, now=NOW)[0]
+    spiked = pq.read_table(inbox / "processed" / "h01" / TELEMETRY).to_pandas().query("machine_id == 'M0001'")
+    assert first.status == "stored" and first.balanced and first.quarantine_codes == {}
+    rows = len(pq.read_table(inbox / "processed" / "h01" / TELEMETRY))
+    assert first.tables["telemetry"]["stored"] == rows and first.withdrawn == 0
+    spikes = [f for f in first.sensor_flags if f["flag"] == "spike"]
+    assert [(f["machine_id"], f["column"]) for f in spikes] == [("M0001", "temperature_bearing")]
+    assert "unconfirmed" in spikes[0]["detail"]
+    key = ("M0001", spiked["timestamp"].iloc[0])
+    with_spike = store.version
+    from pipelines.flows import open_spikes  # what the score flow adds to the stored history's flags
+
+    assert list(open_spikes([first], store.read().telemetry)["machine_id"]) == ["M0001"]
+    assert key in set(
+        store.read(machines=["M0001"])
+        .telemetry[["machine_id", "timestamp"]]
+        .itertuples(index=False, name=None)
+    )
+
+    hour_batch(day, inbox, "h02", 2)
+    second = process_inbox(inbox, store, now=NOW)[0]
+    assert second.status == "stored" and second.balanced and second.withdrawn == 1
+    new = pq.read_table(inbox / "processed" / "h02" / TELEMETRY).to_pandas()
+    n = len(new)
+    assert second.tables["telemetry"] == {"rows_in": n, "stored": n, "quarantined": 0, "duplicates": 0}
+    assert not [f for f in second.sensor_flags if f["flag"] == "spike"]
+    assert open_spikes([first, second], store.read().telemetry).empty
+    record = store.quarantine(second.batch_id).query("withdrawn == True").iloc[0]
+    assert (record["machine_id"], record["column"], record["code"]) == (
+        "M0001",
+        "temperature_bearing",
+        "sensor_glitch",
+    )
+    assert record["timestamp"] == key[1] and float(record["value"]) == spiked["temperature_bearing"].iloc[0]
+    assert "withdrawn from the stored history" in record["reason"]
+    keys = lambda version=None: set(  # noqa: E731
+        store.read(version=version).telemetry[["machine_id", "timestamp"]].itertuples(index=False, name=None)
+    )
+    added = set(new[["machine_id", "timestamp"]].itertuples(index=False, name=None))
+    assert key in keys(with_spike) and keys() == (keys(with_spike) - {key}) | added
+    # the same batch again changes nothing
+    shutil.copytree(inbox / "processed" / "h02", inbox / "h02-again")
+    again = process_inbox(inbox, store, now=NOW)[0]
+    assert again.status == "already_stored" and again.withdrawn == 0 and key not in keys()

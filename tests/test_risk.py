@@ -105,6 +105,32 @@ def test_sensor_flags_failures_and_the_previous_list(frame, monkeypatch):
     assert again.loc["b", "days_flagged"] == 1.0
 
 
+def test_an_unconfirmed_spike_keeps_the_machine_scored_and_says_so_in_its_drivers(frame, monkeypatch):
+    """A far reading in a machine's latest readings may be a glitch or a real jump: the machine keeps its
+    score and rank (a real jump must not drop out of the list), and its drivers carry the flag's detail."""
+    import models.risk as risk
+
+    monkeypatch.setattr(risk, "driver_phrase", lambda name, value: f"{name}={value:.1f}")
+    machines = pd.DataFrame({"machine_id": ["a", "b", "c", "d"], "site": "S", "machine_type": "pump"})
+    t = pd.Timestamp("2026-05-01", tz="UTC")
+    flags = pd.DataFrame(
+        {
+            "machine_id": ["b"],
+            "column": ["temperature_bearing"],
+            "flag": ["spike"],
+            "since": [t],
+            "active": [True],
+            "detail": ["temperature_bearing read 900 at 2026-05-01 00:00 UTC, unconfirmed"],
+        }
+    )
+    plain = build_risk_list(FakeModel(), frame, machines, "m", "3").set_index("machine_id")
+    out = build_risk_list(FakeModel(), frame, machines, "m", "3", sensor_flags=flags).set_index("machine_id")
+    assert out.loc["b", "status"] == "scored" == plain.loc["b", "status"]
+    assert out.loc["b", "failure_probability"] == plain.loc["b", "failure_probability"]
+    assert out.loc["b", "drivers"] == plain.loc["b", "drivers"] + "; " + flags.loc[0, "detail"]
+    assert (out.drop(index="b")["drivers"] == plain.drop(index="b")["drivers"]).all()
+
+
 def test_a_machine_is_down_when_its_failure_is_after_its_latest_reading():
     from models.risk import failed_since_last_reading
 
