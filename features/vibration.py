@@ -84,6 +84,9 @@ class VibrationConfig:
     defect_tolerance: float = 0.02  # relative speed/slip tolerance when reading a peak
     hf_split_hz: float = 1000.0  # hf_ratio = energy at or above this / total
     velocity_band_hz: tuple[float, float] = (10.0, 1000.0)
+    # False: no envelope analysis (about half the work): every envelope__* feature is NaN, the others are the
+    # same; for machines without rolling-element bearings, or a first screening of a large batch
+    envelope: bool = True
 
     def __post_init__(self) -> None:
         """Reject settings that cannot describe a frequency band."""
@@ -496,7 +499,9 @@ def _make_plan(n_samples: int, sample_rate_hz: float, config: VibrationConfig) -
     """Spectral weights and envelope layout for snapshots of n_samples at sample_rate_hz."""
     freqs = sfft.rfftfreq(n_samples, 1.0 / sample_rate_hz)
     nyquist = sample_rate_hz / 2.0
-    k0, k1, width, block = _envelope_region(freqs, sample_rate_hz, config)
+    k0, k1, width, block = (
+        _envelope_region(freqs, sample_rate_hz, config) if config.envelope else (1, 1, 0, 0)
+    )
     weights = _spectral_weights(freqs, n_samples, nyquist, config)
     return _Plan(
         n_samples=n_samples,

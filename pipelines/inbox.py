@@ -261,7 +261,7 @@ def _withdrawn_records(both: pd.DataFrame, withdrawn: dict[int, tuple[str, int]]
     that a reading of the batch ended their burst."""
     rows = np.array(sorted(withdrawn), dtype=np.intp)
     columns = [withdrawn[int(r)][0] for r in rows]
-    ended = both["timestamp"].to_numpy()[np.array([withdrawn[int(r)][1] for r in rows], dtype=np.intp)]
+    ended = both["timestamp"].iloc[[withdrawn[int(r)][1] for r in rows]]
     stamps = both["timestamp"].iloc[rows]
     return pd.DataFrame(
         {
@@ -278,7 +278,7 @@ def _withdrawn_records(both: pd.DataFrame, withdrawn: dict[int, tuple[str, int]]
             ],
             "value": [both[c].iloc[r] for c, r in zip(columns, rows, strict=True)],
             "fix": REASON_CODES["sensor_glitch"],
-            "timestamp": stamps.to_numpy(),
+            "timestamp": stamps.array,
             "withdrawn": True,
         }
     )

@@ -334,6 +334,20 @@ def test_envelope_band_above_nyquist_gives_nan() -> None:
     assert np.isnan([f[name][0] for name in [*ENVELOPE_NAMES, "envelope__rms"]]).all()
 
 
+def test_envelope_off_gives_nan_envelope_features_and_the_same_others() -> None:
+    shaft, orders = bearing_at(87.0, "bpfo")
+    x = np.vstack([modulated_impacts(87.0), sine(0.5, 700.0, fs=12000.0, n=12000)])
+    full = vibration_features(x, 12000.0, shaft, orders)
+    off = vibration_features(x, 12000.0, shaft, orders, VibrationConfig(envelope=False))
+    assert off.keys() == full.keys()
+    for name, values in off.items():
+        if name.startswith("envelope__"):
+            assert np.isnan(values).all(), name
+        else:
+            np.testing.assert_array_equal(values, full[name], err_msg=name)
+    assert np.isfinite(full["envelope__bpfo_snr"]).all()  # the envelope was there to switch off
+
+
 # --- whitened-envelope line SNRs ----------------------------------------------------------------------
 
 
