@@ -109,17 +109,34 @@ def _starts(codes: np.ndarray) -> np.ndarray:
     return np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, bool)
 
 
-def _pseudo_time(codes: np.ndarray, stamps: np.ndarray, config: PlausibilityConfig) -> pd.DatetimeIndex:
-    """Time since each machine's first row, compressed so that one window holds >= glitch_window_readings."""
+def _window_factor(codes: np.ndarray, stamps: np.ndarray, config: PlausibilityConfig) -> np.ndarray:
+    """Per row, how much its machine's time is compressed so that one window holds >= glitch_window_readings
+    at the machine's median cadence (1: not at all)."""
     start = _starts(codes)
-    first = np.maximum.accumulate(np.where(start, np.arange(len(codes)), 0))
-    rel = (stamps - stamps[first]).astype(np.float64)
     step = np.diff(stamps, prepend=stamps[:1]).astype(np.float64)
     step[start] = np.nan
     cadence = pd.Series(step).groupby(codes).transform("median").fillna(0).to_numpy()
     window_ns = config.glitch_window_minutes * 60e9
-    factor = np.maximum(1.0, config.glitch_window_readings * cadence / window_ns)
-    return pd.DatetimeIndex((rel / factor).astype(np.int64))
+    return np.maximum(1.0, config.glitch_window_readings * cadence / window_ns)
+
+
+def _pseudo_time(codes: np.ndarray, stamps: np.ndarray, config: PlausibilityConfig) -> pd.DatetimeIndex:
+    """Time since each machine's first row, compressed so that one window holds >= glitch_window_readings."""
+    first = np.maximum.accumulate(np.where(_starts(codes), np.arange(len(codes)), 0))
+    rel = (stamps - stamps[first]).astype(np.float64)
+    return pd.DatetimeIndex((rel / _window_factor(codes, stamps, config)).astype(np.int64))
+
+
+def window_spans(tel: pd.DataFrame, config: PlausibilityConfig) -> pd.Series:
+    """Per machine (``tel`` sorted by machine and time), the real time one glitch window spans: the window,
+    widened for slow cadences to hold ``glitch_window_readings`` readings."""
+    if tel.empty:
+        return pd.Series(dtype="timedelta64[ns]")
+    codes, machines = pd.factorize(tel["machine_id"])
+    stamps = tel["timestamp"].astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
+    factor = _window_factor(codes, stamps, config)[_starts(codes)]
+    span = pd.to_timedelta(factor * config.glitch_window_minutes * 60e9, unit="ns")
+    return pd.Series(span, index=pd.Index(machines, name="machine_id"))
 
 
 class _Windows(BaseIndexer):
@@ -187,49 +204,78 @@ def _level_windows(codes: np.ndarray, times: np.ndarray, config: PlausibilityCon
     return _centred_windows(codes, times, window), _symmetric_windows(codes, times, window * BURST_SHARE)
 
 
-def _far_readings(x: np.ndarray, codes: np.ndarray, pseudo: pd.DatetimeIndex, config: PlausibilityConfig):
+def _far_readings(
+    x: np.ndarray,
+    codes: np.ndarray,
+    pseudo: pd.DatetimeIndex,
+    config: PlausibilityConfig,
+    reference: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """How far (in robust scales, ``_far_pass``) each reading (rows x columns, machine-sorted) lies from the
     machine's running median and outside the range that median ever took, at the farther of the time scales of
     ``_level_windows``, with a robust level and scale estimated again without the readings more than
     ``glitch_k`` scales away until these no longer change (at most ``MAX_PASSES`` times), so a history full of
     glitches does not hide them. Each pass after the first only for the columns and machines whose outliers
-    changed: for the others it would repeat the previous pass exactly."""
+    changed: for the others it would repeat the previous pass exactly.
+
+    Also returns the statistics of the last pass (scales x rows x columns x (unit, lo, hi), ``_excess``);
+    ``reference`` (the same shape, NaN where unknown) gives statistics from a longer history to judge with.
+    """
     windows = _level_windows(codes, pseudo.asi8, config)
     excess = np.zeros(x.shape)
+    stats = np.full((len(windows), *x.shape, 3), np.nan)
     rows, todo = np.arange(len(x)), np.arange(x.shape[1])
     for _ in range(MAX_PASSES):
         cells = np.ix_(rows, todo)
         before = excess[cells] > config.glitch_k
         subset = tuple(w.subset(rows) for w in windows)
-        excess[cells] = _far_pass(x[cells], before, codes[rows], subset)
+        known = None if reference is None else reference[:, rows][:, :, todo]
+        excess[cells], stats[:, rows[:, None], todo] = _far_pass(x[cells], before, codes[rows], subset, known)
         changed = (excess[cells] > config.glitch_k) != before
         todo = todo[changed.any(axis=0)]
         if not len(todo):
             break
         rows = rows[np.isin(codes[rows], codes[rows][changed.any(axis=1)])]  # whole machines
-    return excess
+    return excess, stats
 
 
 def _far_pass(
-    cols: np.ndarray, masked: np.ndarray, codes: np.ndarray, windows: tuple[_Windows, ...]
-) -> np.ndarray:
+    cols: np.ndarray,
+    masked: np.ndarray,
+    codes: np.ndarray,
+    windows: tuple[_Windows, ...],
+    reference: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One pass of ``_far_readings`` over whole machines' rows, ``masked`` readings left out of level and
-    spread: the larger of the ``_excess`` at the ``windows``' time scales."""
+    spread: the larger of the ``_excess`` at the ``windows``' time scales, and each scale's statistics."""
     codes = np.unique(codes, return_inverse=True)[1]  # 0..machines-1, for the group tables below
     mid = pd.DataFrame(np.abs(cols)).groupby(codes).median().to_numpy()
     excess = np.zeros(cols.shape)
-    for scale_windows in windows:
-        np.maximum(excess, _excess(cols, masked, codes, scale_windows, mid), out=excess)
-    return excess
+    stats = []
+    for scale, scale_windows in enumerate(windows):
+        known = None if reference is None else reference[scale]
+        found, used = _excess(cols, masked, codes, scale_windows, mid, known)
+        np.maximum(excess, found, out=excess)
+        stats.append(used)
+    return excess, np.stack(stats)
 
 
 def _excess(
-    cols: np.ndarray, masked: np.ndarray, codes: np.ndarray, windows: _Windows, mid: np.ndarray
-) -> np.ndarray:
+    cols: np.ndarray,
+    masked: np.ndarray,
+    codes: np.ndarray,
+    windows: _Windows,
+    mid: np.ndarray,
+    reference: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per reading, the smaller of its distance from the running median over ``windows`` and its distance
     outside the range that median took for the machine, in robust scales (1.4826 x the median absolute
     residual, at least 1 % of ``mid``, each machine's median |reading|); 0 inside the range, for NaN, and for
-    windows of fewer than 5 readings."""
+    windows of fewer than 5 readings. With the statistics used (rows x columns x (unit, lo, hi)).
+
+    ``reference`` (rows x columns x (unit, lo, hi), NaN where unknown): statistics from a longer history of
+    the machine (``judge_bursts``); where known, its unit replaces the one of these rows, and its range is
+    widened by the range of these rows' medians."""
     level = pd.DataFrame(np.where(masked, np.nan, cols)).rolling(windows, min_periods=1).median().to_numpy()
     resid = cols - level
     noise = np.where(masked | (resid == 0), np.nan, np.abs(resid))  # a stuck run is no noise
@@ -241,10 +287,15 @@ def _excess(
         levels.max().to_numpy()[codes],
     )  # NaN (nothing far) if none counts
     unit = np.maximum(1.4826 * mad, 0.01 * mid + 1e-9)[codes]
+    if reference is not None:
+        known = np.isfinite(reference[..., 0])
+        unit = np.where(known, reference[..., 0], unit)
+        lo = np.where(known, np.fmin(reference[..., 1], lo), lo)
+        hi = np.where(known, np.fmax(reference[..., 2], hi), hi)
     outside = np.maximum(cols - hi, lo - cols)
     excess = np.fmin(np.abs(resid), outside) / unit
     excess[~(excess > 0) | (windows.end - windows.start < 5)[:, None]] = 0.0  # NaN, inside, too few readings
-    return excess
+    return excess, np.stack([unit, lo, hi], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -284,21 +335,32 @@ def _burst_runs(
     return glitch, ended_by, far & np.r_[False, reaching_end][run_of_row]
 
 
-def find_bursts(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig) -> dict[str, Bursts]:
+REFERENCE_COLUMNS = ["machine_id", "column", "scale", "unit", "lo", "hi"]
+
+
+def judge_bursts(
+    tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig, reference: pd.DataFrame | None = None
+) -> tuple[dict[str, Bursts], pd.DataFrame]:
     """Per column with a far reading, its bursts (rows of ``tel``, sorted by machine and time): readings more
     than ``glitch_k`` robust scales out (``_far_readings``) within a burst of readings more than half as far
     out that spans at most ``BURST_SHARE`` of the window after a normal reading. A burst that a normal reading
     also ends is a sensor glitch; one that reaches the machine's latest reading is open: nothing shows yet
     whether it ends (a glitch) or lasts (a real change). The half threshold keeps a rise whose first readings
-    hover around the threshold one run: a sustained rise is never a burst."""
+    hover around the threshold one run: a sustained rise is never a burst.
+
+    Also the statistics each machine and column was judged with (``REFERENCE_COLUMNS``: per time scale 0 or 1,
+    the robust unit and the range of the running median). Given back as ``reference`` with a short recent
+    history, they judge it as the long history they came from would, at a fraction of the cost.
+    """
     columns = [c for c in columns if not _match(c, config.glitch_exempt)]
     if not columns or len(tel) < 5:
-        return {}
-    codes = pd.factorize(tel["machine_id"])[0]
+        return {}, pd.DataFrame(columns=REFERENCE_COLUMNS)
+    codes, machines = pd.factorize(tel["machine_id"])
     stamps = tel["timestamp"].astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
     pseudo = _pseudo_time(codes, stamps, config)
     x = tel[columns].to_numpy(dtype=float)
-    excess = _far_readings(np.where(np.isfinite(x), x, np.nan), codes, pseudo, config)
+    known = None if reference is None else _reference_rows(reference, machines, codes, columns)
+    excess, stats = _far_readings(np.where(np.isfinite(x), x, np.nan), codes, pseudo, config, known)
     far, loose = excess > config.glitch_k, excess > config.glitch_k / 2
     max_span = pd.Timedelta(minutes=config.glitch_window_minutes).value * BURST_SHARE
     out = {}
@@ -313,7 +375,47 @@ def find_bursts(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfi
             bursts.ended_by[rows[glitch]] = rows[ended_by[glitch]]
             bursts.open[rows] = open_
             out[columns[j]] = bursts
-    return out
+    return out, _reference_frame(stats, machines, codes, columns)
+
+
+def _reference_rows(
+    reference: pd.DataFrame, machines: pd.Index, codes: np.ndarray, columns: list[str]
+) -> np.ndarray:
+    """``reference`` (``REFERENCE_COLUMNS``) spread over the rows: scales x rows x columns x (unit, lo, hi)."""
+    table = np.full((2, len(machines), len(columns), 3), np.nan)
+    machine = machines.get_indexer(pd.Index(reference["machine_id"]))
+    column = pd.Index(columns).get_indexer(pd.Index(reference["column"]))
+    ok = (machine >= 0) & (column >= 0)
+    scale = reference["scale"].to_numpy(dtype=np.intp)[ok]
+    table[scale, machine[ok], column[ok]] = reference[["unit", "lo", "hi"]].to_numpy(dtype=float)[ok]
+    return table[:, codes]
+
+
+def _reference_frame(
+    stats: np.ndarray, machines: pd.Index, codes: np.ndarray, columns: list[str]
+) -> pd.DataFrame:
+    """The statistics of each machine's first row, per scale and column, as ``REFERENCE_COLUMNS``."""
+    first = np.flatnonzero(_starts(codes))
+    n_scales, n_machines, n_columns = stats.shape[0], len(first), len(columns)
+    values = stats[:, first].reshape(-1, 3)  # scale-major, then machine, then column
+    frame = pd.DataFrame(
+        {
+            "machine_id": np.tile(
+                np.repeat(np.asarray(machines[codes[first]], dtype=object), n_columns), n_scales
+            ),
+            "column": np.tile(columns, n_scales * n_machines),
+            "scale": np.repeat(np.arange(n_scales), n_machines * n_columns),
+            "unit": values[:, 0],
+            "lo": values[:, 1],
+            "hi": values[:, 2],
+        }
+    )
+    return frame[np.isfinite(frame["unit"])].reset_index(drop=True)
+
+
+def find_bursts(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig) -> dict[str, Bursts]:
+    """Per column with a far reading, its bursts (``judge_bursts``)."""
+    return judge_bursts(tel, columns, config)[0]
 
 
 def find_glitches(tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import traceback
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,15 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.checks import REASON_CODES, PlausibilityConfig, find_bursts, find_sensor_flags, spike_flags
+from features.checks import (
+    REASON_CODES,
+    REFERENCE_COLUMNS,
+    PlausibilityConfig,
+    find_sensor_flags,
+    judge_bursts,
+    spike_flags,
+    window_spans,
+)
 from features.dataset import (
     QUARANTINE_COLUMNS,
     TABLES,
@@ -44,6 +53,7 @@ from features.errors import InputError
 from pipelines.store import HistoryStore
 
 NOT_BATCHES = ("processed", "failed")
+JUDGE_STATE_MAX_AGE = pd.Timedelta(days=1)  # saved glitch statistics older than this: judge 14 days in full
 GLITCH_REASON = (
     "far outside this machine's own history for a short burst (sensor glitch, judged with the stored history)"
 )
@@ -212,9 +222,19 @@ def _write_json(path: Path, payload: dict) -> None:
 
 # ------------------------------------------------------------------ judged against history
 def judge_against_history(
-    dataset: Dataset, store: HistoryStore, config: PlausibilityConfig, history_days: float = 14.0
+    dataset: Dataset,
+    store: HistoryStore,
+    config: PlausibilityConfig,
+    history_days: float = 14.0,
+    state_max_age: pd.Timedelta | None = None,
 ) -> Dataset:
     """The batch with its telemetry glitches re-found and its sensor flags re-computed over stored history.
+
+    A machine is judged over its last ``history_days`` of stored readings, unless the store's judge state
+    (``HistoryStore.judge_state``) holds its statistics from such a judgement less than ``state_max_age``
+    (default ``JUDGE_STATE_MAX_AGE``) ago: then over one glitch window of readings before the batch (a day at an hourly cadence), with the
+    robust unit and the running median's range from the state (``features.checks.judge_bursts``). Every full
+    judgement saves its statistics in the state.
 
     A burst in a machine's latest stored readings could not be judged when it was stored (nothing after it
     showed whether it ended): when this batch's reading ends it, its stored readings are withdrawn from the
@@ -224,19 +244,60 @@ def judge_against_history(
     tel = dataset.telemetry
     if tel.empty:
         return dataset
-    since = tel["timestamp"].min() - pd.Timedelta(days=history_days)
-    history = store.read(since=since, machines=tel["machine_id"].unique(), tables=["telemetry"]).telemetry
-    if history.empty:
-        return dataset
     sensors = dataset.sensor_columns
-    both = _history_and_batch(history, tel, sensors)
+    max_age = JUDGE_STATE_MAX_AGE if state_max_age is None else state_max_age
+    state = _usable_state(store.judge_state(), tel, config, max_age)
+    machines = pd.Index(tel["machine_id"].unique())
+    recent = machines.intersection(pd.Index(state["machine_id"].unique()))
+    parts = []
+    for group, reference in ((machines.difference(recent), None), (recent, state)):
+        if not len(group):
+            continue
+        rows = np.flatnonzero(tel["machine_id"].isin(group).to_numpy())
+        start = tel["timestamp"].min()
+        back = pd.Timedelta(days=history_days) if reference is None else _span(reference, group)
+        history = store.read(since=start - back, machines=group, tables=["telemetry"]).telemetry
+        if len(history):
+            parts.append(_judge_group(tel.iloc[rows], rows, history, sensors, config, reference))
+    if not parts:
+        return dataset
+    fresh = [part.reference for part in parts if part.reference is not None]
+    if fresh:
+        _save_state(store, state, pd.concat(fresh, ignore_index=True), config)
+    flags = pd.concat([p.flags for p in parts if len(p.flags)] or [parts[0].flags], ignore_index=True)
+    withdrawn = pd.concat([p.withdrawn for p in parts if len(p.withdrawn)] or [parts[0].withdrawn])
+    glitches = {row: column for part in parts for row, column in part.glitches.items()}
+    return _apply(dataset, glitches, flags, withdrawn.reset_index(drop=True))
+
+
+@dataclass
+class _Judged:
+    """What judging one group of machines found: batch row -> column of its glitch, records of stored readings
+    withdrawn, sensor flags, and (full judgements only) the statistics to save as judge state."""
+
+    glitches: dict[int, str]
+    withdrawn: pd.DataFrame
+    flags: pd.DataFrame
+    reference: pd.DataFrame | None
+
+
+def _judge_group(
+    tel: pd.DataFrame,
+    positions: np.ndarray,
+    history: pd.DataFrame,
+    sensors: list[str],
+    config: PlausibilityConfig,
+    state: pd.DataFrame | None,
+) -> _Judged:
+    """Judge batch rows ``tel`` (at ``positions`` of the batch) against ``history``: in full without ``state``,
+    else with the saved statistics (``_usable_state``)."""
+    both = _history_and_batch(history, tel, sensors, positions)
     is_batch = both["_batch_row"].to_numpy() >= 0
     glitch, withdrawn = np.zeros(len(both), bool), np.zeros(len(both), bool)
     first_column: dict[int, str] = {}
-    withdrawn_column: dict[
-        int, tuple[str, int]
-    ] = {}  # row of both -> column, row of the reading that ended it
-    bursts = find_bursts(both, sensors, config)
+    withdrawn_column: dict[int, tuple[str, int]] = {}  # row of both -> column, row of the reading ending it
+    reference = None if state is None else state[REFERENCE_COLUMNS]
+    bursts, used = judge_bursts(both, sensors, config, reference)
     for column, found in bursts.items():
         new = found.glitch & is_batch & ~glitch
         for row in both["_batch_row"].to_numpy()[new]:
@@ -253,7 +314,70 @@ def judge_against_history(
     spikes = spike_flags(both, bursts)
     flags = pd.concat([f for f in (flags, spikes) if len(f)] or [flags], ignore_index=True)
     flags = flags[flags["machine_id"].isin(set(tel["machine_id"]))]
-    return _apply(dataset, first_column, flags, _withdrawn_records(both, withdrawn_column))
+    if state is None:  # a full judgement: its statistics become the machines' state
+        spans = window_spans(both, config)
+        latest = both.groupby("machine_id")["timestamp"].max()
+        used = used.assign(
+            as_of=latest.reindex(used["machine_id"]).to_numpy(),
+            span=spans.reindex(used["machine_id"]).to_numpy(),
+        )
+    return _Judged(
+        first_column, _withdrawn_records(both, withdrawn_column), flags, used if state is None else None
+    )
+
+
+def _state_key(config: PlausibilityConfig) -> str:
+    """The settings the saved statistics depend on: a state saved under others is not used."""
+    return (
+        f"k={config.glitch_k} window={config.glitch_window_minutes} readings={config.glitch_window_readings}"
+    )
+
+
+def _usable_state(
+    state: pd.DataFrame, tel: pd.DataFrame, config: PlausibilityConfig, max_age: pd.Timedelta
+) -> pd.DataFrame:
+    """The saved statistics of the batch's machines that were computed with these settings, less than
+    ``max_age`` from the batch's latest reading and not before the machine's last refresh time
+    (``_refresh_due``)."""
+    columns = [*REFERENCE_COLUMNS, "as_of", "span", "key"]
+    if state.empty or not set(columns) <= set(state.columns) or max_age <= pd.Timedelta(0):
+        return pd.DataFrame(columns=columns)
+    latest = tel["timestamp"].max()
+    state = state[(state["key"] == _state_key(config)) & state["machine_id"].isin(set(tel["machine_id"]))]
+    due = _refresh_due(state["machine_id"], latest, max_age)
+    usable = state[((state["as_of"] - latest).abs() < max_age) & (state["as_of"] >= due)]
+    return usable.reset_index(drop=True)
+
+
+def _refresh_due(machines: pd.Series, now: pd.Timestamp, period: pd.Timedelta) -> pd.Series:
+    """Each machine's latest refresh time at or before ``now``: once per ``period``, at an offset within it
+    that a hash of its id fixes. A fleet judged in full at once then refreshes 1/24 of its machines an hour
+    (with a period of a day), not all of them in the same hour a day later."""
+    period_ns = period.value
+    hashes = np.array([zlib.crc32(str(m).encode()) for m in machines], dtype=np.float64) / 2.0**32
+    offsets = (hashes * period_ns).astype(np.int64)  # spread evenly over the period
+    now_ns = pd.Timestamp(now).value
+    due_ns = (now_ns - offsets) // period_ns * period_ns + offsets
+    return pd.Series(pd.to_datetime(due_ns, utc=True), index=machines.index)
+
+
+def _span(state: pd.DataFrame, machines: pd.Index) -> pd.Timedelta:
+    """History to read before a batch judged with saved statistics: one glitch window of the slowest machine
+    (the running medians of the batch's readings, and the normal reading before a burst that ends in it)."""
+    spans = pd.to_timedelta(state.loc[state["machine_id"].isin(machines), "span"])
+    return pd.Timedelta(spans.max())
+
+
+def _save_state(
+    store: HistoryStore, state: pd.DataFrame, fresh: pd.DataFrame, config: PlausibilityConfig
+) -> None:
+    """Replace the saved statistics of the machines judged in full by ``fresh`` (others are kept)."""
+    stored = store.judge_state()
+    fresh = fresh.assign(key=_state_key(config))
+    if not stored.empty and "machine_id" in stored:
+        stored = stored[~stored["machine_id"].isin(set(fresh["machine_id"]))]
+        fresh = pd.concat([stored, fresh], ignore_index=True)
+    store.write_judge_state(fresh)
 
 
 def _withdrawn_records(both: pd.DataFrame, withdrawn: dict[int, tuple[str, int]]) -> pd.DataFrame:
@@ -284,13 +408,17 @@ def _withdrawn_records(both: pd.DataFrame, withdrawn: dict[int, tuple[str, int]]
     )
 
 
-def _history_and_batch(history: pd.DataFrame, tel: pd.DataFrame, sensors: list[str]) -> pd.DataFrame:
+def _history_and_batch(
+    history: pd.DataFrame, tel: pd.DataFrame, sensors: list[str], positions: np.ndarray | None = None
+) -> pd.DataFrame:
     """Stored readings (not also in the batch) and the batch's, sorted by machine and time; ``_batch_row`` is
-    the batch row's position (-1 for history)."""
+    the batch row's position (``positions``, default 0..n-1; -1 for history)."""
     keys = pd.MultiIndex.from_frame(tel[["machine_id", "timestamp"]])
     history = history[~pd.MultiIndex.from_frame(history[["machine_id", "timestamp"]]).isin(keys)]
     history = history.reindex(columns=["machine_id", "timestamp", *sensors]).assign(_batch_row=-1)
-    batch = tel[["machine_id", "timestamp", *sensors]].assign(_batch_row=np.arange(len(tel)))
+    batch = tel[["machine_id", "timestamp", *sensors]].assign(
+        _batch_row=np.arange(len(tel)) if positions is None else positions
+    )
     both = pd.concat([history, batch], ignore_index=True)
     return both.sort_values(["machine_id", "timestamp"], kind="stable").reset_index(drop=True)
 

@@ -9,6 +9,9 @@ Layout under the store folder (default ``<project>/store``), one Delta table per
   touch the samples; one table means one commit per batch for metadata and samples together.
 - ``events/``: failures and maintenance.
 - ``quarantine/``: every rejected row with its batch, code, reason and fix.
+- ``_judge_state.parquet``: derived, not data: per machine and sensor the robust statistics its last full
+  glitch judgement used (``features.checks.judge_bursts``), so that the next batches are judged against
+  them and a day of readings instead of 14 days. Deleting it costs one full judgement per machine.
 - ``_batches/``: the commit log, written last: one row per stored batch with the version of every table
   after it. ``HistoryStore.version`` is this table's version; a read pins every table to the versions of the
   last logged batch, so rows written by a batch that was killed before its log entry are never visible.
@@ -54,6 +57,7 @@ PARTITIONS = {"telemetry": ["date"], "waveforms": ["date"]}
 WAVEFORM_META = ["machine_id", "timestamp", "channel", "sample_rate_hz", "speed_rpm"]
 LOG = "_batches"
 PENDING = "_pending"
+JUDGE_STATE = "_judge_state.parquet"
 _LINEAGE = ("date", "batch_id")
 _UTC = pa.timestamp("us", tz="UTC")
 _WRITER = WriterProperties(compression="ZSTD")
@@ -190,6 +194,18 @@ class HistoryStore:
             return None
         dataset = DeltaTable(self.path / table, version=version).to_pyarrow_dataset()
         return dataset.to_table(columns=columns, filter=where)
+
+    def judge_state(self) -> pd.DataFrame:
+        """The glitch judge's saved statistics (see the module docstring); empty when there are none."""
+        path = self.path / JUDGE_STATE
+        return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+    def write_judge_state(self, state: pd.DataFrame) -> None:
+        """Replace the glitch judge's saved statistics (written to a temporary name, then renamed)."""
+        path = self.path / JUDGE_STATE
+        tmp = path.with_name(f".{path.name}.tmp")
+        state.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
 
     # ---------------------------------------------------------------- writing
     def append(self, dataset: Dataset, batch_id: str, source: str = "") -> AppendResult:

@@ -284,3 +284,74 @@ def test_a_spike_in_an_hourly_batch_is_flagged_then_withdrawn_when_the_next_batc
     shutil.copytree(inbox / "processed" / "h02", inbox / "h02-again")
     again = process_inbox(inbox, store, now=NOW)[0]
     assert again.status == "already_stored" and again.withdrawn == 0 and key not in keys()
+
+
+def test_judging_with_the_saved_statistics_finds_what_a_full_judgement_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve hourly batches with a one-reading glitch, a two-reading glitch and a spike in the last batch,
+    into two stores: one judges each batch against a day of readings and the saved statistics (the default
+    after its first batch), the other always against 14 days in full. Quarantine, withdrawals and spike
+    flags are the same, batch by batch."""
+    import pipelines.inbox as inbox
+
+    fleet = tmp_path / "fleet"
+    simulate(fleet, SimulationConfig(machines=10, days=8, inbox_days=1, snapshot_samples=256, seed=11))
+    day = fleet / "inbox" / "2026-01-08"
+    spikes = {2: ("M0002", 400.0), 6: ("M0004", 300.0), 7: ("M0004", 300.0), 11: ("M0001", 500.0)}
+    seen: dict[str, list] = {}
+    with_state: list[bool] = []
+    n_state_calls = 0
+    judge_group = inbox._judge_group
+
+    def spy(*args, **kwargs):
+        with_state.append(args[-1] is not None)
+        return judge_group(*args, **kwargs)
+
+    monkeypatch.setattr(inbox, "_judge_group", spy)
+    for name, max_age in (("state", inbox.JUDGE_STATE_MAX_AGE), ("full", pd.Timedelta(0))):
+        monkeypatch.setattr(inbox, "JUDGE_STATE_MAX_AGE", max_age)
+        store = open_store(tmp_path / name / "store")
+        store.append(load_dataset(fleet, now=NOW), fingerprint(fleet), source="history")
+        box = tmp_path / name / "inbox"
+        found = []
+        for hour in range(12):
+            folder = hour_batch(day, box, f"h{hour:02d}", hour)
+            if hour in spikes:
+                machine, jump = spikes[hour]
+                tel = pd.read_parquet(folder / TELEMETRY)
+                tel.loc[tel["machine_id"] == machine, "temperature_bearing"] += jump
+                tel.to_parquet(folder / TELEMETRY, index=False)
+            report = process_inbox(box, store, now=NOW)[0]
+            assert report.status == "stored" and report.balanced
+            q = store.quarantine(report.batch_id)
+            flags = sorted((f["machine_id"], f["column"], f["flag"]) for f in report.sensor_flags)
+            found.append((report.quarantine_codes, report.withdrawn, sorted(q["machine_id"]), flags))
+        seen[name] = found
+        if name == "state":
+            assert not store.judge_state().empty
+            # the first batch in full; every later one from the state (but machines whose daily refresh is due)
+            assert with_state[0] is False and with_state.count(True) == 11
+            n_state_calls = len(with_state)
+        else:
+            assert with_state[n_state_calls:] == [False] * 12
+    assert seen["state"] == seen["full"]
+    withdrawn = [w for _, w, _, _ in seen["full"]]
+    assert withdrawn[3] == 1 and withdrawn[8] == 2  # the glitches, withdrawn by the next hour's reading
+    assert ("M0001", "temperature_bearing", "spike") in seen["full"][11][3]
+
+
+def test_saved_statistics_are_refreshed_once_a_day_at_hours_spread_over_the_fleet() -> None:
+    """Machines judged in full at the same hour must not all fall due a day later: each machine's refresh
+    time is fixed by its id, and the fleet's are spread over the day."""
+    from pipelines.inbox import _refresh_due
+
+    machines = pd.Series([f"M{i:05d}" for i in range(2400)])
+    now, day = pd.Timestamp("2026-01-08 05:30", tz="UTC"), pd.Timedelta(days=1)
+    due = _refresh_due(machines, now, day)
+    assert ((due <= now) & (due > now - day)).all()
+    per_hour = ((now - due) // pd.Timedelta(hours=1)).value_counts()
+    assert len(per_hour) == 24 and per_hour.between(60, 140).all()  # about 100 machines an hour
+    later = _refresh_due(machines, now + pd.Timedelta(hours=1), day)
+    moved = later != due
+    assert 50 < moved.sum() < 150 and (later[moved] - due[moved] == day).all()  # the hour's share, a day on
