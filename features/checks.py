@@ -54,6 +54,10 @@ REASON_CODES: dict[str, str] = {
 }
 FLAG_KINDS = ("stuck", "dead", "spike")  # spike: an open burst, reported, not a reason to withhold a score
 MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outliers found so far
+# far runs starting at more than this share of a machine's readings of a column are a regime it keeps
+# switching to (an operating condition, as in the C-MAPSS fleets with six), not glitches: glitches are rare
+# (PRONOSTIA's glitching bearings: 0.4 % and 1.1 %; a sensor with a mode it takes every sixth cycle: 14 %)
+REGIME_RUN_RATE = 0.05
 BURST_SHARE = 0.25  # a glitch burst spans at most this share of the glitch window; so does the short level's
 
 
@@ -335,7 +339,7 @@ def _burst_runs(
     return glitch, ended_by, far & np.r_[False, reaching_end][run_of_row]
 
 
-REFERENCE_COLUMNS = ["machine_id", "column", "scale", "unit", "lo", "hi"]
+REFERENCE_COLUMNS = ["machine_id", "column", "scale", "unit", "lo", "hi", "rate"]
 
 
 def judge_bursts(
@@ -348,9 +352,12 @@ def judge_bursts(
     whether it ends (a glitch) or lasts (a real change). The half threshold keeps a rise whose first readings
     hover around the threshold one run: a sustained rise is never a burst.
 
+    Far readings are no bursts at all for a machine and column whose far runs start at more than
+    ``REGIME_RUN_RATE`` of its readings: the machine keeps switching to those values (an operating regime).
+
     Also the statistics each machine and column was judged with (``REFERENCE_COLUMNS``: per time scale 0 or 1,
-    the robust unit and the range of the running median). Given back as ``reference`` with a short recent
-    history, they judge it as the long history they came from would, at a fraction of the cost.
+    the robust unit and the range of the running median; the far-run rate). Given back as ``reference`` with a
+    short recent history, they judge it as the long history they came from would, at a fraction of the cost.
     """
     columns = [c for c in columns if not _match(c, config.glitch_exempt)]
     if not columns or len(tel) < 5:
@@ -360,8 +367,17 @@ def judge_bursts(
     pseudo = _pseudo_time(codes, stamps, config)
     x = tel[columns].to_numpy(dtype=float)
     known = None if reference is None else _reference_rows(reference, machines, codes, columns)
-    excess, stats = _far_readings(np.where(np.isfinite(x), x, np.nan), codes, pseudo, config, known)
+    excess, stats = _far_readings(
+        np.where(np.isfinite(x), x, np.nan), codes, pseudo, config, None if known is None else known[..., :3]
+    )
     far, loose = excess > config.glitch_k, excess > config.glitch_k / 2
+    rate = _far_run_rate(far, codes, np.isfinite(x))
+    if known is not None:  # the rate over the long history the reference came from
+        rate = np.where(np.isfinite(known[0, ..., 3]), known[0, ..., 3], rate)
+    regime = rate > REGIME_RUN_RATE
+    far &= ~regime
+    loose &= ~regime
+    stats = np.concatenate([stats, np.broadcast_to(rate[..., None], (*stats.shape[:3], 1))], axis=-1)
     max_span = pd.Timedelta(minutes=config.glitch_window_minutes).value * BURST_SHARE
     out = {}
     for j in np.flatnonzero(far.any(axis=0)):
@@ -378,26 +394,38 @@ def judge_bursts(
     return out, _reference_frame(stats, machines, codes, columns)
 
 
+def _far_run_rate(far: np.ndarray, codes: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Per row and column, the share of its machine's readings of the column that start a run of far ones."""
+    previous = np.vstack([np.zeros((1, far.shape[1]), bool), far[:-1]])
+    previous[_starts(codes)] = False
+    runs = pd.DataFrame(far & ~previous).groupby(codes).sum().to_numpy()
+    readings = pd.DataFrame(finite).groupby(codes).sum().to_numpy()
+    return (runs / np.maximum(readings, 1))[codes]
+
+
 def _reference_rows(
     reference: pd.DataFrame, machines: pd.Index, codes: np.ndarray, columns: list[str]
 ) -> np.ndarray:
-    """``reference`` (``REFERENCE_COLUMNS``) spread over the rows: scales x rows x columns x (unit, lo, hi)."""
-    table = np.full((2, len(machines), len(columns), 3), np.nan)
+    """``reference`` (``REFERENCE_COLUMNS``) spread over the rows: scales x rows x columns x (unit, lo, hi,
+    rate)."""
+    table = np.full((2, len(machines), len(columns), 4), np.nan)
     machine = machines.get_indexer(pd.Index(reference["machine_id"]))
     column = pd.Index(columns).get_indexer(pd.Index(reference["column"]))
     ok = (machine >= 0) & (column >= 0)
     scale = reference["scale"].to_numpy(dtype=np.intp)[ok]
-    table[scale, machine[ok], column[ok]] = reference[["unit", "lo", "hi"]].to_numpy(dtype=float)[ok]
+    fields = reference[["unit", "lo", "hi", "rate"]].to_numpy(dtype=float)[ok]
+    table[scale, machine[ok], column[ok]] = fields
     return table[:, codes]
 
 
 def _reference_frame(
     stats: np.ndarray, machines: pd.Index, codes: np.ndarray, columns: list[str]
 ) -> pd.DataFrame:
-    """The statistics of each machine's first row, per scale and column, as ``REFERENCE_COLUMNS``."""
+    """The statistics (unit, lo, hi, rate) of each machine's first row, per scale and column, as
+    ``REFERENCE_COLUMNS``."""
     first = np.flatnonzero(_starts(codes))
     n_scales, n_machines, n_columns = stats.shape[0], len(first), len(columns)
-    values = stats[:, first].reshape(-1, 3)  # scale-major, then machine, then column
+    values = stats[:, first].reshape(-1, 4)  # scale-major, then machine, then column
     frame = pd.DataFrame(
         {
             "machine_id": np.tile(
@@ -408,6 +436,7 @@ def _reference_frame(
             "unit": values[:, 0],
             "lo": values[:, 1],
             "hi": values[:, 2],
+            "rate": values[:, 3],
         }
     )
     return frame[np.isfinite(frame["unit"])].reset_index(drop=True)

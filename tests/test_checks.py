@@ -133,3 +133,26 @@ def test_a_burst_in_the_latest_readings_is_open_and_the_one_a_normal_reading_end
     assert flags.loc[0, "since"] == stamps[-2] and flags.loc[0, "until"] == stamps[-1]
     assert bool(flags.loc[0, "active"]) and flags.loc[0, "readings"] == 2
     assert "unconfirmed" in flags.loc[0, "detail"] and "temperature_bearing read 4" in flags.loc[0, "detail"]
+
+
+def test_a_sensor_that_keeps_switching_to_another_level_has_no_glitches_but_rare_bursts_are_glitches():
+    """A turbofan sensor reads 40 higher in one of six operating conditions, drawn every cycle (as in the
+    C-MAPSS fleets with six conditions): far runs start at about 14 % of its readings, a regime, not glitches.
+    The same sensor of an engine in one condition, with three short bursts of +40, has three glitches."""
+    rng = np.random.default_rng(8)
+    n = 300
+    stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 600, unit="s")
+    switching = rng.normal(0, 1, n) + np.where(rng.integers(0, 6, n) == 0, 40.0, 0.0)
+    steady = rng.normal(0, 1, n)
+    steady[[50, 150, 151, 250]] += 40.0
+    tel = pd.DataFrame(
+        {
+            "machine_id": np.repeat(["switching", "steady"], n),
+            "timestamp": np.tile(stamps, 2),
+            "sensor": np.r_[switching, steady],
+        }
+    )
+    bursts, reference = checks.judge_bursts(tel, ["sensor"], checks.PlausibilityConfig())
+    assert list(np.flatnonzero(bursts["sensor"].glitch)) == [n + 50, n + 150, n + 151, n + 250]
+    rate = reference[reference["scale"] == 0].set_index("machine_id")["rate"]
+    assert rate["switching"] > checks.REGIME_RUN_RATE > rate["steady"] > 0
