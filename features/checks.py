@@ -58,6 +58,7 @@ MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outli
 # switching to (an operating condition, as in the C-MAPSS fleets with six), not glitches: glitches are rare
 # (PRONOSTIA's glitching bearings: 0.4 % and 1.1 %; a sensor with a mode it takes every sixth cycle: 14 %)
 REGIME_RUN_RATE = 0.05
+REGIME_MIN_RUNS = 5  # ... and at least this many runs: two glitches in 24 readings are not a regime
 BURST_SHARE = 0.25  # a glitch burst spans at most this share of the glitch window; so does the short level's
 
 
@@ -286,10 +287,7 @@ def _excess(
     mad = pd.DataFrame(noise).groupby(codes).median().to_numpy()
     ranged = level if windows.ranged is None else np.where(windows.ranged[:, None], level, np.nan)
     levels = pd.DataFrame(ranged).groupby(codes)
-    lo, hi = (
-        levels.min().to_numpy()[codes],
-        levels.max().to_numpy()[codes],
-    )  # NaN (nothing far) if none counts
+    lo, hi = levels.min().to_numpy()[codes], levels.max().to_numpy()[codes]  # NaN: nothing far (below)
     unit = np.maximum(1.4826 * mad, 0.01 * mid + 1e-9)[codes]
     if reference is not None:
         known = np.isfinite(reference[..., 0])
@@ -297,7 +295,7 @@ def _excess(
         lo = np.where(known, np.fmin(reference[..., 1], lo), lo)
         hi = np.where(known, np.fmax(reference[..., 2], hi), hi)
     outside = np.maximum(cols - hi, lo - cols)
-    excess = np.fmin(np.abs(resid), outside) / unit
+    excess = np.minimum(np.abs(resid), outside) / unit  # NaN (then 0) without a level or a range
     excess[~(excess > 0) | (windows.end - windows.start < 5)[:, None]] = 0.0  # NaN, inside, too few readings
     return excess, np.stack([unit, lo, hi], axis=-1)
 
@@ -374,7 +372,7 @@ def judge_bursts(
     rate = _far_run_rate(far, codes, np.isfinite(x))
     if known is not None:  # the rate over the long history the reference came from
         rate = np.where(np.isfinite(known[0, ..., 3]), known[0, ..., 3], rate)
-    regime = rate > REGIME_RUN_RATE
+    regime = rate > REGIME_RUN_RATE  # a rate of 0 where too few runs to tell (``_far_run_rate``)
     far &= ~regime
     loose &= ~regime
     stats = np.concatenate([stats, np.broadcast_to(rate[..., None], (*stats.shape[:3], 1))], axis=-1)
@@ -395,12 +393,14 @@ def judge_bursts(
 
 
 def _far_run_rate(far: np.ndarray, codes: np.ndarray, finite: np.ndarray) -> np.ndarray:
-    """Per row and column, the share of its machine's readings of the column that start a run of far ones."""
+    """Per row and column, the share of its machine's readings of the column that start a run of far ones;
+    0 with fewer than ``REGIME_MIN_RUNS`` runs (too few to call a regime)."""
     previous = np.vstack([np.zeros((1, far.shape[1]), bool), far[:-1]])
     previous[_starts(codes)] = False
     runs = pd.DataFrame(far & ~previous).groupby(codes).sum().to_numpy()
     readings = pd.DataFrame(finite).groupby(codes).sum().to_numpy()
-    return (runs / np.maximum(readings, 1))[codes]
+    rate = np.where(runs >= REGIME_MIN_RUNS, runs / np.maximum(readings, 1), 0.0)
+    return rate[codes]
 
 
 def _reference_rows(
@@ -454,18 +454,25 @@ def find_glitches(tel: pd.DataFrame, columns: list[str], config: PlausibilityCon
 
 def spike_flags(tel: pd.DataFrame, bursts: dict[str, Bursts]) -> pd.DataFrame:
     """One ``spike`` sensor flag (``sensor_flag_frame``) per machine and column with an open burst: its
-    first and last far reading, how many, and in ``detail`` the farthest reading. Always active (the burst
-    reaches the machine's latest reading); the reading is kept and scored, the flag says it is unconfirmed."""
+    first far reading (``since``), the machine's last reading of the column, which the burst reaches
+    (``until``), how many far readings, and in ``detail`` the farthest. Always active; the readings are kept
+    and scored, the flag says they are unconfirmed."""
     flags = []
     for column, found in bursts.items():
         rows = np.flatnonzero(found.open)
         if not len(rows):
             continue
+        has_value = tel[column].notna().to_numpy()
+        last_value = (
+            pd.Series(tel["timestamp"].to_numpy()[has_value], index=tel["machine_id"].to_numpy()[has_value])
+            .groupby(level=0)
+            .max()
+        )
         frame = pd.DataFrame(
             {"machine_id": tel["machine_id"].to_numpy()[rows], "row": rows, "excess": found.excess[rows]}
         )
         for machine, group in frame.groupby("machine_id", sort=True):
-            first, last = int(group["row"].iloc[0]), int(group["row"].iloc[-1])
+            first = int(group["row"].iloc[0])
             worst = int(group["row"].to_numpy()[group["excess"].to_numpy().argmax()])
             value, when = tel[column].iloc[worst], tel["timestamp"].iloc[worst]
             flags.append(
@@ -474,7 +481,7 @@ def spike_flags(tel: pd.DataFrame, bursts: dict[str, Bursts]) -> pd.DataFrame:
                     "column": column,
                     "flag": "spike",
                     "since": tel["timestamp"].iloc[first],
-                    "until": tel["timestamp"].iloc[last],
+                    "until": last_value[machine],
                     "readings": len(group),
                     "active": True,
                     "detail": f"{column} read {value:g} at {when:%Y-%m-%d %H:%M} UTC, "

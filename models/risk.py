@@ -143,7 +143,8 @@ def spike_notes(sensor_flags: pd.DataFrame | None) -> dict[str, str]:
     known to be a glitch or a real change), added to the drivers of its row whatever its status."""
     if sensor_flags is None or sensor_flags.empty:
         return {}
-    spikes = sensor_flags[(sensor_flags["flag"] == "spike") & sensor_flags["active"].astype(bool)]
+    active = sensor_flags["active"].astype(bool) if "active" in sensor_flags else True
+    spikes = sensor_flags[(sensor_flags["flag"] == "spike") & active]
     return {str(m): "; ".join(rows["detail"]) for m, rows in spikes.groupby("machine_id")}
 
 

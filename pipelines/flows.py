@@ -479,14 +479,22 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
 
 def open_spikes(reports: list[BatchReport], telemetry: pd.DataFrame) -> pd.DataFrame:
     """The unconfirmed ``spike`` flags this run's batches reported that still reach their machine's latest
-    stored reading (a later batch of the same run may have ended the burst: then it is withdrawn instead)."""
+    stored reading of the column (a later batch of the same run may have ended the burst: then it is
+    withdrawn instead)."""
     rows = [f for report in reports for f in report.sensor_flags if f.get("flag") == "spike"]
     spikes = sensor_flag_frame(rows)
     if spikes.empty or telemetry.empty:
         return sensor_flag_frame()
-    latest = telemetry.groupby("machine_id")["timestamp"].max()
-    spikes = spikes.drop_duplicates(["machine_id", "column"], keep="last")
-    still_open = spikes["until"].to_numpy() >= latest.reindex(spikes["machine_id"]).to_numpy()
+    spikes = spikes.drop_duplicates(["machine_id", "column"], keep="last").reset_index(drop=True)
+    still_open = np.zeros(len(spikes), bool)
+    for i, (machine, column, until) in enumerate(
+        spikes[["machine_id", "column", "until"]].itertuples(index=False)
+    ):
+        if column in telemetry:
+            stamps = telemetry.loc[
+                (telemetry["machine_id"] == machine) & telemetry[column].notna(), "timestamp"
+            ]
+            still_open[i] = len(stamps) > 0 and until >= stamps.max()
     return spikes[still_open].reset_index(drop=True)
 
 

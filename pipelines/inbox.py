@@ -148,7 +148,7 @@ def process_batch(
     report.tables = _balance(dataset, result.stored, result.duplicates)
     quarantine = dataset.quarantine
     earlier = (
-        quarantine["withdrawn"].fillna(False).astype(bool).to_numpy()
+        quarantine["withdrawn"].to_numpy(dtype=object) == True  # noqa: E712 (NaN: a row of this batch)
         if "withdrawn" in quarantine
         else np.zeros(len(quarantine), bool)
     )  # records of earlier batches' stored readings: not rows of this batch
@@ -200,7 +200,7 @@ def _balance(
 
 def _active_flags(flags: pd.DataFrame) -> list[dict]:
     active = flags[flags["active"]]
-    return json.loads(active.to_json(orient="records", date_format="iso"))
+    return json.loads(active.to_json(orient="records", date_format="iso", date_unit="us"))
 
 
 def _move(folder: Path, where: str) -> Path:
@@ -250,13 +250,16 @@ def judge_against_history(
     machines = pd.Index(tel["machine_id"].unique())
     recent = machines.intersection(pd.Index(state["machine_id"].unique()))
     parts = []
+    start = tel["timestamp"].min()
     for group, reference in ((machines.difference(recent), None), (recent, state)):
         if not len(group):
             continue
         rows = np.flatnonzero(tel["machine_id"].isin(group).to_numpy())
-        start = tel["timestamp"].min()
-        back = pd.Timedelta(days=history_days) if reference is None else _span(reference, group)
-        history = store.read(since=start - back, machines=group, tables=["telemetry"]).telemetry
+        if reference is None:
+            since = start - pd.Timedelta(days=history_days)
+        else:  # one window before the batch, and before the state's latest reading (a logger outage)
+            since = min(start, reference["as_of"].min()) - _span(reference, group)
+        history = store.read(since=since, machines=group, tables=["telemetry"]).telemetry
         if len(history):
             parts.append(_judge_group(tel.iloc[rows], rows, history, sensors, config, reference))
     if not parts:
@@ -264,21 +267,39 @@ def judge_against_history(
     fresh = [part.reference for part in parts if part.reference is not None]
     if fresh:
         _save_state(store, state, pd.concat(fresh, ignore_index=True), config)
-    flags = pd.concat([p.flags for p in parts if len(p.flags)] or [parts[0].flags], ignore_index=True)
+    flags = _judged_flags(parts, sensors, config)
     withdrawn = pd.concat([p.withdrawn for p in parts if len(p.withdrawn)] or [parts[0].withdrawn])
     glitches = {row: column for part in parts for row, column in part.glitches.items()}
-    return _apply(dataset, glitches, flags, withdrawn.reset_index(drop=True))
+    judged = set().union(*(part.machines for part in parts))
+    return _apply(dataset, glitches, flags, withdrawn.reset_index(drop=True), judged)
 
 
 @dataclass
 class _Judged:
     """What judging one group of machines found: batch row -> column of its glitch, records of stored readings
-    withdrawn, sensor flags, and (full judgements only) the statistics to save as judge state."""
+    withdrawn, the readings left (history and batch, for the stuck and dead sensors), the spike flags, the
+    machines judged, and (full judgements only) the statistics to save as judge state."""
 
     glitches: dict[int, str]
     withdrawn: pd.DataFrame
-    flags: pd.DataFrame
+    kept: pd.DataFrame
+    spikes: pd.DataFrame
+    machines: set[str]
     reference: pd.DataFrame | None
+
+
+def _judged_flags(parts: list[_Judged], sensors: list[str], config: PlausibilityConfig) -> pd.DataFrame:
+    """Stuck and dead sensors over the readings left by every group at once (the fleet's typical repeat and
+    gap shares come from all of them), and the groups' spike flags; for the batch's machines."""
+    kept = pd.concat([part.kept for part in parts], ignore_index=True)
+    codes, machines = pd.factorize(kept["machine_id"])
+    reported = pd.DataFrame(kept[sensors].notna().to_numpy()).groupby(codes).any().to_numpy()
+    present = {c: set(machines[reported[:, j]]) for j, c in enumerate(sensors)}  # machines with the column
+    flags = find_sensor_flags(kept, sensors, config, present)
+    batch = set().union(*(part.machines for part in parts))
+    every = [f for f in (flags, *(part.spikes for part in parts)) if len(f)] or [flags]
+    flags = pd.concat(every, ignore_index=True)
+    return flags[flags["machine_id"].isin(batch)].reset_index(drop=True)
 
 
 def _judge_group(
@@ -293,6 +314,7 @@ def _judge_group(
     else with the saved statistics (``_usable_state``)."""
     both = _history_and_batch(history, tel, sensors, positions)
     is_batch = both["_batch_row"].to_numpy() >= 0
+    resent = both["_stored"].to_numpy()  # a batch reading the store holds already
     glitch, withdrawn = np.zeros(len(both), bool), np.zeros(len(both), bool)
     first_column: dict[int, str] = {}
     withdrawn_column: dict[int, tuple[str, int]] = {}  # row of both -> column, row of the reading ending it
@@ -303,17 +325,12 @@ def _judge_group(
         for row in both["_batch_row"].to_numpy()[new]:
             first_column[int(row)] = column
         glitch |= new
+        # stored readings of a burst that a batch reading ended, and stored copies of glitches sent again
         ended_by_batch = found.glitch & ~is_batch & is_batch[np.maximum(found.ended_by, 0)]
+        ended_by_batch |= new & resent
         for row in np.flatnonzero(ended_by_batch & ~withdrawn):
             withdrawn_column[int(row)] = (column, int(found.ended_by[row]))
         withdrawn |= ended_by_batch
-    codes, machines = pd.factorize(both["machine_id"])
-    reported = pd.DataFrame(both[sensors].notna().to_numpy()).groupby(codes).any().to_numpy()
-    present = {c: set(machines[reported[:, j]]) for j, c in enumerate(sensors)}  # machines with the column
-    flags = find_sensor_flags(both[~glitch & ~withdrawn], sensors, config, present)
-    spikes = spike_flags(both, bursts)
-    flags = pd.concat([f for f in (flags, spikes) if len(f)] or [flags], ignore_index=True)
-    flags = flags[flags["machine_id"].isin(set(tel["machine_id"]))]
     if state is None:  # a full judgement: its statistics become the machines' state
         spans = window_spans(both, config)
         latest = both.groupby("machine_id")["timestamp"].max()
@@ -322,7 +339,12 @@ def _judge_group(
             span=spans.reindex(used["machine_id"]).to_numpy(),
         )
     return _Judged(
-        first_column, _withdrawn_records(both, withdrawn_column), flags, used if state is None else None
+        glitches=first_column,
+        withdrawn=_withdrawn_records(both, history, withdrawn_column),
+        kept=both.loc[~glitch & ~withdrawn, ["machine_id", "timestamp", *sensors]],
+        spikes=spike_flags(both, bursts),
+        machines=set(tel["machine_id"]),
+        reference=used if state is None else None,
     )
 
 
@@ -380,19 +402,27 @@ def _save_state(
     store.write_judge_state(fresh)
 
 
-def _withdrawn_records(both: pd.DataFrame, withdrawn: dict[int, tuple[str, int]]) -> pd.DataFrame:
+def _withdrawn_records(
+    both: pd.DataFrame, history: pd.DataFrame, withdrawn: dict[int, tuple[str, int]]
+) -> pd.DataFrame:
     """Quarantine records (with ``timestamp`` and ``withdrawn``) of stored readings found to be glitches now
-    that a reading of the batch ended their burst."""
+    that a reading of the batch ended their burst, or that the batch sent again and were found glitches."""
     rows = np.array(sorted(withdrawn), dtype=np.intp)
     columns = [withdrawn[int(r)][0] for r in rows]
     ended = both["timestamp"].iloc[[withdrawn[int(r)][1] for r in rows]]
     stamps = both["timestamp"].iloc[rows]
+    machines = both["machine_id"].iloc[rows].to_numpy()
+    stored = history.set_index(["machine_id", "timestamp"])
+    values = [
+        stored[c].get((m, t), both[c].iloc[r])
+        for c, m, t, r in zip(columns, machines, stamps, rows, strict=True)
+    ]
     return pd.DataFrame(
         {
             "table": "telemetry",
             "file": "(stored history)",
             "row": np.full(len(rows), -1, dtype=np.int64),
-            "machine_id": both["machine_id"].iloc[rows].to_numpy(),
+            "machine_id": machines,
             "column": columns,
             "code": "sensor_glitch",
             "reason": [
@@ -400,7 +430,7 @@ def _withdrawn_records(both: pd.DataFrame, withdrawn: dict[int, tuple[str, int]]
                 f"history when this batch's reading at {pd.Timestamp(e):%Y-%m-%d %H:%M} UTC ended it"
                 for c, e in zip(columns, ended, strict=True)
             ],
-            "value": [both[c].iloc[r] for c, r in zip(columns, rows, strict=True)],
+            "value": values,
             "fix": REASON_CODES["sensor_glitch"],
             "timestamp": stamps.array,
             "withdrawn": True,
@@ -412,25 +442,35 @@ def _history_and_batch(
     history: pd.DataFrame, tel: pd.DataFrame, sensors: list[str], positions: np.ndarray | None = None
 ) -> pd.DataFrame:
     """Stored readings (not also in the batch) and the batch's, sorted by machine and time; ``_batch_row`` is
-    the batch row's position (``positions``, default 0..n-1; -1 for history)."""
+    the batch row's position (``positions``, default 0..n-1; -1 for history), ``_stored`` marks the batch
+    readings the store already holds (a batch sent again in part)."""
     keys = pd.MultiIndex.from_frame(tel[["machine_id", "timestamp"]])
-    history = history[~pd.MultiIndex.from_frame(history[["machine_id", "timestamp"]]).isin(keys)]
-    history = history.reindex(columns=["machine_id", "timestamp", *sensors]).assign(_batch_row=-1)
+    stored_keys = pd.MultiIndex.from_frame(history[["machine_id", "timestamp"]])
+    history = history[~stored_keys.isin(keys)]
+    history = history.reindex(columns=["machine_id", "timestamp", *sensors]).assign(
+        _batch_row=-1, _stored=False
+    )
     batch = tel[["machine_id", "timestamp", *sensors]].assign(
-        _batch_row=np.arange(len(tel)) if positions is None else positions
+        _batch_row=np.arange(len(tel)) if positions is None else positions, _stored=keys.isin(stored_keys)
     )
     both = pd.concat([history, batch], ignore_index=True)
     return both.sort_values(["machine_id", "timestamp"], kind="stable").reset_index(drop=True)
 
 
 def _apply(
-    dataset: Dataset, glitches: dict[int, str], flags: pd.DataFrame, withdrawn: pd.DataFrame
+    dataset: Dataset,
+    glitches: dict[int, str],
+    flags: pd.DataFrame,
+    withdrawn: pd.DataFrame,
+    judged: set[str],
 ) -> Dataset:
     """Quarantine the batch rows found glitching (naming their file and row), add the records of the stored
-    readings withdrawn, and replace telemetry flags."""
+    readings withdrawn, and replace the telemetry flags of the ``judged`` machines (the others, without
+    stored history, keep the loader's)."""
     tel = dataset.telemetry
     sensors = set(dataset.sensor_columns)
-    other_flags = dataset.sensor_flags[~dataset.sensor_flags["column"].isin(sensors)]
+    loaded = dataset.sensor_flags
+    other_flags = loaded[~loaded["column"].isin(sensors) | ~loaded["machine_id"].isin(judged)]
     all_flags = pd.concat([f for f in (other_flags, flags) if len(f)] or [flags], ignore_index=True)
     all_flags = all_flags.sort_values(["machine_id", "column", "since"]).reset_index(drop=True)
     quarantine = dataset.quarantine

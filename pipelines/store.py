@@ -440,7 +440,8 @@ def _to_store(table: str, dataset: Dataset, batch_id: str) -> pa.Table:
             "timestamp", pa.array(_to_utc_us(pd.to_datetime(stamps, utc=True)), type=_UTC)
         )
         arrow = arrow.append_column(
-            "withdrawn", pa.array(withdrawn.fillna(False).astype(bool).to_numpy(), type=pa.bool_())
+            "withdrawn",
+            pa.array(withdrawn.to_numpy(dtype=object) == True, type=pa.bool_()),  # noqa: E712
         )
         return _with_lineage(arrow, batch_id, partitioned=False)
     frame = getattr(dataset, table)

@@ -138,7 +138,8 @@ def test_a_burst_in_the_latest_readings_is_open_and_the_one_a_normal_reading_end
 def test_a_sensor_that_keeps_switching_to_another_level_has_no_glitches_but_rare_bursts_are_glitches():
     """A turbofan sensor reads 40 higher in one of six operating conditions, drawn every cycle (as in the
     C-MAPSS fleets with six conditions): far runs start at about 14 % of its readings, a regime, not glitches.
-    The same sensor of an engine in one condition, with three short bursts of +40, has three glitches."""
+    The same sensor of an engine in one condition, with three short bursts of +40, has three glitches (and
+    too few runs for any rate)."""
     rng = np.random.default_rng(8)
     n = 300
     stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 600, unit="s")
@@ -155,4 +156,4 @@ def test_a_sensor_that_keeps_switching_to_another_level_has_no_glitches_but_rare
     bursts, reference = checks.judge_bursts(tel, ["sensor"], checks.PlausibilityConfig())
     assert list(np.flatnonzero(bursts["sensor"].glitch)) == [n + 50, n + 150, n + 151, n + 250]
     rate = reference[reference["scale"] == 0].set_index("machine_id")["rate"]
-    assert rate["switching"] > checks.REGIME_RUN_RATE > rate["steady"] > 0
+    assert rate["switching"] > checks.REGIME_RUN_RATE and rate["steady"] == 0  # 3 runs: too few to tell

@@ -355,3 +355,72 @@ def test_saved_statistics_are_refreshed_once_a_day_at_hours_spread_over_the_flee
     later = _refresh_due(machines, now + pd.Timedelta(hours=1), day)
     moved = later != due
     assert 50 < moved.sum() < 150 and (later[moved] - due[moved] == day).all()  # the hour's share, a day on
+
+
+def hours_batch(day: Path, inbox: Path, name: str, hours: slice, spikes: dict | None = None) -> Path:
+    """A batch of the simulated day's readings in ``hours`` (positions among its hours), with ``spikes``
+    {(machine, hour position): jump} added to the bearing temperature."""
+    tel = pq.read_table(day / TELEMETRY).to_pandas()
+    stamps = sorted(tel["timestamp"].unique())
+    for (machine, hour), jump in (spikes or {}).items():
+        tel.loc[
+            (tel["machine_id"] == machine) & (tel["timestamp"] == stamps[hour]), "temperature_bearing"
+        ] += jump
+    tel = tel[tel["timestamp"].isin(stamps[hours])].reset_index(drop=True)
+    (inbox / name / "telemetry").mkdir(parents=True)
+    tel.to_parquet(inbox / name / TELEMETRY, index=False)
+    return inbox / name
+
+
+@pytest.fixture()
+def hourly(tmp_path: Path) -> tuple[Path, HistoryStore, Path]:
+    fleet = tmp_path / "fleet"
+    simulate(fleet, SimulationConfig(machines=6, days=8, inbox_days=1, snapshot_samples=256, seed=7))
+    store = open_store(tmp_path / "store")
+    store.append(load_dataset(fleet, now=NOW), fingerprint(fleet), source="history")
+    return fleet / "inbox" / "2026-01-08", store, tmp_path / "inbox"
+
+
+def test_a_glitch_sent_again_with_the_reading_that_ends_it_is_withdrawn_from_the_store_too(hourly) -> None:
+    day, store, inbox = hourly
+    hours_batch(day, inbox, "b1", slice(0, 2), {("M0001", 1): 500.0})  # the spike is the latest reading
+    first = process_inbox(inbox, store, now=NOW)[0]
+    assert [f["machine_id"] for f in first.sensor_flags if f["flag"] == "spike"] == ["M0001"]
+    hours_batch(day, inbox, "b2", slice(1, 4), {("M0001", 1): 500.0})  # sent again, with what follows
+    second = process_inbox(inbox, store, now=NOW)[0]
+    assert second.balanced and second.quarantine_codes == {"sensor_glitch": 1} and second.withdrawn == 1
+    tel = store.read(machines=["M0001"]).telemetry
+    assert (tel["temperature_bearing"] < 200).all()  # neither copy of the spike is read
+
+
+def test_after_a_logger_outage_the_judge_with_saved_statistics_still_ends_a_stored_burst(hourly) -> None:
+    """The saved statistics are less than a day old, but the readings before the batch stopped hours
+    earlier: the judge reads back from the state's latest reading, not only one window before the batch."""
+    day, store, inbox = hourly
+    hours_batch(day, inbox, "b1", slice(0, 2), {("M0002", 1): 500.0})
+    assert process_inbox(inbox, store, now=NOW)[0].withdrawn == 0
+    state = store.judge_state()
+    assert not state.empty
+    store.write_judge_state(state.assign(span=pd.Timedelta(hours=2)))  # a window shorter than the outage
+    hours_batch(day, inbox, "b2", slice(6, 9))  # five hours later
+    second = process_inbox(inbox, store, now=NOW)[0]
+    assert second.withdrawn == 1
+    tel = store.read(machines=["M0002"]).telemetry
+    assert (tel["temperature_bearing"] < 200).all()
+
+
+def test_a_machine_without_stored_history_keeps_the_flags_the_loader_found(hourly) -> None:
+    """A spike at the end of a new machine's first batch: the machine is known (in the batch's machines
+    table) but has no stored readings to judge against; its load-time spike flag stays in the report."""
+    day, store, inbox = hourly
+    folder = hours_batch(day, inbox, "b1", slice(0, 24))
+    tel = pd.read_parquet(folder / TELEMETRY)
+    new = tel[tel["machine_id"] == "M0001"].assign(machine_id="M0100")
+    new.loc[new.index[-1], "temperature_bearing"] += 500.0
+    pd.concat([tel, new], ignore_index=True).to_parquet(folder / TELEMETRY, index=False)
+    machines = pd.read_parquet(day / "machines.parquet")
+    extra = machines[machines["machine_id"] == "M0001"].assign(machine_id="M0100")
+    pd.concat([machines, extra], ignore_index=True).to_parquet(folder / "machines.parquet", index=False)
+    report = process_inbox(inbox, store, now=NOW)[0]
+    assert report.status == "stored" and report.balanced
+    assert ("M0100", "spike") in [(f["machine_id"], f["flag"]) for f in report.sensor_flags]
