@@ -412,7 +412,7 @@ def _withdrawn_records(
     ended = both["timestamp"].iloc[[withdrawn[int(r)][1] for r in rows]]
     stamps = both["timestamp"].iloc[rows]
     machines = both["machine_id"].iloc[rows].to_numpy()
-    stored = history.set_index(["machine_id", "timestamp"])
+    stored = history[history["machine_id"].isin(set(machines))].set_index(["machine_id", "timestamp"])
     values = [
         stored[c].get((m, t), both[c].iloc[r])
         for c, m, t, r in zip(columns, machines, stamps, rows, strict=True)
