@@ -5,7 +5,11 @@ history, never from one global limit: a turbofan's HPC outlet at 625 °C is norm
 that reads 900 °C for two minutes between readings of 120 °C has a sensor glitch.
 
 - ``limit_violations``: readings outside absolute limits from configuration (``PlausibilityConfig.limits``).
-- ``find_glitches``: short bursts far outside a machine's own history (robust level and scale, two passes).
+- ``judge_bursts`` / ``find_bursts`` / ``find_glitches``: short bursts far outside a machine's own history
+  (robust levels and scales at two time scales, re-estimated without the outliers found): glitches when a
+  normal reading ends them, open (``spike_flags``) when they reach the latest reading; none where the machine
+  keeps switching to those values (a regime). ``judge_bursts`` also returns the statistics it judged with,
+  which judge a short recent history the same way later.
 - ``find_sensor_flags``: a sensor stuck on one value or dead (no values, or a flat zero) for a run that is
   unlikely for that column anywhere in the fleet.
 - ``snapshot_shape_problems``: snapshots whose length or sample rate differs from the machine's channel.

@@ -75,21 +75,22 @@ def test_statuses_ranking_and_silent_machines(frame, monkeypatch):
     assert pd.isna(out.loc[4, "as_of"]) and (out["model_version"] == "3").all()
 
 
+MACHINES = pd.DataFrame({"machine_id": ["a", "b", "c", "d"], "site": "S", "machine_type": "pump"})
+FLAG_TIME = pd.Timestamp("2026-05-01", tz="UTC")
+
+
+def one_flag(machine: str, flag: str, **extra: str) -> pd.DataFrame:
+    """An active sensor flag of temperature_bearing on ``machine`` since FLAG_TIME."""
+    row = {"machine_id": machine, "column": "temperature_bearing", "flag": flag, "since": FLAG_TIME}
+    return pd.DataFrame([{**row, "active": True, **extra}])
+
+
 def test_sensor_flags_failures_and_the_previous_list(frame, monkeypatch):
     import models.risk as risk
 
     monkeypatch.setattr(risk, "driver_phrase", lambda name, value: f"{name}={value:.1f}")
-    machines = pd.DataFrame({"machine_id": ["a", "b", "c", "d"], "site": "S", "machine_type": "pump"})
-    t = pd.Timestamp("2026-05-01", tz="UTC")
-    flags = pd.DataFrame(
-        {
-            "machine_id": ["a"],
-            "column": ["temperature_bearing"],
-            "flag": ["stuck"],
-            "since": [t],
-            "active": [True],
-        }
-    )
+    machines, t = MACHINES, FLAG_TIME
+    flags = one_flag("a", "stuck")
     failed = pd.Series({"d": t - pd.Timedelta(hours=2)})
     out = build_risk_list(FakeModel(), frame, machines, "m", "3", sensor_flags=flags, failed=failed)
     by = out.set_index("machine_id")
@@ -111,18 +112,8 @@ def test_an_unconfirmed_spike_keeps_the_machine_scored_and_says_so_in_its_driver
     import models.risk as risk
 
     monkeypatch.setattr(risk, "driver_phrase", lambda name, value: f"{name}={value:.1f}")
-    machines = pd.DataFrame({"machine_id": ["a", "b", "c", "d"], "site": "S", "machine_type": "pump"})
-    t = pd.Timestamp("2026-05-01", tz="UTC")
-    flags = pd.DataFrame(
-        {
-            "machine_id": ["b"],
-            "column": ["temperature_bearing"],
-            "flag": ["spike"],
-            "since": [t],
-            "active": [True],
-            "detail": ["temperature_bearing read 900 at 2026-05-01 00:00 UTC, unconfirmed"],
-        }
-    )
+    machines = MACHINES
+    flags = one_flag("b", "spike", detail="temperature_bearing read 900 at 2026-05-01 00:00 UTC, unconfirmed")
     plain = build_risk_list(FakeModel(), frame, machines, "m", "3").set_index("machine_id")
     out = build_risk_list(FakeModel(), frame, machines, "m", "3", sensor_flags=flags).set_index("machine_id")
     assert out.loc["b", "status"] == "scored" == plain.loc["b", "status"]
