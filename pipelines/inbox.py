@@ -138,8 +138,10 @@ def process_batch(
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return _failed(folder, report, f"{folder}: batch could not be read ({detail})", "unreadable_batch")
     try:
-        dataset = judge_against_history(dataset, store, plausibility or PlausibilityConfig(), history_days)
+        config = plausibility or PlausibilityConfig()
+        dataset, judge_state = judge_batch(dataset, store, config, history_days)
         result = store.append(dataset, report.batch_id, source=folder.name)
+        save_judge_state(store, judge_state, config)
     except Exception as exc:  # the store, not the batch: keep the folder for the next run
         report.status, report.error = "error", f"{type(exc).__name__}: {exc}"
         report.error_code = "store_error"
@@ -228,13 +230,27 @@ def judge_against_history(
     history_days: float = 14.0,
     state_max_age: pd.Timedelta | None = None,
 ) -> Dataset:
-    """The batch with its telemetry glitches re-found and its sensor flags re-computed over stored history.
+    """``judge_batch``, then the statistics of its full judgements saved in the store's judge state."""
+    judged, fresh = judge_batch(dataset, store, config, history_days, state_max_age)
+    save_judge_state(store, fresh, config)
+    return judged
+
+
+def judge_batch(
+    dataset: Dataset,
+    store: HistoryStore,
+    config: PlausibilityConfig,
+    history_days: float = 14.0,
+    state_max_age: pd.Timedelta | None = None,
+) -> tuple[Dataset, pd.DataFrame | None]:
+    """The batch with its telemetry glitches re-found and its sensor flags re-computed over stored history,
+    and the statistics of the machines judged in full (``save_judge_state`` keeps them once the batch is
+    stored; None when none).
 
     A machine is judged over its last ``history_days`` of stored readings, unless the store's judge state
     (``HistoryStore.judge_state``) holds its statistics from such a judgement less than ``state_max_age``
     (default ``JUDGE_STATE_MAX_AGE``) ago: then over one glitch window of readings before the batch (a day at an hourly cadence), with the
-    robust unit and the running median's range from the state (``features.checks.judge_bursts``). Every full
-    judgement saves its statistics in the state.
+    robust unit and the running median's range from the state (``features.checks.judge_bursts``).
 
     A burst in a machine's latest stored readings could not be judged when it was stored (nothing after it
     showed whether it ended): when this batch's reading ends it, its stored readings are withdrawn from the
@@ -243,7 +259,7 @@ def judge_against_history(
     """
     tel = dataset.telemetry
     if tel.empty:
-        return dataset
+        return dataset, None
     sensors = dataset.sensor_columns
     max_age = JUDGE_STATE_MAX_AGE if state_max_age is None else state_max_age
     state = _usable_state(store.judge_state(), tel, config, max_age)
@@ -263,15 +279,14 @@ def judge_against_history(
         if len(history):
             parts.append(_judge_group(tel.iloc[rows], rows, history, sensors, config, reference))
     if not parts:
-        return dataset
-    fresh = [part.reference for part in parts if part.reference is not None]
-    if fresh:
-        _save_state(store, state, pd.concat(fresh, ignore_index=True), config)
+        return dataset, None
+    full = [part.reference for part in parts if part.reference is not None]
     flags = _judged_flags(parts, sensors, config)
     withdrawn = pd.concat([p.withdrawn for p in parts if len(p.withdrawn)] or [parts[0].withdrawn])
     glitches = {row: column for part in parts for row, column in part.glitches.items()}
     judged = set().union(*(part.machines for part in parts))
-    return _apply(dataset, glitches, flags, withdrawn.reset_index(drop=True), judged)
+    applied = _apply(dataset, glitches, flags, withdrawn.reset_index(drop=True), judged)
+    return applied, pd.concat(full, ignore_index=True) if full else None
 
 
 @dataclass
@@ -390,10 +405,11 @@ def _span(state: pd.DataFrame, machines: pd.Index) -> pd.Timedelta:
     return pd.Timedelta(spans.max())
 
 
-def _save_state(
-    store: HistoryStore, state: pd.DataFrame, fresh: pd.DataFrame, config: PlausibilityConfig
-) -> None:
-    """Replace the saved statistics of the machines judged in full by ``fresh`` (others are kept)."""
+def save_judge_state(store: HistoryStore, fresh: pd.DataFrame | None, config: PlausibilityConfig) -> None:
+    """Replace the saved statistics of the machines judged in full by ``fresh`` (``judge_batch``; others are
+    kept). After the batch is stored: a batch the store refused leaves the state as it was."""
+    if fresh is None or fresh.empty:
+        return
     stored = store.judge_state()
     fresh = fresh.assign(key=_state_key(config))
     if not stored.empty and "machine_id" in stored:

@@ -424,3 +424,18 @@ def test_a_machine_without_stored_history_keeps_the_flags_the_loader_found(hourl
     report = process_inbox(inbox, store, now=NOW)[0]
     assert report.status == "stored" and report.balanced
     assert ("M0100", "spike") in [(f["machine_id"], f["flag"]) for f in report.sensor_flags]
+
+
+def test_a_batch_the_store_refuses_leaves_the_judge_state_as_it_was(hourly, monkeypatch) -> None:
+    day, store, inbox = hourly
+    hours_batch(day, inbox, "b1", slice(0, 2))
+
+    def refuse(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "append", refuse)
+    report = process_inbox(inbox, store, now=NOW)[0]
+    assert report.status == "error" and (inbox / "b1").is_dir()
+    assert store.judge_state().empty  # judged in full, but nothing stored: no statistics saved
+    monkeypatch.undo()
+    assert process_inbox(inbox, store, now=NOW)[0].status == "stored" and not store.judge_state().empty
