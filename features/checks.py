@@ -60,7 +60,8 @@ FLAG_KINDS = ("stuck", "dead", "spike")  # spike: an open burst, reported, not a
 MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outliers found so far
 # far runs starting at more than this share of a machine's readings of a column are a regime it keeps
 # switching to (an operating condition, as in the C-MAPSS fleets with six), not glitches: glitches are rare
-# (PRONOSTIA's glitching bearings: 0.4 % and 1.1 %; a sensor with a mode it takes every sixth cycle: 14 %)
+# (PRONOSTIA's glitching bearings: 0.4 % and 1.1 %; a sensor with a mode it takes every sixth cycle: 14 %;
+# read with a scratch script)
 REGIME_RUN_RATE = 0.05
 REGIME_MIN_RUNS = 5  # ... and at least this many runs: two glitches in 24 readings are not a regime
 BURST_SHARE = 0.25  # a glitch burst spans at most this share of the glitch window; so does the short level's
