@@ -47,7 +47,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +77,9 @@ SPECTRAL = ("spectral_centroid_hz", "hf_ratio", "velocity_rms_mm_s", "iso_zone")
 PRIOR_SET, PRIOR_MODEL = "physics", "et"  # fixed before any run: every physics family, extra-trees
 BASELINE_SET, BASELINE_MODEL = "time+bands+envelope-raw", "rf"
 MIN_LEAF_SHARE = 0.04
-SPLIT_KEYS = {"across loads": "load_hp", "across bearings": "fault_size_in"}
+SPLIT_KEYS = {"across loads": "load_hp", "across bearings": "bearing_group"}
+HEALTHY_LOCATIONS = ("normal", "healthy", "none", "baseline")
+UNIT_SUFFIX = {"fault_size_in": r'(?i)\s*(in|inch|inches|")$', "load_hp": r"(?i)\s*hp$"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -115,15 +117,85 @@ def family(suffix: str) -> str | None:
     return None
 
 
-def feature_table(data_dir: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """Snapshot rows with labels, and the feature columns of each family."""
-    labels_path = data_dir / "labels.parquet"
-    if not labels_path.exists():
-        raise SystemExit(f"{labels_path}: not found (machine_id, {', '.join(LABEL_COLUMNS)} per recording)")
-    labels = pd.read_parquet(labels_path)
+def read_labels(data_dir: Path) -> pd.DataFrame:
+    """``labels.parquet`` (or ``labels.csv``) of ``data_dir``, checked: one row per recording, numeric sizes and
+    loads, a fault size for every fault and none for a healthy recording (``fault_location`` one of
+    ``HEALTHY_LOCATIONS``, size 0 or empty). Raises SystemExit naming the file, column, recordings and fix."""
+    path = next(
+        (data_dir / f"labels.{ext}" for ext in ("parquet", "csv") if (data_dir / f"labels.{ext}").exists()),
+        None,
+    )
+    if path is None:
+        raise SystemExit(
+            f"{data_dir / 'labels.parquet'}: not found (nor labels.csv); give one row per recording with "
+            f"machine_id, {', '.join(LABEL_COLUMNS)}"
+        )
+    labels = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     missing = [c for c in ("machine_id", *LABEL_COLUMNS) if c not in labels]
     if missing:
-        raise SystemExit(f"{labels_path}: missing columns {missing}")
+        raise SystemExit(f"{path}: missing columns {missing}")
+    labels = labels[["machine_id", *LABEL_COLUMNS]].copy()
+    labels["machine_id"] = labels["machine_id"].astype(str)
+    repeated = labels["machine_id"][labels["machine_id"].duplicated()].unique()
+    if len(repeated):
+        raise SystemExit(f"{path}: machine_id {_some(repeated)} labelled more than once; keep one row each")
+    labels["fault_location"] = labels["fault_location"].astype(str).str.strip().str.lower()
+    for column in ("fault_size_in", "load_hp"):
+        text = labels[column].astype("string").str.strip().str.replace(UNIT_SUFFIX[column], "", regex=True)
+        numeric = pd.to_numeric(text, errors="coerce")  # "2 hp", '0.007"' and "0.007 in" read as numbers
+        bad = labels["machine_id"][numeric.isna() & labels[column].notna()]
+        if len(bad):
+            raise SystemExit(
+                f"{path}: column {column} is not a number for {_some(bad)}; write it as a number"
+            )
+        labels[column] = numeric.astype(float)
+    no_load = labels["machine_id"][labels["load_hp"].isna()]
+    if len(no_load):
+        raise SystemExit(
+            f"{path}: column load_hp is empty for {_some(no_load)}; give each recording its load"
+        )
+    healthy = labels["fault_location"].isin(HEALTHY_LOCATIONS)
+    unsized = ~healthy & ~(labels["fault_size_in"] > 0)
+    if unsized.any():
+        raise SystemExit(
+            f"{path}: column fault_size_in is empty or not positive for the faulty {_some(labels['machine_id'][unsized])}; "
+            f"give the fault size, or set fault_location to one of {', '.join(HEALTHY_LOCATIONS)} for a healthy "
+            "recording"
+        )
+    sized = healthy & (labels["fault_size_in"] > 0)
+    if sized.any():
+        raise SystemExit(
+            f"{path}: healthy recordings {_some(labels['machine_id'][sized])} have a fault_size_in; leave it empty "
+            "or 0"
+        )
+    labels.loc[healthy, "fault_size_in"] = np.nan
+    labels["bearing_group"] = _bearing_groups(labels)
+    return labels
+
+
+def _some(ids: Iterable[object], limit: int = 5) -> str:
+    """The first ``limit`` ids, comma-separated, and how many more."""
+    listed = list(ids)
+    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
+    return ", ".join(map(str, listed[:limit])) + more
+
+
+def _bearing_groups(labels: pd.DataFrame) -> pd.Series:
+    """The across-bearings fold of each recording: its fault size; healthy recordings (no size) are dealt to the
+    sizes in turn (ordered by load, then id), so each fold tests some healthy recordings and trains on the
+    others. One healthy recording alone stays in every training set (NaN: never held out)."""
+    groups = labels["fault_size_in"].copy()
+    sizes = np.sort(groups.dropna().unique())
+    healthy = labels[groups.isna()].sort_values(["load_hp", "machine_id"]).index
+    if len(healthy) >= 2 and len(sizes):
+        groups.loc[healthy] = sizes[np.arange(len(healthy)) % len(sizes)]
+    return groups
+
+
+def feature_table(data_dir: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Snapshot rows with labels, and the feature columns of each family. Recordings without features or
+    without labels are named and left out."""
+    labels = read_labels(data_dir)
     frame = build_features(load_dataset(data_dir)).frame
     columns: dict[str, list[str]] = {name: [] for name in FAMILIES}
     for column in frame.columns:
@@ -132,7 +204,15 @@ def feature_table(data_dir: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     invariant = level_free(frame, columns)
     columns["invariant"] = list(invariant.columns)
     frame = pd.concat([frame, invariant], axis=1)
-    rows = frame.merge(labels[["machine_id", *LABEL_COLUMNS]], on="machine_id", how="inner")
+    recorded = set(frame["machine_id"].astype(str))
+    unused = sorted(set(labels["machine_id"]) - recorded)
+    unlabelled = sorted(recorded - set(labels["machine_id"]))
+    for ids, what in ((unused, "labelled but without vibration features"), (unlabelled, "without a label")):
+        if ids:
+            print(f"note: {len(ids)} recordings {what}, left out: {_some(ids)}")
+    rows = frame.merge(labels, on="machine_id", how="inner")
+    if rows.empty:
+        raise SystemExit(f"{data_dir}: no recording has both labels and vibration features")
     return rows.sort_values(KEYS).reset_index(drop=True), columns
 
 
@@ -203,18 +283,54 @@ def classifiers(seed: int, trees: int) -> dict[str, Callable[[int], object]]:
 
 
 def splits(rows: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
-    """(split, held-out value, test mask): the highest load, then each fault size in turn."""
-    loads, sizes = np.sort(rows["load_hp"].unique()), np.sort(rows["fault_size_in"].unique())
-    out = [("across loads", f"load {loads[-1]:g}", (rows["load_hp"] == loads[-1]).to_numpy())]
-    out += [("across bearings", f"{size:g}", np.isclose(rows["fault_size_in"], size)) for size in sizes]
+    """(split, held-out value, test mask): the highest load, then each fault size in turn (with the healthy
+    recordings dealt to it, ``_bearing_groups``). A split needs two values to hold one out: with one load or
+    one fault size it is left out, and said."""
+    loads, sizes = np.sort(rows["load_hp"].unique()), np.sort(rows["bearing_group"].dropna().unique())
+    out = []
+    if len(loads) >= 2:
+        out.append(("across loads", f"load {loads[-1]:g}", (rows["load_hp"] == loads[-1]).to_numpy()))
+    if len(sizes) >= 2:
+        out += [("across bearings", f"{size:g}", np.isclose(rows["bearing_group"], size)) for size in sizes]
     return out
+
+
+def split_notes(rows: pd.DataFrame) -> list[str]:
+    """Why a split is left out, and where the healthy recordings are tested; SystemExit if none is left."""
+    loads, sizes = np.sort(rows["load_hp"].unique()), np.sort(rows["bearing_group"].dropna().unique())
+    notes = []
+    if len(loads) < 2:
+        notes.append(f"across loads left out: every recording has load {loads[0]:g}")
+    if len(sizes) < 2:
+        notes.append(f"across bearings left out: {len(sizes)} fault size(s); two are needed to hold one out")
+    healthy = rows.drop_duplicates("machine_id").query("fault_size_in != fault_size_in")  # NaN: healthy
+    if len(healthy) and len(sizes) >= 2:
+        if healthy["bearing_group"].isna().all():
+            notes.append(
+                "one healthy recording: in every across-bearings training set, tested across loads only"
+            )
+        else:
+            notes.append(
+                f"{len(healthy)} healthy recordings dealt to the across-bearings folds by load: "
+                + ", ".join(
+                    f"{m} -> {g:g}"
+                    for m, g in zip(healthy["machine_id"], healthy["bearing_group"], strict=True)
+                )
+            )
+    if not splits(rows):
+        raise SystemExit("nothing to hold out: the labelled recordings need two loads or two fault sizes")
+    return notes
 
 
 def inner_folds(rows: pd.DataFrame, train: np.ndarray, split: str) -> list[np.ndarray]:
     """Test masks of the cross-validation inside the training rows, of the same kind as the outer split:
-    leave one training load out (across loads) or one training fault size, i.e. bearing (across bearings)."""
-    key = rows[SPLIT_KEYS[split]].to_numpy()
-    return [train & np.isclose(key, value) for value in np.unique(key[train])]
+    leave one training load out (across loads) or one training fault size, i.e. bearing (across bearings).
+    Empty when the training rows hold only one such value: no inner cross-validation is possible."""
+    key = rows[SPLIT_KEYS[split]].to_numpy(dtype=float)
+    values = np.unique(key[train & ~np.isnan(key)])
+    if len(values) < 2:
+        return []
+    return [train & np.isclose(key, value) for value in values]
 
 
 def fit_predict(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, make) -> np.ndarray:
@@ -227,7 +343,9 @@ def inner_scores(
     """Accuracy and log loss (mean -ln p of the true class, p floored at 0.001) on one inner fold."""
     model = make(int(train.sum())).fit(x[train], y[train])
     proba = model.predict_proba(x[test])
-    true = proba[np.arange(len(proba)), np.searchsorted(model.classes_, y[test])]
+    known = np.isin(y[test], model.classes_)  # a class absent from the inner training rows has p = 0
+    column = np.minimum(np.searchsorted(model.classes_, y[test]), len(model.classes_) - 1)
+    true = np.where(known, proba[np.arange(len(proba)), column], 0.0)
     predicted = model.classes_[proba.argmax(axis=1)]
     return float(np.mean(predicted == y[test])), float(-np.mean(np.log(np.maximum(true, 1e-3))))
 
@@ -242,7 +360,7 @@ def evaluate(rows: pd.DataFrame, cols: list[str], make, make_inner) -> list[dict
     for split, held_out, test in splits(rows):
         predicted = fit_predict(x, y, ~test, test, make)
         folds = inner_folds(rows, ~test, split)
-        inner = np.array([inner_scores(x, y, ~test & ~f, f, make_inner) for f in folds])
+        inner = np.array([inner_scores(x, y, ~test & ~f, f, make_inner) for f in folds]).reshape(-1, 2)
         confusion = pd.crosstab(
             pd.Categorical(y[test], classes), pd.Categorical(predicted, classes), dropna=False
         )
@@ -252,8 +370,8 @@ def evaluate(rows: pd.DataFrame, cols: list[str], make, make_inner) -> list[dict
                 "split": split,
                 "held_out": held_out,
                 "accuracy": float((predicted == y[test]).mean()),
-                "cv_accuracy": float(inner[:, 0].mean()),
-                "cv_log_loss": float(inner[:, 1].mean()),
+                "cv_accuracy": float(inner[:, 0].mean()) if len(inner) else np.nan,
+                "cv_log_loss": float(inner[:, 1].mean()) if len(inner) else np.nan,
                 "confusion": confusion,
             }
         )
@@ -266,17 +384,24 @@ def summary_rows(name: str, model: str, results: list[dict], n_features: int) ->
     scores = ("accuracy", "cv_accuracy", "cv_log_loss")
     rows = [keys | {k: r[k] for k in ("split", "held_out", *scores)} for r in results]
     bearings = [r for r in rows if r["split"] == "across bearings"]
+    if not bearings:
+        return rows
     mean = {k: float(np.mean([r[k] for r in bearings])) for k in scores}
     return [*rows, keys | {"split": "across bearings", "held_out": "mean"} | mean]
 
 
 def select(table: pd.DataFrame) -> pd.DataFrame:
     """Per held-out split, the (feature set, classifier) with the best inner cross-validated accuracy (ties:
-    lower inner log loss, i.e. more confident in the right class, then fewer features, then table order).
+    lower inner log loss, i.e. more confident in the right class, then fewer features, then table order); the
+    a-priori model where the training rows hold one load or size only (no inner cross-validation).
     Held-out accuracies play no part in the choice."""
     candidates = table[table["held_out"] != "mean"].assign(
         order=np.arange((table["held_out"] != "mean").sum())
     )
+    prior = (candidates["feature_set"] == PRIOR_SET) & (candidates["classifier"] == PRIOR_MODEL)
+    no_cv = candidates.groupby(["split", "held_out"])["cv_accuracy"].transform(lambda v: v.isna().all())
+    if prior.any():  # no inner cross-validation possible: the a-priori model (else the first in the table)
+        candidates = candidates[~no_cv | prior]
     ranked = candidates.sort_values(
         ["cv_accuracy", "cv_log_loss", "n_features", "order"], ascending=[False, True, True, True]
     )
@@ -291,8 +416,11 @@ def print_table(table: pd.DataFrame) -> None:
     order = [c for c in wide.columns if c.startswith("load")] + [
         c for c in wide.columns if not c.startswith("load") and c != "mean"
     ]
-    wide = (wide[[*order, "mean"]] * 100).round(1)
-    wide.columns = [f"{c} %" if c.startswith("load") else f"size {c} %" for c in order] + ["bearings mean %"]
+    means = ["mean"] if "mean" in wide.columns else []
+    wide = (wide[[*order, *means]] * 100).round(1)
+    wide.columns = [f"{c} %" if c.startswith("load") else f"size {c} %" for c in order] + [
+        "bearings mean %" for _ in means
+    ]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 200):
         print(wide.to_string())
 
@@ -301,7 +429,7 @@ def line_table(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Median whitened-envelope SNR (dB) per fault size and location: is the fault's own signature there?"""
     lines = ("bpfo_snr", "bpfi_snr", "bsf_2x_snr", "_harmonics_snr")
     chosen = [c for c in columns if c.endswith(lines)]
-    table = rows.groupby(["fault_size_in", "fault_location"])[chosen].median().round(1)
+    table = rows.groupby(["fault_size_in", "fault_location"], dropna=False)[chosen].median().round(1)
     table.columns = [
         c.removeprefix("vib__").replace("acc_", "").replace("__envelope__", ":").removesuffix("_snr")
         for c in chosen
@@ -341,20 +469,30 @@ def headline(table: pd.DataFrame, chosen: pd.DataFrame) -> str:
     def mean(frame: pd.DataFrame) -> float:
         return float(frame[frame["held_out"] == "mean"]["accuracy"].iloc[0])
 
-    loads = chosen[chosen["split"] == "across loads"].iloc[0]
+    parts = []
+    loads = chosen[chosen["split"] == "across loads"]
+    if len(loads):
+        parts.append(f"across loads {pct(loads['accuracy'].iloc[0])}")
     sizes = chosen[chosen["split"] == "across bearings"]
-    sizes = sizes.iloc[np.argsort(sizes["held_out"].astype(float).to_numpy(), kind="stable")]
-    per_size = ", ".join(
-        f"{h}: {100 * a:.0f} %" for h, a in zip(sizes["held_out"], sizes["accuracy"], strict=True)
-    )
-    prior = row(PRIOR_SET, PRIOR_MODEL)
-    prior_loads = prior[prior["split"] == "across loads"]["accuracy"].iloc[0]
-    return (
-        f"CWRU across loads {pct(loads['accuracy'])}, across bearings mean {pct(sizes['accuracy'].mean())} "
-        f"({per_size}), models chosen by cross-validation inside the training data; "
-        f"a priori {PRIOR_MODEL} on {PRIOR_SET}: {pct(prior_loads)} / {pct(mean(prior))}; "
-        f"RF baseline on time+band+raw envelope {pct(mean(row(BASELINE_SET, BASELINE_MODEL)))}"
-    )
+    if len(sizes):
+        sizes = sizes.iloc[np.argsort(sizes["held_out"].astype(float).to_numpy(), kind="stable")]
+        per_size = ", ".join(
+            f"{h}: {100 * a:.0f} %" for h, a in zip(sizes["held_out"], sizes["accuracy"], strict=True)
+        )
+        parts.append(f"across bearings mean {pct(sizes['accuracy'].mean())} ({per_size})")
+    line = "CWRU " + ", ".join(parts) + ", models chosen by cross-validation inside the training data"
+    prior, baseline = row(PRIOR_SET, PRIOR_MODEL), row(BASELINE_SET, BASELINE_MODEL)
+    for name, frame in (
+        (f"a priori {PRIOR_MODEL} on {PRIOR_SET}", prior),
+        ("RF baseline on time+band+raw envelope", baseline),
+    ):
+        if len(frame):
+            scores = [
+                frame[frame["split"] == "across loads"]["accuracy"],
+                frame[frame["held_out"] == "mean"]["accuracy"],
+            ]
+            line += f"; {name}: " + " / ".join(pct(v.iloc[0]) for v in scores if len(v))
+    return line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -366,6 +504,8 @@ def main(argv: list[str] | None = None) -> None:
         f"features in {time.perf_counter() - start:.1f} s; "
         + ", ".join(f"{name} {len(cols)}" for name, cols in columns.items())
     )
+    for note in split_notes(rows):
+        print(f"note: {note}")
     records, confusions = [], {}
     models, inner_models = classifiers(args.seed, args.trees), classifiers(args.seed, args.inner_trees)
     for name, cols in feature_sets(columns).items():
