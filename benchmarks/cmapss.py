@@ -135,16 +135,22 @@ class Conditions:
     std: pd.DataFrame
 
     def label(self, telemetry: pd.DataFrame) -> np.ndarray:
+        """Operating condition of each reading; -1 where a setting is missing (its condition is unknown)."""
         if self.kmeans is None:
             return np.zeros(len(telemetry), dtype=np.int64)
         z = (telemetry[self.settings].to_numpy(dtype=float) - self.centre) / self.scale
-        return self.kmeans.predict(np.nan_to_num(z)).astype(np.int64)
+        known = np.isfinite(z).all(axis=1)
+        condition = np.full(len(telemetry), -1, dtype=np.int64)
+        if known.any():
+            condition[known] = self.kmeans.predict(z[known])
+        return condition
 
     def normalise(self, telemetry: pd.DataFrame) -> pd.DataFrame:
-        """Sensors z-scored per operating condition with train statistics (machine_id, timestamp kept)."""
+        """Sensors z-scored per operating condition with train statistics (machine_id, timestamp kept); NaN
+        where the reading's condition is unknown (a missing setting): such a reading counts as missing."""
         condition = self.label(telemetry)
-        mean = self.mean.to_numpy()[condition]
-        std = self.std.to_numpy()[condition]
+        mean = np.vstack([self.mean.to_numpy(), np.full(len(self.sensors), np.nan)])[condition]
+        std = np.vstack([self.std.to_numpy(), np.ones(len(self.sensors))])[condition]
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(std > 0, (telemetry[self.sensors].to_numpy(dtype=float) - mean) / std, 0.0)
         out = pd.DataFrame(z, columns=self.sensors, index=telemetry.index)
@@ -155,20 +161,24 @@ def fit_conditions(train: pd.DataFrame, seed: int = 0) -> Conditions:
     """Cluster the settings into operating conditions; per-condition sensor mean and std on train."""
     settings = [c for c in train.columns if "setting" in c.lower()]
     z = train[settings].to_numpy(dtype=float)
-    centre, scale = np.nanmean(z, axis=0), np.nanstd(z, axis=0)
-    scale[~(scale > 0)] = 1.0
-    z = np.nan_to_num((z - centre) / scale)
-    inertia, models = [float(((z - z.mean(axis=0)) ** 2).sum())], [None]
-    for k in range(2, MAX_CONDITIONS + 1):
+    known = np.isfinite(z).all(axis=1)  # readings with a missing setting: no condition, not clustered
+    with np.errstate(invalid="ignore"):
+        centre, scale = np.nanmean(z, axis=0), np.nanstd(z, axis=0)
+    centre[~np.isfinite(centre)], scale[~(scale > 0)] = 0.0, 1.0
+    z = ((z - centre) / scale)[known]
+    inertia, models = [float(((z - z.mean(axis=0)) ** 2).sum()) if len(z) else 0.0], [None]
+    for k in range(2, MAX_CONDITIONS + 1) if settings and len(z) > MAX_CONDITIONS else ():
         kmeans = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(z)
         inertia.append(float(kmeans.inertia_))
         models.append(kmeans)
     drops = [inertia[k - 1] / max(inertia[k], 1e-300) for k in range(1, len(inertia))]
     best = int(np.argmax(drops)) + 1 if drops and max(drops) >= CONDITION_DROP else 0
     kmeans = models[best]
-    condition = np.zeros(len(train), np.int64) if kmeans is None else kmeans.labels_.astype(np.int64)
+    condition = np.zeros(len(train), np.int64)
+    if kmeans is not None:
+        condition[~known], condition[known] = -1, kmeans.labels_
     candidates = [c for c in train.columns if c not in ("machine_id", "timestamp", *settings)]
-    grouped = train[candidates].groupby(condition)
+    grouped = train[candidates][condition >= 0].groupby(condition[condition >= 0])
     mean, std = grouped.mean(), grouped.std()
     varies = std > 1e-9 * (mean.abs() + 1)  # a sensor may be constant in one condition only
     sensors = [c for c in candidates if varies[c].any()]
@@ -236,9 +246,22 @@ class Prepared:
     conditions: int
 
 
+def check_columns(train: Dataset, test: Dataset, conditions: Conditions) -> None:
+    """The test readings need every sensor the model reads in train, and the settings when they tell
+    operating conditions apart."""
+    settings = conditions.settings if conditions.kmeans is not None else []
+    missing = [c for c in (*settings, *conditions.sensors) if c not in test.telemetry]
+    if missing:
+        raise InputError(
+            f"{test.root}/telemetry: column(s) {', '.join(missing)} of the train readings are missing; fix: "
+            "export the same settings and sensors for the test engines"
+        )
+
+
 def prepare(train: Dataset, test: Dataset) -> Prepared:
     cycle_h = cycle_hours(train.telemetry)
     conditions = fit_conditions(train.telemetry)
+    check_columns(train, test, conditions)
     norm_train, norm_test = sorted_norm(train, conditions), sorted_norm(test, conditions)
     end = train.telemetry.groupby("machine_id")["timestamp"].max()
     rows = norm_train[["machine_id", "timestamp"]]
@@ -312,9 +335,17 @@ def test_figures(pred: np.ndarray, truth: np.ndarray, cap: float) -> dict[str, f
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        return run(parse_args(argv))
+    except InputError as error:  # bad input: one line naming the file, column and fix; no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     train, test = load_dataset(args.data_dir / "train"), load_dataset(args.data_dir / "test")
+    truth = read_truth(args.data_dir / "test_truth.parquet", test)  # before the search: fail fast
     data = prepare(train, test)
     print(
         f"{args.data_dir}: {train.telemetry['machine_id'].nunique()} train engines, "
@@ -327,7 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     cv = cross_validate(data, args)
     best = CANDIDATES[int(np.lexsort((cv["cv_phm08_per_cut"], cv["cv_rmse"]))[0])]
     print(f"chosen by CV: {best.name}")
-    truth = read_truth(args.data_dir / "test_truth.parquet", test)
     x_train, x_test = candidate_features(data, best)
     known = ~np.isnan(data.life)
     engines = data.train["machine_id"].to_numpy()[known]

@@ -133,13 +133,23 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
     labels = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     missing = [c for c in ("machine_id", *LABEL_COLUMNS) if c not in labels]
     if missing:
-        raise SystemExit(f"{path}: missing columns {missing}")
+        raise SystemExit(
+            f"{path}: missing columns {missing}; give one row per recording with machine_id, "
+            f"{', '.join(LABEL_COLUMNS)} (fault_size_in empty for a healthy recording)"
+        )
     labels = labels[["machine_id", *LABEL_COLUMNS]].copy()
     labels["machine_id"] = labels["machine_id"].astype(str)
     repeated = labels["machine_id"][labels["machine_id"].duplicated()].unique()
     if len(repeated):
         raise SystemExit(f"{path}: machine_id {_some(repeated)} labelled more than once; keep one row each")
-    labels["fault_location"] = labels["fault_location"].astype(str).str.strip().str.lower()
+    location = labels["fault_location"].astype("string").str.strip().str.lower()
+    unnamed = labels["machine_id"][location.isna() | (location == "")]
+    if len(unnamed):
+        raise SystemExit(
+            f"{path}: column fault_location is empty for {_some(unnamed)}; name the faulty part (e.g. inner_race), "
+            f"or one of {', '.join(HEALTHY_LOCATIONS)} for a healthy recording"
+        )
+    labels["fault_location"] = location.astype(str)
     for column in ("fault_size_in", "load_hp"):
         text = labels[column].astype("string").str.strip().str.replace(UNIT_SUFFIX[column], "", regex=True)
         numeric = pd.to_numeric(text, errors="coerce")  # "2 hp", '0.007"' and "0.007 in" read as numbers

@@ -3,7 +3,8 @@
 Usage: ``python benchmarks/femto_health_indicators.py DATA_DIR [--smooth-min 5] [--x life|hours]``
 
 ``DATA_DIR`` is a dataset in the equipment data contract v1 (e.g. FEMTO PRONOSTIA) where machines run to a
-failure event; no machine is named here. A machine with no failure event after its first snapshot is skipped.
+failure event; no machine is named here. A machine with no failure event after its first snapshot is left out,
+and said; one whose data ends well before its failure is kept, and said.
 
 Indicators, from ``features.build.build_features(load_dataset(DATA_DIR))`` at every snapshot time: for each
 vibration channel its RMS, kurtosis and envelope-spectrum amplitudes at BPFO and BPFI
@@ -35,11 +36,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from contract import load_or_exit, quarantine_notes, run_to_failure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy.stats import spearmanr
 
 from features.build import build_features
-from features.dataset import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FIGURE = ROOT / "docs" / "figures" / "femto_health_indicators.png"
@@ -86,14 +87,6 @@ def indicator_columns(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
         ):
             columns.setdefault(TEMPERATURE, {})[parts[1]] = column
     return columns
-
-
-def failure_times(frame: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
-    """Per machine, its first failure event at or after its first row (machines without one are left out)."""
-    first = frame.groupby("machine_id")["timestamp"].min()
-    failures = events[events["kind"] == "failure"]
-    after = failures[failures["timestamp"] >= failures["machine_id"].map(first)]
-    return after.groupby("machine_id")["timestamp"].min()
 
 
 def smoothed(times: pd.Series, values: pd.Series, minutes: float) -> np.ndarray:
@@ -281,16 +274,20 @@ def print_tables(table: pd.DataFrame, means: pd.DataFrame) -> None:
         print(means.round(2).to_string())
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def headline(name: str, means: pd.DataFrame, n_machines: int, minutes: float) -> str:
     def part(metric: str) -> str:
         items = []
         for label, row in means.iterrows():
-            note = f" ({int(row['machines'])} bearings)" if row["machines"] < n_machines else ""
+            note = f" ({plural(int(row['machines']), 'bearing')})" if row["machines"] < n_machines else ""
             items.append(f"{label} {row[metric]:.2f}{note}")
         return ", ".join(items)
 
     return (
-        f"{name} health indicators ({n_machines} bearings): monotonicity {part('monotonicity')}; "
+        f"{name} health indicators ({plural(n_machines, 'bearing')}): monotonicity {part('monotonicity')}; "
         f"trendability {part('trendability')} (monotonicity on a trailing {minutes:g}-min mean, "
         f"trendability = |Spearman| with time on raw values)"
     )
@@ -299,15 +296,22 @@ def headline(name: str, means: pd.DataFrame, n_machines: int, minutes: float) ->
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     start = time.perf_counter()
-    dataset = load_dataset(args.data_dir)
+    dataset = load_or_exit(args.data_dir)
+    for note in quarantine_notes(dataset):
+        print(f"note: {note}")
     frame = build_features(dataset).frame.sort_values(["machine_id", "timestamp"]).reset_index(drop=True)
     built = time.perf_counter() - start
     columns = indicator_columns(frame)
     if not columns:
         raise SystemExit(f"{args.data_dir}: no vibration or temperature indicator column")
-    failures = failure_times(frame, dataset.events)
-    for machine in sorted(set(frame["machine_id"]) - set(failures.index)):
-        print(f"note: {machine} has no failure event after its first snapshot; skipped")
+    failures, notes = run_to_failure(frame, dataset.events)
+    for note in notes:
+        print(f"note: {note}")
+    if failures.empty:
+        raise SystemExit(
+            f"{args.data_dir}: no machine has a failure event after its first snapshot; these indicators are "
+            "read over a life that ends in failure (events table, kind 'failure')"
+        )
     table = metrics_table(frame, failures, columns, args.smooth_min)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)

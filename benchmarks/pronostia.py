@@ -44,10 +44,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from contract import load_or_exit, quarantine_notes, run_to_failure
 from sklearn.metrics import roc_auc_score
 
 from features.build import KEYS, FeatureConfig, build_features
-from features.dataset import load_dataset
 from models.alarms import AlarmConfig, alarm_episodes, alarm_states, evaluate_episodes
 from models.labels import failure_within
 from models.train import TrainConfig, train_risk_model
@@ -66,6 +66,9 @@ MODEL_ALERTS = (0.3, 0.5, 0.7, 0.9)  # calibrated probability of failing within 
 RMS_ALERTS = (1.5, 2.0, 3.0, 4.0, 6.0)  # RMS over the bearing's own early baseline
 CLEAR_SHARES = (1.0, 0.5, 0.2)  # clear threshold = share of the alert threshold (1: no hysteresis)
 OPEN_AFTER = (1, 3, 6)  # consecutive snapshots at or over the alert to open
+MIN_TRAIN_BEARINGS = (
+    3  # the inner leave-one-bearing-out fits on all but one, and calibration needs 2 bearings
+)
 
 
 @dataclasses.dataclass
@@ -137,17 +140,61 @@ def select_features(frame: pd.DataFrame, features: str) -> pd.DataFrame:
 
 def load_bearings(folder: Path, features: str) -> Bearings:
     """Feature table at every snapshot time, built without failure events (they are the labels)."""
-    dataset = load_dataset(folder)
+    dataset = load_or_exit(folder)
+    for note in quarantine_notes(dataset):
+        print(f"note: {folder}: {note}")
     inputs = dataclasses.replace(dataset, events=dataset.events[dataset.events["kind"] != "failure"])
     frame = select_features(build_features(inputs, config=FeatureConfig()).frame, features)
-    bearings = Bearings(
-        frame.sort_values(KEYS).reset_index(drop=True), dataset.events, dataset.latest_reading()
+    failed, notes = run_to_failure(frame, dataset.events)
+    for note in notes:
+        print(f"note: {folder}: {note}")
+    frame = frame[frame["machine_id"].isin(failed.index)]
+    ends = (dataset.events["kind"] != "failure") | (
+        dataset.events["timestamp"] == dataset.events["machine_id"].map(failed)
+    )  # the failure that ends the bearing's data; one before its first snapshot is not its end of life
+    return Bearings(
+        frame.sort_values(KEYS).reset_index(drop=True), dataset.events[ends], dataset.latest_reading()
     )
-    unfailed = bearings.failures[bearings.failures.isna()].index.tolist()
-    if unfailed:
-        print(f"note: {folder}: no failure event for {unfailed}; left out", file=sys.stderr)
-        bearings = bearings.subset([m for m in bearings.ids if m not in unfailed])
-    return bearings
+
+
+def check_counts(test: Bearings, train: Bearings | None, args: argparse.Namespace) -> None:
+    """Enough run-to-failure bearings for the protocol: its inner leave-one-bearing-out trains calibrated
+    models on all training bearings but one, and calibration needs two of them."""
+    where = f"{args.test_dir}" + (f" and {args.train}" if train is not None else "")
+    n_train = len(train.ids) if train is not None else len(test.ids) - 1
+    if not test.ids:
+        raise SystemExit(
+            f"{args.test_dir}: no bearing with a failure event after its first snapshot to evaluate"
+        )
+    if n_train < MIN_TRAIN_BEARINGS:
+        need = MIN_TRAIN_BEARINGS + (0 if train is not None else 1)
+        found = len(train.ids) if train is not None else len(test.ids)
+        folder = args.train if train is not None else args.test_dir
+        raise SystemExit(
+            f"{folder}: {found} run-to-failure bearing(s); this protocol needs at least {need} "
+            f"({MIN_TRAIN_BEARINGS} to train on, since the alarm settings are chosen by an inner leave-one-bearing-out"
+            f" over them); add bearings that end in a failure event, or train on another folder with --train "
+            f"(checked: {where})"
+        )
+
+
+def feature_gap(train: Bearings, test: Bearings) -> tuple[str, float] | None:
+    """Say when the test bearings lack features the training bearings have (e.g. channels named otherwise), and
+    the share of the training features they lack."""
+    usable = [c for c in train.frame.columns if c not in KEYS and train.frame[c].notna().any()]
+    missing = [c for c in usable if c not in test.frame or test.frame[c].isna().all()]
+    if not missing:
+        return None
+
+    def channels(frame: pd.DataFrame) -> list[str]:
+        return sorted({c.split("__")[1] for c in frame.columns if c.startswith("vib__")})
+
+    return (
+        f"the test bearings lack {len(missing)} of the {len(usable)} features the model trains on "
+        f"(e.g. {', '.join(missing[:3])}); vibration channels: train {channels(train.frame)}, test "
+        f"{channels(test.frame)}: rename the test channels to match, or the model sees NaN there",
+        len(missing) / len(usable),
+    )
 
 
 def median_life_h(bearings: Bearings) -> float:
@@ -330,6 +377,12 @@ def main(argv: list[str] | None = None) -> None:
     test = timed("features", timings, lambda: load_bearings(args.test_dir, args.features))
     train = load_bearings(args.train, args.features) if args.train else None
     assert isinstance(test, Bearings)
+    check_counts(test, train, args)
+    gap = feature_gap(train, test) if train is not None else None
+    if gap:
+        print(f"note: {gap[0]}")
+        if gap[1] > 0.5:  # as the score flow: most of the model's inputs missing is not an evaluation
+            raise SystemExit(f"{args.test_dir}: {gap[0]}")
     start = time.perf_counter()
     parts = []
     for fold_train, fold_test in folds_of(test, train):

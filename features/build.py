@@ -163,7 +163,8 @@ def snapshot_features(
         features["iso_zone"] = iso_zone(features["velocity_rms_mm_s"].to_numpy(), machine_classes(dataset))
     regime = meta["regime"] if "regime" in meta else snapshot_regimes(dataset, shaft, config)
     keys = meta[[*KEYS, "channel"]].assign(regime=np.asarray(regime))
-    return pd.concat([keys, features], axis=1), pd.concat(notes, ignore_index=True)
+    found = [n for n in notes if len(n)]  # empty note frames would only blur the dtypes of the concat
+    return pd.concat([keys, features], axis=1), pd.concat(found, ignore_index=True) if found else _empty_notes()
 
 
 def machine_classes(dataset: Dataset) -> pd.Series:

@@ -281,7 +281,7 @@ def flagged_history(
         for machine, row in zip(today["machine_id"], contributions.to_numpy(), strict=True)
     }
     columns = sorted({c for names in drivers.values() for c in names})
-    history = frame[["machine_id", "timestamp", *columns]].assign(
+    history = frame.reindex(columns=["machine_id", "timestamp", *columns]).assign(  # a missing sensor: NaN
         failure_probability=model.predict_proba(frame)
     )
     return history, drivers

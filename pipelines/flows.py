@@ -384,15 +384,32 @@ def load_model(params: ScoreParams) -> tuple[RiskModel, str]:
     return registry.load_model(params.model_name, params.model_version)
 
 
-def check_features(model: RiskModel, frame: pd.DataFrame, model_name: str, version: str) -> None:
-    """Refuse to score when the data cannot provide most of the model's features."""
+def check_features(model: RiskModel, frame: pd.DataFrame, model_name: str, version: str) -> list[str]:
+    """Refuse to score when the data cannot provide most of the model's features; say which ones it lacks
+    otherwise (the model scores them as missing values). Returns the missing features."""
     missing = model.spec.missing_from(frame)
+    fix = (
+        "score data with the same tables and sensors the model was trained on, pass --history with earlier "
+        "readings, or train a model on this data"
+    )
     if len(missing) > len(model.spec.columns) / 2:
         raise InputError(
             f"model '{model_name}' v{version} needs {len(model.spec.columns)} features and this data cannot provide "
-            f"{len(missing)} of them (e.g. {', '.join(missing[:3])}); fix: score data with the same tables and "
-            "sensors the model was trained on, pass --history with earlier readings, or train a model on this data"
+            f"{len(missing)} of them (e.g. {', '.join(missing[:3])}); fix: {fix}"
         )
+    if missing:
+        get_run_logger().warning(
+            "this data cannot provide %d of the %d features of model '%s' v%s (%s%s): they are scored as missing "
+            "values, which weakens the ranking; fix: %s",
+            len(missing),
+            len(model.spec.columns),
+            model_name,
+            version,
+            ", ".join(missing[:5]),
+            f" and {len(missing) - 5} more" if len(missing) > 5 else "",
+            fix,
+        )
+    return missing
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:

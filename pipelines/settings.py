@@ -63,6 +63,10 @@ class Settings(BaseModel):
 
     @property
     def mlruns(self) -> Path:
+        """Where the promotion audit file goes: beside a local SQLite store (the project's ``mlruns/`` by
+        default, another folder when ``MLFLOW_TRACKING_URI`` names one), else the project's ``mlruns/``."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            return Path(self.tracking_uri.removeprefix("sqlite:///")).resolve().parent
         return self.root / "mlruns"
 
 

@@ -124,6 +124,8 @@ def test_units_in_the_numbers_and_csv_labels_are_read(tmp_path):
         (lambda r: [*r, (r[0][0], "ball", 0.007, 1)], r"labelled more than once"),
         (lambda r: [*r, ("b-y", "ball", 0.007, "heavy")], r"load_hp is not a number for b-y"),
         (lambda r: [*r, ("b-z", "ball", 0.007, None)], r"load_hp is empty for b-z"),
+        (lambda r: [*r, ("b-w", None, 0.007, 1)], r"fault_location is empty for b-w"),
+        (lambda r: [*r, ("b-v", " ", None, 1)], r"fault_location is empty for b-v"),
     ],
 )
 def test_bad_labels_name_the_file_column_recording_and_fix(tmp_path, change, message):

@@ -432,3 +432,27 @@ def test_training_on_dask_features_and_booster(store, fleet, first_training, mon
     result = train_flow(TrainParams(data=str(fleet), model_name="e2e-dask"))
     assert result["feature_rows"] == first_training["feature_rows"]
     assert result["metrics"]["roc_auc"] > first_training["metrics"]["roc_auc"] - 0.03
+
+
+def test_data_without_a_sensor_the_model_uses_is_scored_with_a_warning_and_a_report(
+    store, fleet, first_training, tmp_path
+):
+    """A plant that lost one sensor: the list and the supervisor's report are written (its drivers cannot name
+    the lost sensor's features), and the run's log names the missing features and the fix."""
+    import shutil
+
+    from pipelines.flows import ScoreParams, score_flow
+
+    copy = tmp_path / "fleet"
+    shutil.copytree(fleet, copy, ignore=shutil.ignore_patterns("inbox"))
+    for part in (copy / "telemetry").glob("*.parquet"):
+        pd.read_parquet(part).drop(columns="temperature_bearing").to_parquet(part)
+    state = score_flow(
+        ScoreParams(path=str(copy), model_name="e2e", out=str(tmp_path / "out")), return_state=True
+    )
+    paths = state.result()["paths"]
+    risk = pd.read_parquet(paths["risk_list_parquet"])
+    assert risk["failure_probability"].notna().sum() > 0 and Path(paths["report"]).is_file()
+    assert not risk["drivers"].str.contains("temperature bearing", case=False).any()
+    warning = [line for line in run_log_lines(state.state_details.flow_run_id) if "cannot provide" in line]
+    assert warning and "tel__temperature_bearing__" in warning[0] and "fix:" in warning[0]

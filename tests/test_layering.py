@@ -50,3 +50,18 @@ def test_importing_the_cli_configures_nothing(tmp_path):
     )
     assert out.stdout.strip() == ""
     assert list(tmp_path.iterdir()) == [] or all(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_the_promotion_audit_file_lives_beside_the_tracking_store(tmp_path, monkeypatch):
+    """A SQLite store named by MLFLOW_TRACKING_URI keeps its audit file beside it, not in the project's mlruns/;
+    a tracking server's audit copy stays in the project's mlruns/."""
+    from pipelines.settings import load_settings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}")
+    settings = load_settings()
+    assert settings.mlruns == (tmp_path / "elsewhere").resolve()
+    assert settings.artifact_location == (tmp_path / "elsewhere" / "artifacts").resolve().as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.plant.local:5000")
+    assert load_settings().mlruns == load_settings().root / "mlruns"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert load_settings().mlruns == load_settings().root / "mlruns"

@@ -87,3 +87,26 @@ def test_risk_does_not_depend_on_machine_ids(trained):
     p_before = pd.Series(model.predict_proba(before), index=before["machine_id"].map(rename))
     p_after = pd.Series(model.predict_proba(after), index=after["machine_id"])
     pd.testing.assert_series_equal(p_before.sort_index(), p_after.sort_index(), check_names=False)
+
+
+def test_a_lost_sensor_shows_as_missing_in_the_flagged_history_not_an_error(trained):
+    """The report's history of a flagged machine when the data lacks a sensor the model uses: its features
+    come back as NaN columns (every spec feature is asked for, so the lost one is among them)."""
+    from models.risk import flagged_history
+
+    dataset, model = trained
+    lost = "temperature_bearing"
+    machine = healthiest_machine(dataset, model)
+    risk = pd.DataFrame(
+        {"machine_id": [machine], "flagged": [True], "as_of": [dataset.latest_reading().max()]}
+    )
+
+    def build(rows: pd.DataFrame) -> pd.DataFrame:
+        frame = build_features(dataset, rows, model.spec.config).frame
+        return frame.drop(columns=[c for c in frame if c.startswith(f"tel__{lost}__")])
+
+    history, drivers = flagged_history(model, risk, build, weeks=1, how_many=len(model.spec.columns))
+    missing = [c for c in model.spec.columns if c.startswith(f"tel__{lost}__")]
+    assert missing and set(missing) <= set(drivers[machine])
+    assert history[missing].isna().all().all()
+    assert history["failure_probability"].between(0, 1).all() and len(history) == 8
