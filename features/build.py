@@ -164,7 +164,9 @@ def snapshot_features(
     regime = meta["regime"] if "regime" in meta else snapshot_regimes(dataset, shaft, config)
     keys = meta[[*KEYS, "channel"]].assign(regime=np.asarray(regime))
     found = [n for n in notes if len(n)]  # empty note frames would only blur the dtypes of the concat
-    return pd.concat([keys, features], axis=1), pd.concat(found, ignore_index=True) if found else _empty_notes()
+    return pd.concat([keys, features], axis=1), pd.concat(
+        found, ignore_index=True
+    ) if found else _empty_notes()
 
 
 def machine_classes(dataset: Dataset) -> pd.Series:
@@ -175,6 +177,43 @@ def machine_classes(dataset: Dataset) -> pd.Series:
 
 def _empty_notes() -> pd.DataFrame:
     return pd.DataFrame(columns=[*KEYS, "feature", "reason"])
+
+
+EVERY_MACHINE = "*"  # machine_id of a note about a feature that is NaN for every machine
+
+
+def empty_feature_notes(
+    frame: pd.DataFrame, config: FeatureConfig, noted: set[str] | None = None
+) -> pd.DataFrame:
+    """A note for each feature column that is NaN in every row (machine_id ``EVERY_MACHINE``, no timestamp),
+    with the reason its kind implies, unless ``noted`` (features already explained row by row) holds it."""
+    empty = [
+        c for c in frame.columns if c not in KEYS and frame[c].isna().all() and c not in (noted or set())
+    ]
+    return pd.DataFrame(
+        {
+            "machine_id": [EVERY_MACHINE] * len(empty),
+            "timestamp": pd.Series(pd.NaT, index=range(len(empty)), dtype="datetime64[ns, UTC]"),
+            "feature": empty,
+            "reason": [_empty_reason(c, config) for c in empty],
+        }
+    )
+
+
+def _empty_reason(column: str, config: FeatureConfig) -> str:
+    """Why a feature of this kind has no value anywhere."""
+    if column.endswith("__ratio_to_baseline"):
+        return (
+            f"a ratio to the healthy baseline needs {config.baseline_snapshots} earlier snapshots of the machine "
+            "and channel (its baseline period, FeatureConfig.baseline_snapshots); no machine has more here"
+        )
+    if column == "tel__maintenance__hours_since":
+        return "no maintenance or failure event before any as-of time (events table)"
+    if "__slope__" in column:
+        return "a slope needs at least 3 readings inside its window; no machine has them here"
+    if "__envelope__" in column or "__order_" in column:
+        return "no shaft speed or bearing geometry, or the envelope band lies above the Nyquist frequency"
+    return "no reading this feature is computed from falls inside its window for any machine"
 
 
 def _reason_notes(meta: pd.DataFrame, reasons: list[str | None]) -> pd.DataFrame:

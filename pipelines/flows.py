@@ -25,7 +25,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
-from features.build import FeatureConfig, FeatureTable, Progress, build_features, latest_as_of
+from features.build import (
+    FeatureConfig,
+    FeatureTable,
+    Progress,
+    build_features,
+    empty_feature_notes,
+    latest_as_of,
+)
 from features.checks import PlausibilityConfig, find_sensor_flags, sensor_flag_frame
 from features.dataset import Dataset, combine, fingerprint, load_dataset
 from features.errors import InputError
@@ -723,7 +730,11 @@ class FeaturesParams(BaseModel):
 
 
 @task(cache_policy=NO_CACHE)
-def write_feature_table(table: FeatureTable, dataset: Dataset, out: Path) -> dict[str, str]:
+def write_feature_table(
+    table: FeatureTable, dataset: Dataset, out: Path, config: FeatureConfig
+) -> dict[str, str]:
+    """The feature table, its notes (why features are NaN: per snapshot, and per feature where no machine has a
+    value, machine_id '*'; the loader's notes) and the quarantine, beside each other."""
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {
         "features": out,
@@ -731,8 +742,11 @@ def write_feature_table(table: FeatureTable, dataset: Dataset, out: Path) -> dic
         "quarantine": out.with_suffix(".quarantine.parquet"),
     }
     table.frame.to_parquet(paths["features"], index=False)
+    empty = empty_feature_notes(table.frame, config)
     notes = pd.concat(
-        [table.notes.astype({"timestamp": "string"}), dataset.notes.astype(str)], ignore_index=True
+        [n.astype({"timestamp": "string"}) for n in (table.notes, empty) if len(n)]
+        + [dataset.notes.astype(str)],
+        ignore_index=True,
     )
     notes.astype(str).to_parquet(paths["notes"], index=False)
     dataset.quarantine.to_parquet(paths["quarantine"], index=False)
@@ -745,7 +759,7 @@ def features_flow(params: FeaturesParams, progress: Progress | None = None) -> d
     """Validate DATA and write its feature table: one row per machine and snapshot (else telemetry) time."""
     dataset = ok(load(params.data))
     table = featurize_fleet(load_settings().scale, dataset, params.features, progress=progress)
-    paths = write_feature_table(table, dataset, Path(params.out))
+    paths = write_feature_table(table, dataset, Path(params.out), params.features)
     return {
         "paths": paths,
         "counts": dataset.counts,

@@ -190,3 +190,25 @@ def test_trimming_telemetry_only_data_changes_no_feature():
     as_of = latest_as_of(dataset)
     trimmed = build_features(dataset, as_of, trim=True).frame
     pd.testing.assert_frame_equal(trimmed, build_features(dataset, as_of, trim=False).frame)
+
+
+def test_features_empty_for_every_machine_are_noted_with_their_reason(tmp_path):
+    """Four snapshots per machine cannot complete a baseline of ten, so every ratio is NaN, and says why; the
+    features with values get no such note."""
+    from conftest import make_tiny
+
+    from features.build import EVERY_MACHINE, empty_feature_notes
+
+    config = FeatureConfig()
+    frame = build_features(load_dataset(make_tiny(tmp_path / "tiny")), config=config).frame
+    notes = empty_feature_notes(frame, config)
+    ratios = [c for c in frame.columns if c.endswith("__ratio_to_baseline")]
+    assert ratios and set(ratios) <= set(notes["feature"])
+    assert set(notes["feature"]) == {
+        c for c in frame.columns if c not in ("machine_id", "timestamp") and frame[c].isna().all()
+    }
+    assert (notes["machine_id"] == EVERY_MACHINE).all() and notes["timestamp"].isna().all()
+    ratio_reason = notes.set_index("feature").loc[ratios[0], "reason"]
+    assert "10 earlier snapshots" in ratio_reason and "baseline_snapshots" in ratio_reason
+    assert empty_feature_notes(frame, config, noted=set(ratios))["feature"].isin(ratios).sum() == 0
+    assert empty_feature_notes(frame.dropna(axis=1, how="all"), config).empty
