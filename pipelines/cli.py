@@ -6,6 +6,7 @@ Exit codes: 0 done, 2 input unusable (one line says why and how to fix it), 1 in
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -739,10 +740,22 @@ def run_app() -> int:
     return 0
 
 
+def drain_run_logs(timeout_s: float = 5.0) -> None:
+    """Send the run logs still queued to Prefect's API while it is up: the temporary server stops at exit, and
+    a log sent after that prints "Error logging to API ... All connection attempts failed"."""
+    if "prefect.logging.handlers" not in sys.modules:
+        return  # no flow ran (e.g. --help): nothing queued, and no reason to import Prefect
+    from prefect.logging.handlers import APILogWorker
+
+    with contextlib.suppress(Exception):  # logs that cannot be sent must not change the exit code
+        APILogWorker.drain_all(timeout=timeout_s)
+
+
 def main() -> None:
     """Entry point. Exit handlers (Prefect's temporary server shutdown) run, then the process ends without the
     C++ static teardown in which pyarrow occasionally aborts ("terminate called without an active exception")."""
     code = run_app()
+    drain_run_logs()
     sys.stdout.flush()
     sys.stderr.flush()
     atexit._run_exitfuncs()
