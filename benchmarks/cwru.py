@@ -34,8 +34,20 @@ of cutting at the midpoint of the nearest two (which is where a new bearing's SN
 Model choice (the headline): for every outer split, each (feature set, classifier) of the ablation is scored by
 a cross-validation inside the training rows of the same kind as the split (leave one training load out;
 leave one training fault size, i.e. bearing, out), with ``--inner-trees`` trees; the best inner accuracy wins
-(ties: lower inner log loss, then fewer features, then table order). The held-out rows play no part in the choice. Also printed: the
-model fixed a priori (``et`` on every physics family) and the baseline (``rf`` on time, bands, raw envelope).
+(ties: lower inner log loss, then fewer features, then table order). Across bearings only the gain-free physics
+sets (the four families alone, together, and without each one) are candidates: a level or band feature
+fingerprints a recording, and with two training bearings the inner cross-validation can reward a fingerprint that
+happens to transfer between them. Where a split leaves one training load or size (no inner cross-validation), the
+a-priori model is used. The held-out rows play no part in the choice. Also printed: the model fixed a priori
+(``et`` on every physics family) and the baseline (``rf`` on time, bands, raw envelope).
+
+Other subsets: ``labels.csv`` is read as well; sizes and loads may carry their unit ("0.014 in", "2 hp"). A
+healthy recording (``fault_location`` normal, healthy, none or baseline; no size) is a fourth class: across loads
+it is held out with its load; across bearings the healthy recordings are dealt to the fault-size folds in turn (by
+load, then id), so each fold tests some and trains on the others (one healthy recording alone stays in training).
+A split that cannot hold anything out (one load, one fault size) is left out and said. Bad labels (a fault without
+a size, an empty location, a repeated id, a load that is not a number) stop the run with the file, column,
+recordings and fix.
 
 Prints the ablation table (families alone; the physics families together, without each one, and with the
 invariant family; all; all but one) for both classifiers, the chosen models and their confusion matrices, saves the table (with the inner
@@ -400,14 +412,25 @@ def summary_rows(name: str, model: str, results: list[dict], n_features: int) ->
     return [*rows, keys | {"split": "across bearings", "held_out": "mean"} | mean]
 
 
+def physics_only(feature_set: str) -> bool:
+    """True for a feature set made of the whitened-envelope families only (dB, gain-free)."""
+    return feature_set in (*PHYSICS, "physics") or (
+        feature_set.startswith("physics but ") and feature_set.removeprefix("physics but ") in PHYSICS
+    )
+
+
 def select(table: pd.DataFrame) -> pd.DataFrame:
     """Per held-out split, the (feature set, classifier) with the best inner cross-validated accuracy (ties:
     lower inner log loss, i.e. more confident in the right class, then fewer features, then table order); the
     a-priori model where the training rows hold one load or size only (no inner cross-validation).
-    Held-out accuracies play no part in the choice."""
+    Across bearings the candidates are the gain-free physics sets only (``physics_only``): a level or band
+    feature fingerprints a recording, and with two training bearings the inner cross-validation can reward a
+    fingerprint that happens to transfer between them. Held-out accuracies play no part in the choice."""
     candidates = table[table["held_out"] != "mean"].assign(
         order=np.arange((table["held_out"] != "mean").sum())
     )
+    fingerprint = (candidates["split"] == "across bearings") & ~candidates["feature_set"].map(physics_only)
+    candidates = candidates[~fingerprint]  # a new bearing: only the gain-free physics sets may be chosen
     prior = (candidates["feature_set"] == PRIOR_SET) & (candidates["classifier"] == PRIOR_MODEL)
     no_cv = candidates.groupby(["split", "held_out"])["cv_accuracy"].transform(lambda v: v.isna().all())
     if prior.any():  # no inner cross-validation possible: the a-priori model (else the first in the table)
@@ -416,7 +439,9 @@ def select(table: pd.DataFrame) -> pd.DataFrame:
         ["cv_accuracy", "cv_log_loss", "n_features", "order"], ascending=[False, True, True, True]
     )
     chosen = ranked.groupby(["split", "held_out"], sort=False).head(1)
-    return chosen.sort_values("order").drop(columns="order").reset_index(drop=True)
+    size = pd.to_numeric(chosen["held_out"], errors="coerce")  # NaN for "load 3": loads first, then sizes
+    order = np.lexsort((size.fillna(-1.0).to_numpy(), chosen["split"] != "across loads"))
+    return chosen.iloc[order].drop(columns="order").reset_index(drop=True)
 
 
 def print_table(table: pd.DataFrame) -> None:

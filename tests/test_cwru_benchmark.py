@@ -82,6 +82,13 @@ def test_a_split_that_cannot_hold_anything_out_is_left_out_and_said(tmp_path):
         )
 
 
+def test_physics_only_sets():
+    assert [cwru.physics_only(s) for s in ("lines", "physics", "physics but ratios")] == [True] * 3
+    assert not any(
+        cwru.physics_only(s) for s in ("all", "bands", "physics+invariant", "all but lines", "invariant")
+    )
+
+
 def test_the_a_priori_model_is_chosen_where_no_inner_cross_validation_exists():
     table = pd.DataFrame(
         [
@@ -101,8 +108,10 @@ def test_the_a_priori_model_is_chosen_where_no_inner_cross_validation_exists():
             "cv_log_loss",
         ],
     )
+    table.loc[len(table)] = ["all", "et", 20, "across bearings", "0.007", 1.0, 1.0, 0.1]  # a fingerprint set
     chosen = cwru.select(table).set_index("split")
-    assert chosen.loc["across bearings", "feature_set"] == cwru.PRIOR_SET  # not the better held-out score
+    assert chosen.loc["across bearings", "feature_set"] == cwru.PRIOR_SET  # not the better held-out score,
+    # nor a fingerprinting set on a bearing never seen, whatever its inner score
     assert chosen.loc["across loads", "cv_accuracy"] == 0.9
 
 
