@@ -486,12 +486,17 @@ def run_report(
     )
     result = run_flow(backtest_flow if kind == "backtest" else evaluate_flow, params)
     m = result["metrics"]
-    console.print(
-        f"{kind} of {result['model']}: {m['failures']:.0f} failures, "
+    caught = (
         f"{m[f'recall_lead_{min_lead_h:g}h']:.0%} caught with >= {min_lead_h:g} h lead "
-        f"(median lead {m['lead_h_median']:.0f} h, 10th percentile {m['lead_h_p10']:.0f} h), "
+        f"(median lead {m['lead_h_median']:.0f} h, 10th percentile {m['lead_h_p10']:.0f} h)"
+        if m["failures"]
+        else "so no lead or recall to measure (DATA has no failure event inside the replayed period)"
+    )
+    console.print(
+        f"{kind} of {result['model']}: {m['failures']:.0f} failures, {caught}, "
         f"{m['false_alarms_per_machine_month']:.2f} false alarms per machine-month, "
-        f"alarm precision {m['alarm_precision']:.0%}, PR AUC {m['pr_auc']:.3f}, Brier {m['brier']:.4f}"
+        f"alarm precision {_or_none(m['alarm_precision'], '.0%')}, PR AUC {_or_none(m['pr_auc'], '.3f')}, "
+        f"Brier {_or_none(m['brier'], '.4f')}"
     )
     console.print(f"timeline: {result['files'][0]}", soft_wrap=True)
     console.print(f"report: {result['files'][1]} (MLflow run {result['run_id']})", soft_wrap=True)
@@ -738,6 +743,11 @@ def run_app() -> int:
         )
         return 1
     return 0
+
+
+def _or_none(value: float, spec: str) -> str:
+    """A metric as text, or 'none' where it is undefined (NaN: no alarm, or a single class)."""
+    return "none" if value != value else format(value, spec)
 
 
 def drain_run_logs(timeout_s: float = 5.0) -> None:
