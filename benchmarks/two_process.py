@@ -19,8 +19,8 @@ Timed, interleaved in each round so that other load on the machine hits all of t
 * ``pool x1``: a pool of 1 worker process (the same work plus the inter-process overhead).
 * ``pool x N``: a pool of ``--workers`` worker processes.
 
-The speed-up is ``pool x N`` against the faster of the two single-process ways in the same round, reported for
-the best round, the median round, and the median over quiet rounds. Other work on the machine is measured in
+The speed-up is ``pool x N`` against the faster of the two single-process ways in the same round; the headline is
+its median over the rounds, then over the quiet rounds, then the ratios of the best and of the median rates. Other work on the machine is measured in
 each run (machine busy CPU time from ``/proc/stat`` minus this benchmark's own CPU time, in cores); a round is
 quiet when it stayed under ``--quiet-cores`` in all its runs. Each pool computes the batch once untimed first
 (imports, FFT plans, page faults), and its features are checked equal to the in-process ones.
@@ -208,9 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     print("speed-up per round:", " ".join(f"{s:.2f}x" for s in per_round))
     print(f"load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     print(
-        f"{args.workers} processes = {best:.2f}x 1 process on the vibration feature step "
-        f"(best round; median {median:.2f}x over {args.repeats} rounds, {quiet_text}), "
-        f"{args.snapshots} x {args.samples} float32, "
+        f"{args.workers} processes = {statistics.median(per_round):.2f}x 1 process on the vibration feature step "
+        f"(median per-round speed-up over {args.repeats} rounds; {quiet_text}; ratio of the best rates "
+        f"{best:.2f}x, of the median rates {median:.2f}x), {args.snapshots} x {args.samples} float32, "
         f"{os.cpu_count()} cores"
     )
 
