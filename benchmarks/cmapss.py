@@ -342,6 +342,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def sensor_notes(train: Dataset, test: Dataset, kept: list[str]) -> list[str]:
+    """The train sensors left out (constant in every operating condition) and kept sensors the test engines
+    never read (they enter the health indicators at their train mean)."""
+    numeric = train.telemetry.select_dtypes("number").columns
+    dropped = [c for c in numeric if c not in kept and "setting" not in c.lower()]
+    empty = [c for c in kept if test.telemetry[c].isna().all()]
+    notes = []
+    if dropped:
+        notes.append(f"left out, constant within every operating condition in train: {', '.join(dropped)}")
+    if empty:
+        notes.append(
+            f"no test reading of {', '.join(empty)}: read at its train mean in every health indicator"
+        )
+    return notes
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     train, test = load_dataset(args.data_dir / "train"), load_dataset(args.data_dir / "test")
@@ -352,6 +368,8 @@ def run(args: argparse.Namespace) -> int:
         f"{test.telemetry['machine_id'].nunique()} test engines; cycle = {data.cycle_h:g} h; "
         f"{data.conditions} operating condition(s); {len(data.sensors)} sensors kept"
     )
+    for note in sensor_notes(train, test, data.sensors):
+        print(f"note: {note}")
     print(
         f"Cross-validation on the train engines only (GroupKFold, {args.folds} folds; the test set is unused):"
     )
