@@ -45,8 +45,9 @@ GAP_SHARE = 0.05  # data ending more than this share of life before the failure 
 
 def run_to_failure(frame: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.Series, list[str]]:
     """Per machine of ``frame`` (machine_id, timestamp rows), its first failure event at or after its first
-    row; and a note for every machine left out (no failure event, or only before its data starts) or whose
-    data ends well before its failure (a record cut short: kept, said)."""
+    row; and a note for every machine left out (no failure event, or only before its data starts), whose data
+    ends well before its failure (a record cut short: kept, said) or goes on after it (``until_failure`` drops
+    those rows)."""
     span = frame.groupby("machine_id")["timestamp"].agg(["min", "max"])
     failures = events[events["kind"] == "failure"] if "kind" in events else events.iloc[:0]
     start = failures["machine_id"].map(span["min"])
@@ -65,9 +66,20 @@ def run_to_failure(frame: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.Series
             continue
         life = failure - span.loc[machine, "min"]
         gap = failure - span.loc[machine, "max"]
-        if life > pd.Timedelta(0) and gap > GAP_SHARE * life:
+        if gap < pd.Timedelta(0):
+            notes.append(
+                f"{machine}: its data goes on {-gap.total_seconds() / 3600:.2f} h after its failure event "
+                f"({failure:%Y-%m-%d %H:%M}); the rows after it are left out"
+            )
+        elif life > pd.Timedelta(0) and gap > GAP_SHARE * life:
             notes.append(
                 f"{machine}: its data ends {gap.total_seconds() / 3600:.2f} h ({gap / life:.0%} of its life) "
                 "before its failure event: a record cut short"
             )
     return first.dropna(), notes
+
+
+def until_failure(frame: pd.DataFrame, failures: pd.Series) -> pd.DataFrame:
+    """The rows of the machines in ``failures`` stamped at or before their failure: a life ends there."""
+    end = frame["machine_id"].map(failures)
+    return frame[(frame["timestamp"] <= end).to_numpy(dtype=bool)]

@@ -45,6 +45,8 @@ Other subsets: ``labels.csv`` is read as well; sizes and loads may carry their u
 healthy recording (``fault_location`` normal, healthy, none or baseline; no size) is a fourth class: across loads
 it is held out with its load; across bearings the healthy recordings are dealt to the fault-size folds in turn (by
 load, then id), so each fold tests some and trains on the others (one healthy recording alone stays in training).
+Where the healthy recordings are one bearing at several loads (CWRU's baseline), its healthy test rows have the
+same physical bearing in training: for that class the split is across loads, not across bearings.
 A split that cannot hold anything out (one load, one fault size) is left out and said. Bad labels (a fault without
 a size, an empty location, a repeated id, a load that is not a number) stop the run with the file, column,
 recordings and fix.
@@ -142,7 +144,12 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
             f"{data_dir / 'labels.parquet'}: not found (nor labels.csv); give one row per recording with "
             f"machine_id, {', '.join(LABEL_COLUMNS)}"
         )
-    labels = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    # CSV as text, as written: no "None"/"NA" turned into NaN, no "007" into 7; empty cells are empty strings
+    labels = (
+        pd.read_parquet(path)
+        if path.suffix == ".parquet"
+        else pd.read_csv(path, dtype=str, keep_default_na=False)
+    )
     missing = [c for c in ("machine_id", *LABEL_COLUMNS) if c not in labels]
     if missing:
         raise SystemExit(
@@ -165,7 +172,7 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
     for column in ("fault_size_in", "load_hp"):
         text = labels[column].astype("string").str.strip().str.replace(UNIT_SUFFIX[column], "", regex=True)
         numeric = pd.to_numeric(text, errors="coerce")  # "2 hp", '0.007"' and "0.007 in" read as numbers
-        bad = labels["machine_id"][numeric.isna() & labels[column].notna()]
+        bad = labels["machine_id"][numeric.isna() & text.fillna("").ne("")]  # empty: no value, not a bad one
         if len(bad):
             raise SystemExit(
                 f"{path}: column {column} is not a number for {_some(bad)}; write it as a number"
@@ -423,17 +430,20 @@ def select(table: pd.DataFrame) -> pd.DataFrame:
     """Per held-out split, the (feature set, classifier) with the best inner cross-validated accuracy (ties:
     lower inner log loss, i.e. more confident in the right class, then fewer features, then table order); the
     a-priori model where the training rows hold one load or size only (no inner cross-validation).
-    Across bearings the candidates are the gain-free physics sets only (``physics_only``): a level or band
+    Across bearings the candidates are the gain-free physics sets only (``physics_only``) when there are any
+    (without shaft speed or bearing geometry there are none, and every set stays a candidate): a level or band
     feature fingerprints a recording, and with two training bearings the inner cross-validation can reward a
     fingerprint that happens to transfer between them. Held-out accuracies play no part in the choice."""
     candidates = table[table["held_out"] != "mean"].assign(
         order=np.arange((table["held_out"] != "mean").sum())
     )
-    fingerprint = (candidates["split"] == "across bearings") & ~candidates["feature_set"].map(physics_only)
-    candidates = candidates[~fingerprint]  # a new bearing: only the gain-free physics sets may be chosen
+    bearings = candidates["split"] == "across bearings"
+    physics = candidates["feature_set"].map(physics_only)
+    if (bearings & physics).any():  # a new bearing: only the gain-free physics sets may be chosen
+        candidates = candidates[~bearings | physics]
     prior = (candidates["feature_set"] == PRIOR_SET) & (candidates["classifier"] == PRIOR_MODEL)
     no_cv = candidates.groupby(["split", "held_out"])["cv_accuracy"].transform(lambda v: v.isna().all())
-    if prior.any():  # no inner cross-validation possible: the a-priori model (else the first in the table)
+    if prior.any():  # no inner cross-validation possible: the a-priori model (else the first of the ranking)
         candidates = candidates[~no_cv | prior]
     ranked = candidates.sort_values(
         ["cv_accuracy", "cv_log_loss", "n_features", "order"], ascending=[False, True, True, True]
@@ -578,6 +588,10 @@ def main(argv: list[str] | None = None) -> None:
     ).to_csv(confusion_out, index=False)
     print(f"\nsaved {args.out} and {confusion_out} ({time.perf_counter() - start:.0f} s)")
     print(f"largest across-bearings errors of the chosen models: {largest_errors(chosen_confusions)}")
+    if not table["feature_set"].map(physics_only).any():
+        print(
+            "note: no whitened-envelope (physics) feature set: no shaft speed or bearing geometry in the data"
+        )
     print(headline(table, chosen))
 
 

@@ -36,7 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from contract import load_or_exit, quarantine_notes, run_to_failure
+from contract import load_or_exit, quarantine_notes, run_to_failure, until_failure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy.stats import spearmanr
 
@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     failures, notes = run_to_failure(frame, dataset.events)
     for note in notes:
         print(f"note: {note}")
+    frame = until_failure(frame, failures).reset_index(drop=True)
     if failures.empty:
         raise SystemExit(
             f"{args.data_dir}: no machine has a failure event after its first snapshot; these indicators are "

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from contract import load_or_exit, quarantine_notes, run_to_failure
+from contract import load_or_exit, quarantine_notes, run_to_failure, until_failure
 from sklearn.metrics import roc_auc_score
 
 from features.build import KEYS, FeatureConfig, build_features
@@ -148,7 +148,7 @@ def load_bearings(folder: Path, features: str) -> Bearings:
     failed, notes = run_to_failure(frame, dataset.events)
     for note in notes:
         print(f"note: {folder}: {note}")
-    frame = frame[frame["machine_id"].isin(failed.index)]
+    frame = until_failure(frame, failed)
     ends = (dataset.events["kind"] != "failure") | (
         dataset.events["timestamp"] == dataset.events["machine_id"].map(failed)
     )  # the failure that ends the bearing's data; one before its first snapshot is not its end of life

@@ -182,14 +182,24 @@ def _empty_notes() -> pd.DataFrame:
 EVERY_MACHINE = "*"  # machine_id of a note about a feature that is NaN for every machine
 
 
+def explained_row_by_row(table: FeatureTable) -> set[str]:
+    """The feature columns whose NaN values the per-snapshot notes already explain (``_reason_notes``: a
+    channel's envelope and order features)."""
+    notes = table.notes["feature"].dropna().astype(str)
+    channels = {note.split("__")[1] for note in notes.unique() if note.startswith("vib__")}
+    prefixes = tuple(p for c in channels for p in (f"vib__{c}__envelope__", f"vib__{c}__order_"))
+    return {c for c in table.frame.columns if prefixes and c.startswith(prefixes)}
+
+
 def empty_feature_notes(
     frame: pd.DataFrame, config: FeatureConfig, noted: set[str] | None = None
 ) -> pd.DataFrame:
     """A note for each feature column that is NaN in every row (machine_id ``EVERY_MACHINE``, no timestamp),
     with the reason its kind implies, unless ``noted`` (features already explained row by row) holds it."""
+    skip = set(KEYS) | (noted or set())
     empty = [
-        c for c in frame.columns if c not in KEYS and frame[c].isna().all() and c not in (noted or set())
-    ]
+        c for c in frame.columns if len(frame) and c not in skip and frame[c].isna().all()
+    ]  # no rows: none
     return pd.DataFrame(
         {
             "machine_id": [EVERY_MACHINE] * len(empty),

@@ -22,6 +22,7 @@ import pandas as pd
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
@@ -31,6 +32,7 @@ from features.build import (
     Progress,
     build_features,
     empty_feature_notes,
+    explained_row_by_row,
     latest_as_of,
 )
 from features.checks import PlausibilityConfig, find_sensor_flags, sensor_flag_frame
@@ -391,6 +393,14 @@ def load_model(params: ScoreParams) -> tuple[RiskModel, str]:
     return registry.load_model(params.model_name, params.model_version)
 
 
+def run_or_module_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run's logger inside a flow or task, else this module's (a benchmark calling a step directly)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 def check_features(model: RiskModel, frame: pd.DataFrame, model_name: str, version: str) -> list[str]:
     """Refuse to score when the data cannot provide most of the model's features; say which ones it lacks
     otherwise (the model scores them as missing values). Returns the missing features."""
@@ -405,7 +415,7 @@ def check_features(model: RiskModel, frame: pd.DataFrame, model_name: str, versi
             f"{len(missing)} of them (e.g. {', '.join(missing[:3])}); fix: {fix}"
         )
     if missing:
-        get_run_logger().warning(
+        run_or_module_logger().warning(
             "this data cannot provide %d of the %d features of model '%s' v%s (%s%s): they are scored as missing "
             "values, which weakens the ranking; fix: %s",
             len(missing),
@@ -742,11 +752,10 @@ def write_feature_table(
         "quarantine": out.with_suffix(".quarantine.parquet"),
     }
     table.frame.to_parquet(paths["features"], index=False)
-    empty = empty_feature_notes(table.frame, config)
-    notes = pd.concat(
-        [n.astype({"timestamp": "string"}) for n in (table.notes, empty) if len(n)]
-        + [dataset.notes.astype(str)],
-        ignore_index=True,
+    empty = empty_feature_notes(table.frame, config, noted=explained_row_by_row(table))
+    feature_notes = pd.concat([n for n in (table.notes, empty) if len(n)] or [table.notes], ignore_index=True)
+    notes = pd.concat(  # the feature notes' columns always, the loader's beside them
+        [feature_notes.astype({"timestamp": "string"}), dataset.notes.astype(str)], ignore_index=True
     )
     notes.astype(str).to_parquet(paths["notes"], index=False)
     dataset.quarantine.to_parquet(paths["quarantine"], index=False)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from contract import load_or_exit, run_to_failure
+from contract import load_or_exit, run_to_failure, until_failure
 
 
 def rows(machine: str, start: str, hours: int) -> pd.DataFrame:
@@ -70,3 +70,17 @@ def test_a_folder_that_is_not_a_dataset_exits_2_with_the_loader_message(tmp_path
     assert stop.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and str(tmp_path) in error and "fix:" in error
+
+
+def test_a_life_ends_at_its_failure_even_when_the_data_goes_on():
+    frame = rows("on", "2024-01-01", 20)
+    failures, notes = run_to_failure(
+        frame, pd.DataFrame([event("on", "2024-01-01 10:00"), event("on", "2024-01-01 20:00")])
+    )
+    assert failures["on"] == pd.Timestamp("2024-01-01 10:00", tz="UTC")
+    assert notes == [
+        "on: its data goes on 10.00 h after its failure event (2024-01-01 10:00); the rows after it are left out"
+    ]
+    kept = until_failure(frame, failures)
+    assert len(kept) == 11 and kept["timestamp"].max() == failures["on"]
+    assert until_failure(frame, failures.iloc[:0]).empty  # a machine without a failure keeps no rows

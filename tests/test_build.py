@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,3 +214,52 @@ def test_features_empty_for_every_machine_are_noted_with_their_reason(tmp_path):
     assert "10 earlier snapshots" in ratio_reason and "baseline_snapshots" in ratio_reason
     assert empty_feature_notes(frame, config, noted=set(ratios))["feature"].isin(ratios).sum() == 0
     assert empty_feature_notes(frame.dropna(axis=1, how="all"), config).empty
+
+
+def test_features_explained_per_snapshot_get_no_second_note(tmp_path):
+    """Without bearing geometry, every envelope-line feature is NaN and each snapshot's note says why: the
+    every-machine notes leave those columns to them. A table with no rows gets no note at all."""
+    from conftest import make_tiny
+
+    from features.build import empty_feature_notes, explained_row_by_row
+
+    root = make_tiny(tmp_path / "tiny")
+    machines = pd.read_parquet(root / "machines.parquet")
+    machines.drop(columns=[c for c in machines if c.startswith("bearing_")]).to_parquet(
+        root / "machines.parquet"
+    )
+    table = build_features(load_dataset(root), config=FeatureConfig())
+    explained = explained_row_by_row(table)
+    assert explained and all("__envelope__" in c or "__order_" in c for c in explained)
+    assert "no bearing geometry" in table.notes["reason"].iloc[0]
+    notes = empty_feature_notes(table.frame, FeatureConfig(), noted=explained)
+    assert not set(notes["feature"]) & explained
+    assert empty_feature_notes(table.frame.iloc[:0], FeatureConfig()).empty
+
+
+def test_missing_model_features_are_named_outside_a_flow_too():
+    """``check_features`` (the score flow's guard) called directly, as a benchmark does: a warning in the module's
+    log, not a missing-Prefect-context error; most features missing is an input error."""
+    from types import SimpleNamespace
+
+    from features.build import FeatureSpec
+    from features.errors import InputError
+    from pipelines.flows import check_features
+
+    model = SimpleNamespace(spec=FeatureSpec(config=FeatureConfig(), columns=("a", "b", "c")))
+    frame = pd.DataFrame(
+        {"machine_id": ["m"], "timestamp": [pd.Timestamp("2024-01-01", tz="UTC")], "a": [1.0], "b": [2.0]}
+    )
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]  # Prefect's logging set-up replaces caplog's
+    logger = logging.getLogger("pipelines.flows")
+    logger.addHandler(handler)
+    try:
+        assert check_features(model, frame, "wearcast", "3") == ["c"]
+    finally:
+        logger.removeHandler(handler)
+    text = " ".join(r.getMessage() for r in records)
+    assert "cannot provide 1 of the 3 features" in text and "(c)" in text
+    with pytest.raises(InputError, match="cannot provide 2 of them"):
+        check_features(model, frame[["machine_id", "timestamp", "a"]], "wearcast", "3")

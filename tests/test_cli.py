@@ -68,6 +68,10 @@ def test_features_command_writes_the_table_and_its_notes(tmp_path):
         table.columns
     )
     assert out.with_suffix(".notes.parquet").is_file() and out.with_suffix(".quarantine.parquet").is_file()
+    notes = pd.read_parquet(out.with_suffix(".notes.parquet"))
+    assert {"machine_id", "timestamp", "feature", "reason"} <= set(notes.columns)  # whatever the notes say
+    baseline = notes[notes["feature"].str.endswith("__ratio_to_baseline")]  # 4 snapshots < a baseline of 10
+    assert len(baseline) and (baseline["machine_id"] == "*").all()
     assert "rows: machines 3 in / 3 used / 0 quarantined" in result.stdout
 
 

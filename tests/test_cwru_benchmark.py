@@ -115,6 +115,42 @@ def test_the_a_priori_model_is_chosen_where_no_inner_cross_validation_exists():
     assert chosen.loc["across loads", "cv_accuracy"] == 0.9
 
 
+def test_csv_labels_are_read_as_written(tmp_path):
+    (tmp_path / "labels.csv").write_text(
+        "machine_id,fault_location,fault_size_in,load_hp\n"
+        "007,inner_race,0.007,0\n008,inner_race,0.021,1\nn0,None,,0\nn1,normal,,1\n"
+    )
+    labels = cwru.read_labels(tmp_path).set_index("machine_id")
+    assert list(labels.index) == ["007", "008", "n0", "n1"]  # ids keep their zeros
+    assert labels.loc["n0", "fault_location"] == "none" and np.isnan(labels.loc["n0", "fault_size_in"])
+    assert labels["bearing_group"].tolist() == [0.007, 0.021, 0.007, 0.021]
+
+
+def test_only_physics_sets_are_chosen_across_bearings_when_there_are_any():
+    columns = [
+        "feature_set",
+        "classifier",
+        "n_features",
+        "split",
+        "held_out",
+        "accuracy",
+        "cv_accuracy",
+        "cv_log_loss",
+    ]
+    rows = [
+        ("bands", "rf", 8, "across bearings", "0.007", 0.4, 1.0, 0.1),
+        ("lines", "et", 10, "across bearings", "0.007", 0.9, 0.7, 0.5),
+        ("bands", "rf", 8, "across loads", "load 3", 1.0, 1.0, 0.1),
+    ]
+    chosen = cwru.select(pd.DataFrame(rows, columns=columns)).set_index("split")["feature_set"]
+    assert chosen.to_dict() == {"across loads": "bands", "across bearings": "lines"}
+    without = cwru.select(pd.DataFrame([r for r in rows if r[0] != "lines"], columns=columns))
+    assert without.set_index("split")["feature_set"].to_dict() == {
+        "across loads": "bands",
+        "across bearings": "bands",
+    }
+
+
 def test_units_in_the_numbers_and_csv_labels_are_read(tmp_path):
     rows = [(m, k, f'{s}"' if s else s, f"{load} HP") for m, k, s, load in fleet()]
     labels = cwru.read_labels(write_labels(tmp_path, rows, csv=True))
