@@ -20,6 +20,7 @@ Every quarantine reason has a stable code (``REASON_CODES``); docs/data-contract
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -365,6 +366,53 @@ def judge_bursts(
     columns = [c for c in columns if not _match(c, config.glitch_exempt)]
     if not columns or len(tel) < 5:
         return {}, pd.DataFrame(columns=REFERENCE_COLUMNS)
+    parts = [_judge_rows(tel.iloc[a:b], columns, config, reference) for a, b in _machine_chunks(tel)]
+    stats = pd.concat([p[2] for p in parts], ignore_index=True)  # chunk by chunk, each scale by scale:
+    stats = stats.sort_values("scale", kind="stable", ignore_index=True)  # as one pass orders them
+    return _joined_bursts(parts, columns, len(tel)), stats
+
+
+JUDGE_CHUNK_ROWS = 1_000_000  # rows judged at once: every statistic is per machine, so memory stays bounded
+
+
+def _machine_chunks(tel: pd.DataFrame) -> list[tuple[int, int]]:
+    """Row ranges of about ``JUDGE_CHUNK_ROWS`` rows that never split a machine (rows sorted by machine)."""
+    ids = tel["machine_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    edges = np.unique(starts[np.searchsorted(starts, np.arange(0, len(tel), JUDGE_CHUNK_ROWS))])
+    bounds = [*edges.tolist(), len(tel)]
+    return list(itertools.pairwise(bounds))
+
+
+def _joined_bursts(
+    parts: list[tuple[dict[str, Bursts], np.ndarray, pd.DataFrame]], columns: list[str], n_rows: int
+) -> dict[str, Bursts]:
+    """The bursts of every chunk as masks over all rows (row numbers shifted by each chunk's first row)."""
+    offsets = np.cumsum([0, *(len(p[1]) for p in parts)])
+    out = {}
+    for j, column in enumerate(columns):
+        found = [(offset, p[0][column]) for offset, p in zip(offsets, parts, strict=False) if column in p[0]]
+        if not found:
+            continue
+        bursts = Bursts(
+            np.zeros(n_rows, bool),
+            np.full(n_rows, -1),
+            np.zeros(n_rows, bool),
+            np.concatenate([p[1][:, j] for p in parts]),
+        )
+        for offset, chunk in found:
+            rows = slice(offset, offset + len(chunk.glitch))
+            bursts.glitch[rows], bursts.open[rows] = chunk.glitch, chunk.open
+            bursts.ended_by[rows] = np.where(chunk.ended_by >= 0, chunk.ended_by + offset, -1)
+        out[column] = bursts
+    return out
+
+
+def _judge_rows(
+    tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig, reference: pd.DataFrame | None
+) -> tuple[dict[str, Bursts], np.ndarray, pd.DataFrame]:
+    """``judge_bursts`` on whole machines' rows: their bursts, every reading's excess (rows x columns) and the
+    statistics they were judged with."""
     codes, machines = pd.factorize(tel["machine_id"])
     stamps = tel["timestamp"].astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
     pseudo = _pseudo_time(codes, stamps, config)
@@ -394,7 +442,7 @@ def judge_bursts(
             bursts.ended_by[rows[glitch]] = rows[ended_by[glitch]]
             bursts.open[rows] = open_
             out[columns[j]] = bursts
-    return out, _reference_frame(stats, machines, codes, columns)
+    return out, excess, _reference_frame(stats, machines, codes, columns)
 
 
 def _far_run_rate(far: np.ndarray, codes: np.ndarray, finite: np.ndarray) -> np.ndarray:
