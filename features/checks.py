@@ -379,6 +379,8 @@ def _machine_chunks(tel: pd.DataFrame) -> list[tuple[int, int]]:
     """Row ranges of about ``JUDGE_CHUNK_ROWS`` rows that never split a machine (rows sorted by machine)."""
     ids = tel["machine_id"].to_numpy()
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    if len(starts) != len(pd.unique(ids)):  # a machine's rows are not together: judge them all at once
+        return [(0, len(tel))]
     edges = np.unique(starts[np.searchsorted(starts, np.arange(0, len(tel), JUDGE_CHUNK_ROWS))])
     bounds = [*edges.tolist(), len(tel)]
     return list(itertools.pairwise(bounds))

@@ -185,3 +185,5 @@ def test_judging_a_large_table_in_chunks_of_whole_machines_changes_nothing(monke
             np.testing.assert_array_equal(getattr(whole[column], field), getattr(chunked[column], field))
     assert whole["t_a"].glitch.sum() >= 20 and whole["t_b"].open.sum() >= 5
     pd.testing.assert_frame_equal(whole_stats, chunked_stats)
+    shuffled = pd.concat([tel.iloc[500:], tel.iloc[:500]], ignore_index=True)  # M00's rows at both ends
+    assert checks._machine_chunks(shuffled) == [(0, len(tel))]
