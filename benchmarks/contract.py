@@ -4,6 +4,7 @@ not a traceback, and what the loader quarantined is summarised, so a machine tha
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,13 @@ def load_or_exit(folder: Path) -> Dataset:
         raise SystemExit(2) from None
 
 
+def some(ids: Iterable[object], limit: int = 5) -> str:
+    """The first ``limit`` ids, comma-separated, and how many more."""
+    listed = list(ids)
+    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
+    return ", ".join(map(str, listed[:limit])) + more
+
+
 def quarantine_notes(dataset: Dataset, limit: int = 8) -> list[str]:
     """One line per (table, reason) the loader quarantined rows for, largest first, naming the machines."""
     quarantine = dataset.quarantine
@@ -31,7 +39,7 @@ def quarantine_notes(dataset: Dataset, limit: int = 8) -> list[str]:
     lines = []
     for (table, code, reason), count in counts.head(limit).items():
         machines = pd.unique(groups.get_group((table, code, reason))["machine_id"].dropna().astype(str))
-        named = ", ".join(machines[:4]) + (f" and {len(machines) - 4} more" if len(machines) > 4 else "")
+        named = some(machines, limit=4)
         lines.append(
             f"quarantined {count} {table} rows ({code}: {reason}){f'; machines {named}' if named else ''}"
         )

@@ -61,17 +61,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from contract import load_or_exit, some
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 
 from features.build import KEYS, build_features
-from features.dataset import load_dataset
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "cwru.csv"
 LABEL_COLUMNS = ("fault_location", "fault_size_in", "load_hp")
@@ -160,12 +160,12 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
     labels["machine_id"] = labels["machine_id"].astype(str)
     repeated = labels["machine_id"][labels["machine_id"].duplicated()].unique()
     if len(repeated):
-        raise SystemExit(f"{path}: machine_id {_some(repeated)} labelled more than once; keep one row each")
+        raise SystemExit(f"{path}: machine_id {some(repeated)} labelled more than once; keep one row each")
     location = labels["fault_location"].astype("string").str.strip().str.lower()
     unnamed = labels["machine_id"][location.isna() | (location == "")]
     if len(unnamed):
         raise SystemExit(
-            f"{path}: column fault_location is empty for {_some(unnamed)}; name the faulty part (e.g. inner_race), "
+            f"{path}: column fault_location is empty for {some(unnamed)}; name the faulty part (e.g. inner_race), "
             f"or one of {', '.join(HEALTHY_LOCATIONS)} for a healthy recording"
         )
     labels["fault_location"] = location.astype(str)
@@ -174,39 +174,28 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
         numeric = pd.to_numeric(text, errors="coerce")  # "2 hp", '0.007"' and "0.007 in" read as numbers
         bad = labels["machine_id"][numeric.isna() & text.fillna("").ne("")]  # empty: no value, not a bad one
         if len(bad):
-            raise SystemExit(
-                f"{path}: column {column} is not a number for {_some(bad)}; write it as a number"
-            )
+            raise SystemExit(f"{path}: column {column} is not a number for {some(bad)}; write it as a number")
         labels[column] = numeric.astype(float)
     no_load = labels["machine_id"][labels["load_hp"].isna()]
     if len(no_load):
-        raise SystemExit(
-            f"{path}: column load_hp is empty for {_some(no_load)}; give each recording its load"
-        )
+        raise SystemExit(f"{path}: column load_hp is empty for {some(no_load)}; give each recording its load")
     healthy = labels["fault_location"].isin(HEALTHY_LOCATIONS)
     unsized = ~healthy & ~(labels["fault_size_in"] > 0)
     if unsized.any():
         raise SystemExit(
-            f"{path}: column fault_size_in is empty or not positive for the faulty {_some(labels['machine_id'][unsized])}; "
+            f"{path}: column fault_size_in is empty or not positive for the faulty {some(labels['machine_id'][unsized])}; "
             f"give the fault size, or set fault_location to one of {', '.join(HEALTHY_LOCATIONS)} for a healthy "
             "recording"
         )
     sized = healthy & (labels["fault_size_in"] > 0)
     if sized.any():
         raise SystemExit(
-            f"{path}: healthy recordings {_some(labels['machine_id'][sized])} have a fault_size_in; leave it empty "
+            f"{path}: healthy recordings {some(labels['machine_id'][sized])} have a fault_size_in; leave it empty "
             "or 0"
         )
     labels.loc[healthy, "fault_size_in"] = np.nan
     labels["bearing_group"] = _bearing_groups(labels)
     return labels
-
-
-def _some(ids: Iterable[object], limit: int = 5) -> str:
-    """The first ``limit`` ids, comma-separated, and how many more."""
-    listed = list(ids)
-    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
-    return ", ".join(map(str, listed[:limit])) + more
 
 
 def _bearing_groups(labels: pd.DataFrame) -> pd.Series:
@@ -225,7 +214,7 @@ def feature_table(data_dir: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Snapshot rows with labels, and the feature columns of each family. Recordings without features or
     without labels are named and left out."""
     labels = read_labels(data_dir)
-    frame = build_features(load_dataset(data_dir)).frame
+    frame = build_features(load_or_exit(data_dir)).frame
     columns: dict[str, list[str]] = {name: [] for name in FAMILIES}
     for column in frame.columns:
         if column.startswith("vib__") and (kind := family(column.split("__", 2)[2])) is not None:
@@ -238,7 +227,7 @@ def feature_table(data_dir: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     unlabelled = sorted(recorded - set(labels["machine_id"]))
     for ids, what in ((unused, "labelled but without vibration features"), (unlabelled, "without a label")):
         if ids:
-            print(f"note: {len(ids)} recordings {what}, left out: {_some(ids)}")
+            print(f"note: {len(ids)} recordings {what}, left out: {some(ids)}")
     rows = frame.merge(labels, on="machine_id", how="inner")
     if rows.empty:
         raise SystemExit(f"{data_dir}: no recording has both labels and vibration features")
