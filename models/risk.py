@@ -37,11 +37,6 @@ RISK_LIST_COLUMNS = [
 STATUS_ORDER = {"scored": 0, "check_sensor": 1, "failed": 2, "insufficient_history": 3, "no_recent_data": 4}
 
 
-def feature_coverage(model: RiskModel, frame: pd.DataFrame) -> np.ndarray:
-    """Share of the model's features that each row has a value for."""
-    return model.spec.matrix(frame).notna().mean(axis=1).to_numpy()
-
-
 def fleet_reference_time(latest: pd.Series) -> pd.Timestamp:
     """'Now' for the fleet: the 90th percentile of the machines' latest readings, so that a few bogus future
     timestamps do not make every other machine look silent."""
@@ -60,17 +55,35 @@ def row_status(
     return status
 
 
-def unscored_reasons(frame: pd.DataFrame, status: np.ndarray, coverage: np.ndarray) -> list[str]:
-    """Why a machine has no score, in words (empty for scored machines)."""
+def missing_signals(matrix: pd.DataFrame, rows: np.ndarray) -> list[list[str]]:
+    """Per row of ``rows``, the signals (``<kind>__<signal>`` of the feature names) of which the model uses
+    features but the row has none: a channel or sensor the machine does not send, which more history never
+    brings."""
+    signals = pd.Index(["__".join(name.split("__")[:2]) for name in matrix.columns])
+    present = matrix.iloc[rows].notna().T.groupby(signals.to_numpy()).any().T
+    return [[str(s) for s in present.columns[~row]] for row in present.to_numpy()]
+
+
+def unscored_reasons(
+    frame: pd.DataFrame, status: np.ndarray, coverage: np.ndarray, matrix: pd.DataFrame | None = None
+) -> list[str]:
+    """Why a machine has no score, in words (empty for scored machines); with the model's feature ``matrix``,
+    an insufficient history also names the signals the model uses that the machine sent nothing of."""
     newest = fleet_reference_time(frame["timestamp"])
     reasons = [""] * len(frame)
     silent = np.flatnonzero(status == "no_recent_data")
     hours = (newest - frame["timestamp"].iloc[silent]).dt.total_seconds().to_numpy() / 3600
     for row, gap in zip(silent, hours, strict=True):
         reasons[row] = f"no reading for {gap:.0f} h before the fleet's latest"
-    for row in np.flatnonzero(status == "insufficient_history"):
+    short = np.flatnonzero(status == "insufficient_history")
+    absent = missing_signals(matrix, short) if matrix is not None else [[] for _ in short]
+    for row, signals in zip(short, absent, strict=True):
+        share = f"only {coverage[row]:.0%} of the model's features could be computed"
         reasons[row] = (
-            f"only {coverage[row]:.0%} of the model's features could be computed: needs more history"
+            f"{share}: no feature of {', '.join(signals)}, which the model uses; fix: send that channel or "
+            "sensor, or train a model without it"
+            if signals
+            else f"{share}: needs more history"
         )
     return reasons
 
@@ -105,16 +118,17 @@ def crew_capacity(model: RiskModel) -> int | None:
 
 
 def failed_since_last_reading(events: pd.DataFrame, latest: pd.Series) -> pd.Series:
-    """Machines whose latest failure is later than their latest reading (down, awaiting restart): failure time."""
+    """Machines whose latest failure is at or after their latest reading (down, awaiting restart): failure time.
+    A reading stamped at the failure itself is the last one of that life (a run-to-failure record ends so)."""
     failures = events[events["kind"] == "failure"].groupby("machine_id")["timestamp"].max()
-    later = failures[failures > latest.reindex(failures.index)]
+    later = failures[failures >= latest.reindex(failures.index)]
     return later
 
 
 def unscored_statuses(
     status: np.ndarray, machine_ids: pd.Series, sensor_flags: pd.DataFrame | None, failed: pd.Series | None
 ) -> tuple[np.ndarray, dict[str, str]]:
-    """``failed`` (a failure after its latest reading: down, awaiting restart) and ``check_sensor`` (an active
+    """``failed`` (a failure at or after its latest reading: down, awaiting restart) and ``check_sensor`` (an active
     stuck or dead sensor: its score would be garbage) override ``scored``; with the reason in words. An
     unconfirmed ``spike`` does not (``spike_notes``): a real jump must not drop out of the ranking."""
     status = status.copy()
@@ -164,14 +178,15 @@ def build_risk_list(
     """Rank machines by failure probability; drivers and likely fault for the ``explain_top`` highest that are
     not low risk; alarms, changes and the crew cut-off carried over from the ``previous`` list."""
     frame = frame.reset_index(drop=True)
-    coverage = feature_coverage(model, frame)
+    matrix = model.spec.matrix(frame)
+    coverage = matrix.notna().mean(axis=1).to_numpy()  # share of the model's features each row has
     status = row_status(frame, coverage, stale_after_h, min_coverage)
     status, reasons = unscored_statuses(status, frame["machine_id"], sensor_flags, failed)
     scored = status == "scored"
     probability = np.where(scored, model.predict_proba(frame), np.nan)
     life = np.where(scored, model.remaining_life_h(frame), np.nan)
     band = np.where(scored, model.risk_band(np.nan_to_num(probability, nan=-1.0)), "")
-    drivers = unscored_reasons(frame, status, coverage)
+    drivers = unscored_reasons(frame, status, coverage, matrix)
     if reasons:
         drivers = [reasons.get(str(m), d) for m, d in zip(frame["machine_id"], drivers, strict=True)]
     out = pd.DataFrame(
@@ -191,7 +206,7 @@ def build_risk_list(
         never = pd.DataFrame(
             {
                 "machine_id": silent,
-                "as_of": pd.NaT,
+                "as_of": pd.Series(pd.NaT, index=range(len(silent)), dtype=out["as_of"].dtype),
                 "status": "no_recent_data",
                 "failure_probability": np.nan,
                 "risk_band": "",

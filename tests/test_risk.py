@@ -73,6 +73,10 @@ def test_statuses_ranking_and_silent_machines(frame, monkeypatch):
     assert out.loc[0, "drivers"] == "f1=0.9" and out.loc[1, "drivers"] == ""
     assert "100 h" in out.loc[3, "drivers"] and out.loc[4, "drivers"] == "no reading at all"
     assert pd.isna(out.loc[4, "as_of"]) and (out["model_version"] == "3").all()
+    # a machine with no reading keeps the column a timestamp: the latest as_of and the dated list name work
+    assert (
+        isinstance(out["as_of"].dtype, pd.DatetimeTZDtype) and out["as_of"].max() == frame["timestamp"].max()
+    )
 
 
 MACHINES = pd.DataFrame({"machine_id": ["a", "b", "c", "d"], "site": "S", "machine_type": "pump"})
@@ -122,7 +126,7 @@ def test_an_unconfirmed_spike_keeps_the_machine_scored_and_says_so_in_its_driver
     assert (out.drop(index="b")["drivers"] == plain.drop(index="b")["drivers"]).all()
 
 
-def test_a_machine_is_down_when_its_failure_is_after_its_latest_reading():
+def test_a_machine_is_down_when_its_failure_is_at_or_after_its_latest_reading():
     from models.risk import failed_since_last_reading
 
     t = pd.Timestamp("2026-05-01", tz="UTC")
@@ -135,6 +139,24 @@ def test_a_machine_is_down_when_its_failure_is_after_its_latest_reading():
     )
     latest = pd.Series({"a": t, "b": t, "c": t})
     down = failed_since_last_reading(events, latest)
-    assert down.to_dict() == {
-        "a": t + pd.Timedelta(hours=1)
-    }  # b restarted since; c's reading is at its failure
+    # b restarted since; c's latest reading is at its failure (a run-to-failure record ends so): down too
+    assert down.to_dict() == {"a": t + pd.Timedelta(hours=1), "c": t}
+
+
+def test_an_insufficient_history_names_the_signals_the_machine_sends_nothing_of():
+    from models.risk import unscored_reasons
+
+    t = pd.Timestamp("2026-05-01", tz="UTC")
+    frame = pd.DataFrame({"machine_id": ["a", "b"], "timestamp": [t, t]})
+    names = ["vib__acc_h__rms", "vib__acc_h__kurtosis", "vib__acc_v__rms", "tel__temp__level"]
+    matrix = pd.DataFrame([[1.0, np.nan, np.nan, 3.0], [np.nan, np.nan, 2.0, np.nan]], columns=names)
+    status = np.array(["insufficient_history", "insufficient_history"], dtype=object)
+    reasons = unscored_reasons(frame, status, matrix.notna().mean(axis=1).to_numpy(), matrix)
+    # a: a channel it never sends (more history never brings it); b: nothing of two signals
+    assert reasons[0].startswith(
+        "only 50% of the model's features could be computed: no feature of vib__acc_v,"
+    )
+    assert "fix: send that channel or sensor" in reasons[0]
+    assert "no feature of tel__temp, vib__acc_h, which the model uses" in reasons[1]
+    partial = matrix.assign(**{"vib__acc_v__rms": 2.0})  # every signal has a value: only history is short
+    assert unscored_reasons(frame, status, np.array([0.4, 0.4]), partial)[0].endswith("needs more history")
