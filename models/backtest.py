@@ -171,11 +171,8 @@ def backtest_metrics(
 ) -> dict[str, float]:
     """What a maintenance manager asks of a replay, plus ranking and calibration quality of the labelled rows."""
     scored = timeline[timeline["status"] == "scored"]
-    machine_months = (
-        scored.groupby("machine_id")["timestamp"].agg(lambda t: (t.max() - t.min()).total_seconds()).sum()
-        / 86400.0
-        / DAYS_PER_MONTH
-    )
+    times = scored.groupby("machine_id")["timestamp"]
+    machine_months = (times.max() - times.min()).dt.total_seconds().sum() / 86400.0 / DAYS_PER_MONTH
     false = int((episodes["outcome"] == "false").sum()) if len(episodes) else 0
     true = int((episodes["outcome"] == "failure").sum()) if len(episodes) else 0
     leads = failures.loc[failures["warned"], "lead_h"].to_numpy(dtype=float)
@@ -204,6 +201,23 @@ def backtest_metrics(
     }
 
 
+def failure_events_in_period(
+    events: pd.DataFrame, timeline: pd.DataFrame, every_h: float, count_from: pd.Timestamp | None
+) -> int:
+    """Failure events of the replayed machines between the first scoring time (or ``count_from``) and one step
+    after the last: when ``failures`` counts none of them, their machines' lives fell between scoring times."""
+    if timeline.empty:
+        return 0
+    stamps = events.loc[
+        (events["kind"] == "failure") & events["machine_id"].isin(timeline["machine_id"]), "timestamp"
+    ]
+    start = (
+        timeline["timestamp"].min() if count_from is None else max(timeline["timestamp"].min(), count_from)
+    )
+    end = timeline["timestamp"].max() + pd.Timedelta(hours=every_h)
+    return int(((stamps > start) & (stamps <= end)).sum())
+
+
 def run_backtest(
     timeline: pd.DataFrame,
     events: pd.DataFrame,
@@ -229,6 +243,9 @@ def run_backtest(
     if count_from is not None:
         failures = failures[failures["failure_at"] > count_from].reset_index(drop=True)
     metrics = backtest_metrics(timeline, episodes, failures, min_lead_h, miss_cost_ratio)
+    metrics["failure_events_in_period"] = float(
+        failure_events_in_period(events, timeline, every_h, count_from)
+    )
     if "remaining_life_h" in timeline:
         on = timeline[timeline["status"] == "scored"]
         metrics.update(
@@ -242,7 +259,7 @@ def run_backtest(
 def replay_status(
     rows: pd.DataFrame, coverage: np.ndarray, stale_after_h: float, min_coverage: float
 ) -> np.ndarray:
-    """As scoring would have said at each time: ``failed`` when it failed after its latest reading (down, awaiting
+    """As scoring would have said at each time: ``failed`` when it failed at or after its latest reading (down, awaiting
     a restart), ``no_recent_data`` when its latest reading is older than ``stale_after_h``,
     ``insufficient_history`` when too few of the model's features exist, else ``scored``."""
     stale = (rows["timestamp"] - rows["last_reading"]) > pd.Timedelta(hours=stale_after_h)
@@ -253,7 +270,8 @@ def replay_status(
 
 
 def failed_since_last_reading(rows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
-    """Whether the machine failed after its latest reading and by the scoring time: it is down, not at risk."""
+    """Whether the machine failed at or after its latest reading and by the scoring time: it is down, not at
+    risk."""
     failures = events.loc[events["kind"] == "failure", KEYS].rename(columns={"timestamp": "failed_at"})
     failures = _ns(failures, ["failed_at"]).sort_values("failed_at")
     probe = _ns(rows[[*KEYS, "last_reading"]], ["timestamp", "last_reading"]).reset_index(names="_row")
@@ -268,7 +286,7 @@ def failed_since_last_reading(rows: pd.DataFrame, events: pd.DataFrame) -> np.nd
         .set_index("_row")
         .sort_index()
     )
-    return (found["failed_at"] > found["last_reading"]).to_numpy()
+    return (found["failed_at"] >= found["last_reading"]).to_numpy()
 
 
 def replay(

@@ -178,7 +178,7 @@ def print_training(result: dict) -> None:
         f"trained {result['features']} features on {result['train_rows']} rows; hold-out {result['holdout_rows']} rows: "
         f"ROC AUC {m['roc_auc']:.3f}, PR AUC {m['pr_auc']:.3f}, recall {m['recall_at_alert']:.2f}, "
         f"precision {m['precision_at_alert']:.2f} at the alert threshold, "
-        f"{m['false_alarms_per_machine_month']:.2f} false alarms per machine-month, "
+        f"{_or_none(m['false_alarms_per_machine_month'], '.2f')} false alarms per machine-month, "
         f"{m['failures_caught']:.0f} of {m['failures_in_holdout']:.0f} failures caught"
     )
     if "life_rmse_h" in m:
@@ -486,15 +486,9 @@ def run_report(
     )
     result = run_flow(backtest_flow if kind == "backtest" else evaluate_flow, params)
     m = result["metrics"]
-    caught = (
-        f"{m[f'recall_lead_{min_lead_h:g}h']:.0%} caught with >= {min_lead_h:g} h lead "
-        f"(median lead {m['lead_h_median']:.0f} h, 10th percentile {m['lead_h_p10']:.0f} h)"
-        if m["failures"]
-        else "so no lead or recall to measure (DATA has no failure event inside the replayed period)"
-    )
     console.print(
-        f"{kind} of {result['model']}: {m['failures']:.0f} failures, {caught}, "
-        f"{m['false_alarms_per_machine_month']:.2f} false alarms per machine-month, "
+        f"{kind} of {result['model']}: {m['failures']:.0f} failures, {_caught(m, min_lead_h, every_h)}, "
+        f"{_or_none(m['false_alarms_per_machine_month'], '.2f')} false alarms per machine-month, "
         f"alarm precision {_or_none(m['alarm_precision'], '.0%')}, PR AUC {_or_none(m['pr_auc'], '.3f')}, "
         f"Brier {_or_none(m['brier'], '.4f')}"
     )
@@ -743,6 +737,28 @@ def run_app() -> int:
         )
         return 1
     return 0
+
+
+def _caught(m: dict[str, float], min_lead_h: float, every_h: float) -> str:
+    """The recall and lead part of the replay's summary line; without a replayed failure, why not."""
+    if m["failures"]:
+        return (
+            f"{m[f'recall_lead_{min_lead_h:g}h']:.0%} caught with >= {min_lead_h:g} h lead "
+            f"(median lead {_hours(m['lead_h_median'])} h, 10th percentile {_hours(m['lead_h_p10'])} h)"
+        )
+    missed = int(m.get("failure_events_in_period", 0))
+    if missed:
+        return (
+            f"so no lead or recall to measure: DATA has {missed} failure event{'s' * (missed != 1)} in the "
+            "replayed period, but each came before its machine's first scoring time (a life shorter than the "
+            f"{every_h:g} h step between scoring times is never scored); fix: a smaller --every-h"
+        )
+    return "so no lead or recall to measure (DATA has no failure event inside the replayed period)"
+
+
+def _hours(value: float) -> str:
+    """Hours to read: whole hours from 10 h, two significant digits below (a bearing's life may be hours)."""
+    return f"{value:.0f}" if not abs(value) < 10 else f"{value:.2g}"
 
 
 def _or_none(value: float, spec: str) -> str:

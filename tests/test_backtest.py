@@ -95,15 +95,19 @@ def test_unscored_rows_neither_open_nor_close_alarms():
 def test_replay_status_and_machines_down_after_a_failure():
     rows = pd.DataFrame(
         {
-            "machine_id": ["A", "A", "B"],
-            "timestamp": [day(1), day(3), day(3)],
-            "last_reading": [day(1), day(1), day(2.9)],
+            "machine_id": ["A", "A", "B", "C", "C"],
+            "timestamp": [day(1), day(3), day(3), day(1), day(2)],
+            "last_reading": [day(1), day(1), day(2.9), day(1), day(2)],
         }
     )
-    down = failed_since_last_reading(rows, events(("B", 2.95, "failure"), ("A", 0.5, "failure")))
-    np.testing.assert_array_equal(down, [False, False, True])
-    status = replay_status(rows.assign(failed_since_reading=down), np.array([1.0, 1.0, 0.2]), 24.0, 0.5)
-    assert status.tolist() == ["scored", "no_recent_data", "failed"]
+    found = events(("B", 2.95, "failure"), ("A", 0.5, "failure"), ("C", 2, "failure"))
+    down = failed_since_last_reading(rows, found)
+    # C: its last reading is at its failure (a run-to-failure record ends so): down from then, not before
+    np.testing.assert_array_equal(down, [False, False, True, False, True])
+    status = replay_status(
+        rows.assign(failed_since_reading=down), np.array([1.0, 1.0, 0.2, 1.0, 1.0]), 24.0, 0.5
+    )
+    assert status.tolist() == ["scored", "no_recent_data", "failed", "scored", "failed"]
 
 
 def test_scoring_times_are_regular_and_inclusive():
@@ -122,3 +126,14 @@ def test_a_warm_up_lets_an_early_failure_count_with_its_full_lead():
 def test_warm_up_adds_whole_steps_before_the_start():
     times = scoring_times(day(2), day(4), 24, warm_up_h=30)
     assert times[0] == day(0) and len(times) == 5
+
+
+def test_a_replay_without_a_scored_row_still_reports_and_counts_the_failures_it_could_not_replay():
+    # machine B lived between two scoring times: its failure (day 1.5) comes before its first scoring time
+    tl = timeline({"A": [0.1, 0.1, 0.1]}).assign(status="insufficient_history", failure_probability=np.nan)
+    later = timeline({"B": [np.nan, np.nan]}).assign(timestamp=[day(2), day(3)], status="failed")
+    tl = pd.concat([tl, later], ignore_index=True)
+    result = run_backtest(tl, events(("B", 1.5, "failure")), THRESHOLDS, every_h=24, min_lead_h=0)
+    m = result.metrics
+    assert m["failures"] == 0 and m["machine_months"] == 0 and np.isnan(m["false_alarms_per_machine_month"])
+    assert m["failure_events_in_period"] == 1  # in the replayed period, but not after B's first scoring time

@@ -134,3 +134,16 @@ def test_feedback_records_findings_and_names_bad_rows(tmp_path):
     assert "(line 4), column 'finding'" in out.stderr and "fix:" in out.stderr
     again = run("feedback", str(findings), "--feedback-dir", str(tmp_path / "fb"), home=tmp_path)
     assert "0 recorded + 2 duplicates" in again.stdout
+
+
+def test_a_replay_summary_says_why_no_failure_was_replayed_and_keeps_short_leads_readable():
+    from pipelines.cli import _caught
+
+    none = {"failures": 0.0, "failure_events_in_period": 3.0}
+    assert "3 failure events in the replayed period" in _caught(none, 0.0, 24.0)
+    assert "fix: a smaller --every-h" in _caught(none, 0.0, 24.0)
+    assert "no failure event inside" in _caught({"failures": 0.0, "failure_events_in_period": 0.0}, 0.0, 24.0)
+    some = {"failures": 4.0, "recall_lead_0h": 0.75, "lead_h_median": 0.42, "lead_h_p10": 107.4}
+    assert (
+        _caught(some, 0.0, 0.05) == "75% caught with >= 0 h lead (median lead 0.42 h, 10th percentile 107 h)"
+    )
