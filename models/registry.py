@@ -169,14 +169,31 @@ def champion_version(model_name: str) -> str | None:
         raise  # a store that cannot be read must not look like "no champion"
 
 
+def no_champion_message(model_name: str) -> str:
+    """Why there is no champion and what to do: train first, or promote a version that was registered but not
+    promoted (its sanity checks failed)."""
+    where = f"model '{model_name}' has no champion in the registry at {mlflow.get_tracking_uri()}"
+    try:
+        versions = sorted(
+            int(v.version) for v in MlflowClient().search_model_versions(f"name='{model_name}'")
+        )
+    except MlflowException:
+        versions = []
+    if not versions:
+        return f"{where}; fix: run `wearcast train DATA --model-name {model_name}` first, or pass --model VERSION"
+    listed, last = ", ".join(map(str, versions[-5:])), versions[-1]
+    return (
+        f"{where}: version(s) {listed} are registered, none is the champion (a version that fails its sanity "
+        "checks is registered but not promoted: its `promotion` tag says why); "
+        f'fix: `wearcast promote {last} --reason "..."` after checking it, or pass --model {last}'
+    )
+
+
 def load_model(model_name: str, version: str | None = None) -> tuple[RiskModel, str]:
     """Load a registered version (default: the champion) as a RiskModel, with its version number."""
     version = version or champion_version(model_name)
     if version is None:
-        raise RegistryError(
-            f"model '{model_name}' has no champion in the registry at {mlflow.get_tracking_uri()}; "
-            f"fix: run `wearcast train DATA --model-name {model_name}` first, or pass --model VERSION"
-        )
+        raise RegistryError(no_champion_message(model_name))
     try:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     except MlflowException as exc:

@@ -79,6 +79,26 @@ def usable_columns(x: pd.DataFrame) -> list[str]:
     return [c for c in x.columns if x[c].notna().any()]
 
 
+def too_few_labels_message(positives: int, labelled: int, horizon_h: float) -> str:
+    """Why the labelled rows cannot train a classifier, and the fix that applies: a shorter horizon when every
+    row precedes a failure within it (lives shorter than the horizon), a longer one or failure data otherwise."""
+    counts = (
+        f"of {labelled} labelled rows (after the hold-out split), {positives} precede a failure within "
+        f"{horizon_h:g} h and {labelled - positives} do not"
+    )
+    if labelled - positives < 2 <= positives:
+        fix = (
+            "nearly every row lies within the horizon of a failure (lives shorter than it); fix: a shorter "
+            "horizon (--horizon-h), below the machines' typical life"
+        )
+    else:
+        fix = (
+            "too few rows precede a failure (few or no failure events in the data, or its events were "
+            "quarantined); fix: train on data with failure events, or a longer horizon (--horizon-h)"
+        )
+    return f"training needs at least 2 labelled rows of each kind; {counts}: {fix}"
+
+
 def out_of_fold_scores(
     x: np.ndarray, y: np.ndarray, groups: np.ndarray, config: TrainConfig
 ) -> tuple[np.ndarray, int]:
@@ -86,7 +106,8 @@ def out_of_fold_scores(
     folds = min(config.folds, len(np.unique(groups)))
     if folds < 2:
         raise InputError(
-            "training needs at least 2 machines with labelled rows; fix: give more machines' history"
+            f"training needs at least 2 machines with labelled rows, got {len(np.unique(groups))} (after the "
+            "hold-out split); fix: give more machines' history, or --holdout time to keep every machine in training"
         )
     scores, rounds = np.full(len(y), np.nan), []
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
@@ -156,11 +177,7 @@ def train_risk_model(
     known = labels.notna().to_numpy()
     rows, y = frame.loc[known].reset_index(drop=True), labels[known].to_numpy(dtype=np.float32)
     if y.sum() < 2 or (1 - y).sum() < 2:
-        raise InputError(
-            f"training needs at least 2 labelled rows that precede a failure within {config.horizon_h:g} h and 2 that "
-            f"do not; got {int(y.sum())} of {len(y)} (the rest: no failure events, or too little history after "
-            "the hold-out split); fix: train on data with failure events, or a longer horizon (--horizon-h)"
-        )
+        raise InputError(too_few_labels_message(int(y.sum()), len(y), config.horizon_h))
     features = [c for c in rows.columns if c not in ("machine_id", "timestamp")]
     spec = FeatureSpec(config=feature_config, columns=tuple(usable_columns(rows[features])))
     matrix = spec.matrix(rows)

@@ -193,6 +193,26 @@ def test_score_without_champion_fails_the_run_as_unusable_input(store, fleet):
         run_flow(score_flow, params)
 
 
+def test_scoring_a_model_registered_but_never_promoted_says_so_and_how_to_promote(
+    store, fleet, first_training
+):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from features.errors import InputError
+    from pipelines.flows import ScoreParams, run_flow, score_flow
+
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlruns' / 'mlflow.db'}")
+    client = MlflowClient()
+    trained = client.get_model_version("e2e", "1")  # a copy of it, registered without the champion alias
+    client.create_registered_model("e2e-unpromoted")
+    client.create_model_version("e2e-unpromoted", trained.source, run_id=trained.run_id)
+    with pytest.raises(InputError, match="has no champion") as caught:
+        run_flow(score_flow, ScoreParams(path=str(fleet), model_name="e2e-unpromoted"))
+    assert "version(s) 1 are registered" in str(caught.value)
+    assert 'wearcast promote 1 --reason "..."' in str(caught.value)
+
+
 def test_promote_and_rollback_by_hand_are_audited(store, fleet, first_training):
     from models.registry import RegistryError
     from pipelines.flows import TrainParams, train_flow

@@ -110,3 +110,15 @@ def test_a_lost_sensor_shows_as_missing_in_the_flagged_history_not_an_error(trai
     assert missing and set(missing) <= set(drivers[machine])
     assert history[missing].isna().all().all()
     assert history["failure_probability"].between(0, 1).all() and len(history) == 8
+
+
+def test_too_few_labels_names_the_counts_and_the_horizon_fix_that_applies():
+    from models.train import too_few_labels_message
+
+    short_lives = too_few_labels_message(701, 701, 168.0)  # every row within a week of a failure
+    assert (
+        "of 701 labelled rows (after the hold-out split), 701 precede a failure within 168 h" in short_lives
+    )
+    assert "fix: a shorter horizon (--horizon-h)" in short_lives
+    no_failures = too_few_labels_message(0, 3634, 168.0)
+    assert "0 precede a failure" in no_failures and "or a longer horizon (--horizon-h)" in no_failures
