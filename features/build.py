@@ -227,12 +227,21 @@ def _empty_reason(column: str, config: FeatureConfig) -> str:
 
 
 def _reason_notes(meta: pd.DataFrame, reasons: list[str | None]) -> pd.DataFrame:
+    """One note per snapshot with a reason (``nan_reasons``), naming the features it leaves NaN: without
+    bearing geometry alone, only the envelope's defect-line features; without speed, the order ones too."""
     rows = [
-        (m, t, f"vib__{c}__envelope__* and vib__{c}__order_*", r)
+        (m, t, _features_left_out(c, r), r)
         for (m, t, c), r in zip(meta[[*KEYS, "channel"]].itertuples(index=False), reasons, strict=True)
         if r
     ]
     return pd.DataFrame(rows, columns=[*KEYS, "feature", "reason"])
+
+
+def _features_left_out(channel: str, reason: str) -> str:
+    """The features of a channel that a ``nan_reasons`` reason leaves NaN, as a pattern."""
+    if reason == "no bearing geometry":
+        return f"vib__{channel}__envelope__* (defect lines)"
+    return f"vib__{channel}__envelope__* and vib__{channel}__order_*"
 
 
 def _expanding_median(values: pd.DataFrame, groups: list[pd.Series]) -> pd.DataFrame:

@@ -57,8 +57,8 @@ def fault_family(feature: str, value: float = np.nan) -> str | None:
         return "ball"
     if "order_1x" in name:
         return "imbalance"
-    if name.startswith("tel__") and "temperature" in name:
-        return "lubrication"
+    if name.startswith("tel__") and "temperature" in name and "bearing" in name:
+        return "lubrication"  # a bearing's own temperature; a process temperature (a turbofan's) names no fault
     return None
 
 

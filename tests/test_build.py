@@ -232,6 +232,11 @@ def test_features_explained_per_snapshot_get_no_second_note(tmp_path):
     explained = explained_row_by_row(table)
     assert explained and all("__envelope__" in c or "__order_" in c for c in explained)
     assert "no bearing geometry" in table.notes["reason"].iloc[0]
+    # the speed is known: the note names the envelope's defect lines, not the order features it computed
+    geometry_only = table.notes[table.notes["reason"] == "no bearing geometry"]
+    assert len(geometry_only) and geometry_only["feature"].str.endswith("__envelope__* (defect lines)").all()
+    order = [c for c in table.frame if "__order_1x" in c and "__ratio" not in c]
+    assert order and table.frame[order].notna().any().all()
     notes = empty_feature_notes(table.frame, FeatureConfig(), noted=explained)
     assert not set(notes["feature"]) & explained
     assert empty_feature_notes(table.frame.iloc[:0], FeatureConfig()).empty

@@ -14,6 +14,7 @@ def test_feature_families():
     assert fault_family("vib__acc_h__envelope__bsf_harmonics_snr") == "ball"
     assert fault_family("vib__acc_h__order_1x_amp__ratio_to_baseline") == "imbalance"
     assert fault_family("tel__temperature_bearing__rise_over_ambient") == "lubrication"
+    assert fault_family("tel__temperature_hpc_outlet__slope__24h") is None  # a process temperature: no fault
     assert fault_family("vib__acc_h__rms") is None and fault_family("tel__load_pct__mean__24h") is None
     assert fault_family("vib__acc_h__envelope__bpfi_to_bpfo_db", 8.0) == "inner race"
     assert fault_family("vib__acc_h__envelope__bpfi_to_bpfo_db", -8.0) == "outer race"
@@ -24,7 +25,7 @@ def test_the_dominant_family_names_the_fault():
         "vib__a__envelope__bpfo_snr",
         "vib__a__envelope__bpfi_snr",
         "vib__a__rms",
-        "tel__temperature_b__max__24h",
+        "tel__temperature_bearing__max__24h",
     ]
     contributions = pd.DataFrame(
         [
@@ -53,7 +54,7 @@ def test_a_clear_defect_line_or_imbalance_names_the_fault_first():
     )
     # outer race; inner race; imbalance (no line); the stronger line wins over imbalance; nothing known
     assert signature(values).tolist() == ["outer race", "inner race", "imbalance", "inner race", ""]
-    temperature_only = pd.DataFrame({"tel__temperature_b__max__24h": [2.0]})
-    assert likely_faults(temperature_only, pd.DataFrame({"tel__temperature_b__max__24h": [60.0]})) == [
+    temperature_only = pd.DataFrame({"tel__temperature_bearing__max__24h": [2.0]})
+    assert likely_faults(temperature_only, pd.DataFrame({"tel__temperature_bearing__max__24h": [60.0]})) == [
         "lubrication"
     ]
