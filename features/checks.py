@@ -8,8 +8,9 @@ that reads 900 °C for two minutes between readings of 120 °C has a sensor glit
 - ``judge_bursts`` / ``find_bursts`` / ``find_glitches``: short bursts far outside a machine's own history
   (robust levels and scales at two time scales, re-estimated without the outliers found): glitches when a
   normal reading ends them, open (``spike_flags``) when they reach the latest reading; none where the machine
-  keeps switching to those values (a regime). ``judge_bursts`` also returns the statistics it judged with,
-  which judge a short recent history the same way later.
+  keeps switching to those values (a regime; the fleet's, for a machine with too few runs to tell).
+  ``judge_bursts`` also returns the statistics it judged with, which judge a short recent history the same
+  way later.
 - ``find_sensor_flags``: a sensor stuck on one value or dead (no values, or a flat zero) for a run that is
   unlikely for that column anywhere in the fleet.
 - ``snapshot_shape_problems``: snapshots whose length or sample rate differs from the machine's channel.
@@ -64,7 +65,8 @@ MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outli
 # (PRONOSTIA's glitching bearings: 0.4 % and 1.1 %; a sensor with a mode it takes every sixth cycle: 14 %;
 # read with a scratch script)
 REGIME_RUN_RATE = 0.05
-REGIME_MIN_RUNS = 5  # ... and at least this many runs: two glitches in 24 readings are not a regime
+REGIME_MIN_RUNS = 5  # ... and at least this many runs: two glitches in 24 readings are not a regime (fewer:
+# the fleet's rate, ``_regime_rates``)
 BURST_SHARE = 0.25  # a glitch burst spans at most this share of the glitch window; so does the short level's
 
 
@@ -357,22 +359,29 @@ def judge_bursts(
     hover around the threshold one run: a sustained rise is never a burst.
 
     Far readings are no bursts at all for a machine and column whose far runs start at more than
-    ``REGIME_RUN_RATE`` of its readings: the machine keeps switching to those values (an operating regime).
+    ``REGIME_RUN_RATE`` of its readings: the machine keeps switching to those values (an operating regime). A
+    regime is a property of how the fleet runs: a machine with too few far runs to tell is judged by the
+    fleet's rate over the whole table (``_regime_rates``), so the table is judged in two passes over its
+    chunks of whole machines: far readings and runs (``_far_chunk``), then regimes and bursts
+    (``_chunk_bursts``).
 
     Also the statistics each machine and column was judged with (``REFERENCE_COLUMNS``: per time scale 0 or 1,
-    the robust unit and the range of the running median; the far-run rate). Given back as ``reference`` with a
-    short recent history, they judge it as the long history they came from would, at a fraction of the cost.
+    the robust unit and the range of the running median; the far-run rate it was judged by). Given back as
+    ``reference`` with a short recent history, they judge it as the long history they came from would, at a
+    fraction of the cost.
     """
     columns = [c for c in columns if not _match(c, config.glitch_exempt)]
     if not columns or len(tel) < 5:
         return {}, pd.DataFrame(columns=REFERENCE_COLUMNS)
-    parts = [_judge_rows(tel.iloc[a:b], columns, config, reference) for a, b in _machine_chunks(tel)]
+    chunks = [_far_chunk(tel.iloc[a:b], columns, config, reference) for a, b in _machine_chunks(tel)]
+    fleet = _fleet_rate(np.vstack([c.runs for c in chunks]), np.vstack([c.readings for c in chunks]))
+    parts = [_chunk_bursts(chunk, columns, config, fleet) for chunk in chunks]
     stats = pd.concat([p[2] for p in parts], ignore_index=True)  # chunk by chunk, each scale by scale:
     stats = stats.sort_values("scale", kind="stable", ignore_index=True)  # as one pass orders them
     return _joined_bursts(parts, columns, len(tel)), stats
 
 
-JUDGE_CHUNK_ROWS = 1_000_000  # rows judged at once: every statistic is per machine, so memory stays bounded
+JUDGE_CHUNK_ROWS = 1_000_000  # rows judged at once: every statistic but the fleet's rate is per machine
 
 
 def _machine_chunks(tel: pd.DataFrame) -> list[tuple[int, int]]:
@@ -410,59 +419,114 @@ def _joined_bursts(
     return out
 
 
-def _judge_rows(
+@dataclass(frozen=True)
+class _FarChunk:
+    """The first pass of ``judge_bursts`` over one chunk of whole machines' rows (``_far_chunk``)."""
+
+    codes: np.ndarray  # int: each row's machine, 0..machines-1 (``pd.factorize``)
+    machines: pd.Index  # the machine id of each code
+    pseudo: np.ndarray  # int64: each row's pseudo time (``_pseudo_time``)
+    finite: np.ndarray  # bool, rows x columns: a reading
+    excess: np.ndarray  # float, rows x columns: robust scales out (``_far_readings``)
+    stats: np.ndarray  # scales x machine starts x columns x (unit, lo, hi): at each machine's first row
+    runs: np.ndarray  # int, machines x columns: far runs (``_far_runs``) ...
+    readings: np.ndarray  # ... and readings
+    known_rate: np.ndarray | None  # machines x columns: the rate saved in ``reference``, NaN where unknown
+
+
+def _far_chunk(
     tel: pd.DataFrame, columns: list[str], config: PlausibilityConfig, reference: pd.DataFrame | None
-) -> tuple[dict[str, Bursts], np.ndarray, pd.DataFrame]:
-    """``judge_bursts`` on whole machines' rows: their bursts, every reading's excess (rows x columns) and the
-    statistics they were judged with."""
+) -> _FarChunk:
+    """The first pass of ``judge_bursts`` on whole machines' rows: every reading's excess and the statistics
+    it was judged with (``_far_readings``), each machine's far runs and readings per column."""
     codes, machines = pd.factorize(tel["machine_id"])
     stamps = tel["timestamp"].astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
     pseudo = _pseudo_time(codes, stamps, config)
     x = tel[columns].to_numpy(dtype=float)
-    known = None if reference is None else _reference_rows(reference, machines, codes, columns)
+    finite = np.isfinite(x)
+    known = None if reference is None else _reference_table(reference, machines, columns)
     excess, stats = _far_readings(
-        np.where(np.isfinite(x), x, np.nan), codes, pseudo, config, None if known is None else known[..., :3]
+        np.where(finite, x, np.nan), codes, pseudo, config, None if known is None else known[:, codes, :, :3]
     )
-    far, loose = excess > config.glitch_k, excess > config.glitch_k / 2
-    rate = _far_run_rate(far, codes, np.isfinite(x))
-    if known is not None:  # the rate over the long history the reference came from
-        rate = np.where(np.isfinite(known[0, ..., 3]), known[0, ..., 3], rate)
-    regime = rate > REGIME_RUN_RATE  # a rate of 0 where too few runs to tell (``_far_run_rate``)
-    far &= ~regime
-    loose &= ~regime
-    stats = np.concatenate([stats, np.broadcast_to(rate[..., None], (*stats.shape[:3], 1))], axis=-1)
+    runs, readings = _far_runs(excess > config.glitch_k, codes, finite)
+    known_rate = None if known is None else known[0, ..., 3]
+    return _FarChunk(
+        codes, machines, pseudo.asi8, finite, excess, stats[:, _starts(codes)], runs, readings, known_rate
+    )
+
+
+def _chunk_bursts(
+    chunk: _FarChunk, columns: list[str], config: PlausibilityConfig, fleet: np.ndarray
+) -> tuple[dict[str, Bursts], np.ndarray, pd.DataFrame]:
+    """The second pass of ``judge_bursts`` on a chunk (``_far_chunk``), given the ``fleet``'s far-run rate per
+    column (``_fleet_rate``): its bursts, every reading's excess (rows x columns) and the statistics they
+    were judged with (``REFERENCE_COLUMNS``)."""
+    rate = _regime_rates(chunk.runs, chunk.readings, fleet)
+    if chunk.known_rate is not None:  # the rate over the long history the reference came from
+        rate = np.where(np.isfinite(chunk.known_rate), chunk.known_rate, rate)
+    regime = (rate > REGIME_RUN_RATE)[chunk.codes]
+    far = (chunk.excess > config.glitch_k) & ~regime
+    loose = (chunk.excess > config.glitch_k / 2) & ~regime
     max_span = pd.Timedelta(minutes=config.glitch_window_minutes).value * BURST_SHARE
+    n_rows = len(chunk.codes)
     out = {}
     for j in np.flatnonzero(far.any(axis=0)):
-        rows = np.flatnonzero(np.isfinite(x[:, j]))  # a burst is bounded by this column's own readings
+        rows = np.flatnonzero(chunk.finite[:, j])  # a burst is bounded by this column's own readings
         glitch, ended_by, open_ = _burst_runs(
-            far[rows, j], loose[rows, j], codes[rows], pseudo.asi8[rows], max_span
+            far[rows, j], loose[rows, j], chunk.codes[rows], chunk.pseudo[rows], max_span
         )
         if glitch.any() or open_.any():
-            bursts = Bursts(np.zeros(len(x), bool), np.full(len(x), -1), np.zeros(len(x), bool), excess[:, j])
+            bursts = Bursts(
+                np.zeros(n_rows, bool), np.full(n_rows, -1), np.zeros(n_rows, bool), chunk.excess[:, j]
+            )
             bursts.glitch[rows] = glitch
             bursts.ended_by[rows[glitch]] = rows[ended_by[glitch]]
             bursts.open[rows] = open_
             out[columns[j]] = bursts
-    return out, excess, _reference_frame(stats, machines, codes, columns)
+    owners = chunk.codes[_starts(chunk.codes)]  # the machine of each start
+    rates = np.broadcast_to(rate[owners][None, ..., None], (*chunk.stats.shape[:3], 1))
+    stats = np.concatenate([chunk.stats, rates], axis=-1)
+    return out, chunk.excess, _reference_frame(stats, chunk.machines[owners], columns)
 
 
-def _far_run_rate(far: np.ndarray, codes: np.ndarray, finite: np.ndarray) -> np.ndarray:
-    """Per row and column, the share of its machine's readings of the column that start a run of far ones;
-    0 with fewer than ``REGIME_MIN_RUNS`` runs (too few to call a regime)."""
+def _far_runs(far: np.ndarray, codes: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per machine and column, the runs of ``far`` readings starting among its readings, and its readings."""
     previous = np.vstack([np.zeros((1, far.shape[1]), bool), far[:-1]])
     previous[_starts(codes)] = False
     runs = pd.DataFrame(far & ~previous).groupby(codes).sum().to_numpy()
     readings = pd.DataFrame(finite).groupby(codes).sum().to_numpy()
-    rate = np.where(runs >= REGIME_MIN_RUNS, runs / np.maximum(readings, 1), 0.0)
-    return rate[codes]
+    return runs, readings
 
 
-def _reference_rows(
-    reference: pd.DataFrame, machines: pd.Index, codes: np.ndarray, columns: list[str]
-) -> np.ndarray:
-    """``reference`` (``REFERENCE_COLUMNS``) spread over the rows: scales x rows x columns x (unit, lo, hi,
-    rate)."""
+def _fleet_rate(runs: np.ndarray, readings: np.ndarray) -> np.ndarray:
+    """Per column, the fleet's far-run rate: the runs over the readings of the machines (rows of ``runs`` and
+    ``readings``, every chunk's) that have any, NaN with fewer than ``REGIME_MIN_RUNS`` runs in all. A
+    machine that never reads far says nothing about whether far readings are a regime or glitches (in a
+    C-MAPSS-like fleet with six conditions, half of the engines have none in a column whose others switch
+    regimes)."""
+    total = runs.sum(axis=0)
+    reading_far = np.where(runs > 0, readings, 0).sum(axis=0)
+    return np.where(total >= REGIME_MIN_RUNS, total / np.maximum(reading_far, 1), np.nan)
+
+
+def _regime_rates(runs: np.ndarray, readings: np.ndarray, fleet: np.ndarray) -> np.ndarray:
+    """Per machine and column (``_far_runs``), the far-run rate that judges its regime: its own rate with at
+    least ``REGIME_MIN_RUNS`` runs; with fewer (too few to tell on its own) the ``fleet``'s rate
+    (``_fleet_rate``), or less where the machine's readings are enough to show a lower rate of its own: the
+    rate of its runs and readings with ``REGIME_MIN_RUNS`` runs more at the fleet's rate. A short machine
+    keeps the fleet's rate (an engine of 30 cycles with 2 runs in a fleet at 14 %: 10.6 %), a long one with
+    rare runs gets about its own (3 glitches in 300 readings of an engine in one condition, in a fleet at
+    6.7 %: 2.1 %); 0 without a fleet rate."""
+    own = runs / np.maximum(readings, 1)
+    with np.errstate(invalid="ignore"):  # NaN where the fleet has no rate
+        weighed = (runs + REGIME_MIN_RUNS) / (readings + REGIME_MIN_RUNS / fleet)
+    borrowed = np.where(np.isfinite(fleet), np.fmin(fleet, weighed), 0.0)
+    return np.where(runs >= REGIME_MIN_RUNS, own, borrowed)
+
+
+def _reference_table(reference: pd.DataFrame, machines: pd.Index, columns: list[str]) -> np.ndarray:
+    """``reference`` (``REFERENCE_COLUMNS``) as scales x machines x columns x (unit, lo, hi, rate), NaN where
+    unknown."""
     table = np.full((2, len(machines), len(columns), 4), np.nan)
     machine = machines.get_indexer(pd.Index(reference["machine_id"]))
     column = pd.Index(columns).get_indexer(pd.Index(reference["column"]))
@@ -470,22 +534,16 @@ def _reference_rows(
     scale = reference["scale"].to_numpy(dtype=np.intp)[ok]
     fields = reference[["unit", "lo", "hi", "rate"]].to_numpy(dtype=float)[ok]
     table[scale, machine[ok], column[ok]] = fields
-    return table[:, codes]
+    return table
 
 
-def _reference_frame(
-    stats: np.ndarray, machines: pd.Index, codes: np.ndarray, columns: list[str]
-) -> pd.DataFrame:
-    """The statistics (unit, lo, hi, rate) of each machine's first row, per scale and column, as
-    ``REFERENCE_COLUMNS``."""
-    first = np.flatnonzero(_starts(codes))
-    n_scales, n_machines, n_columns = stats.shape[0], len(first), len(columns)
-    values = stats[:, first].reshape(-1, 4)  # scale-major, then machine, then column
+def _reference_frame(stats: np.ndarray, ids: pd.Index, columns: list[str]) -> pd.DataFrame:
+    """Statistics (scales x machines ``ids`` x columns x (unit, lo, hi, rate)) as ``REFERENCE_COLUMNS``."""
+    n_scales, n_machines, n_columns = stats.shape[:3]
+    values = stats.reshape(-1, 4)  # scale-major, then machine, then column
     frame = pd.DataFrame(
         {
-            "machine_id": np.tile(
-                np.repeat(np.asarray(machines[codes[first]], dtype=object), n_columns), n_scales
-            ),
+            "machine_id": np.tile(np.repeat(np.asarray(ids, dtype=object), n_columns), n_scales),
             "column": np.tile(columns, n_scales * n_machines),
             "scale": np.repeat(np.arange(n_scales), n_machines * n_columns),
             "unit": values[:, 0],

@@ -138,8 +138,9 @@ def test_a_burst_in_the_latest_readings_is_open_and_the_one_a_normal_reading_end
 def test_a_sensor_that_keeps_switching_to_another_level_has_no_glitches_but_rare_bursts_are_glitches():
     """A turbofan sensor reads 40 higher in one of six operating conditions, drawn every cycle (as in the
     C-MAPSS fleets with six conditions): far runs start at about 14 % of its readings, a regime, not glitches.
-    The same sensor of an engine in one condition, with three short bursts of +40, has three glitches (and
-    too few runs for any rate)."""
+    The same sensor of an engine in one condition, with three short bursts of +40, has three glitches: too few
+    runs to tell on its own, it gets the fleet's rate (40 runs in 600 readings) weighed against its own 3 in
+    300 readings (``_regime_rates``), far below a regime's."""
     rng = np.random.default_rng(8)
     n = 300
     stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 600, unit="s")
@@ -156,7 +157,7 @@ def test_a_sensor_that_keeps_switching_to_another_level_has_no_glitches_but_rare
     bursts, reference = checks.judge_bursts(tel, ["sensor"], checks.PlausibilityConfig())
     assert list(np.flatnonzero(bursts["sensor"].glitch)) == [n + 50, n + 150, n + 151, n + 250]
     rate = reference[reference["scale"] == 0].set_index("machine_id")["rate"]
-    assert rate["switching"] > checks.REGIME_RUN_RATE and rate["steady"] == 0  # 3 runs: too few to tell
+    assert rate["switching"] == 37 / 300 and rate["steady"] == pytest.approx((3 + 5) / (300 + 5 / (40 / 600)))
 
 
 def test_judging_a_large_table_in_chunks_of_whole_machines_changes_nothing(monkeypatch):
@@ -187,3 +188,89 @@ def test_judging_a_large_table_in_chunks_of_whole_machines_changes_nothing(monke
     pd.testing.assert_frame_equal(whole_stats, chunked_stats)
     shuffled = pd.concat([tel.iloc[500:], tel.iloc[:500]], ignore_index=True)  # M00's rows at both ends
     assert checks._machine_chunks(shuffled) == [(0, len(tel))]
+
+
+LEVELS = np.array(
+    [0.0, 10.0, 20.0, 30.0, 40.0, 200.0]
+)  # a sensor's level in each of six operating conditions
+
+
+def fleet_table(conditions: dict[str, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
+    """Machine -> its condition per reading (an index into ``LEVELS``, or -1: a steady 0): a sensor reading
+    its condition's level with noise 1, every 10 minutes."""
+    parts = []
+    for machine, condition in conditions.items():
+        n = len(condition)
+        stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 600, unit="s")
+        x = np.where(condition >= 0, LEVELS[condition], 0.0) + rng.normal(0, 1, n)
+        parts.append(pd.DataFrame({"machine_id": machine, "timestamp": stamps, "sensor": x}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_short_machines_of_a_fleet_switching_among_six_conditions_have_no_glitches(monkeypatch):
+    """40 engines of 30 cycles each, one of six conditions drawn every cycle (as in C-MAPSS FD002 and FD004),
+    the sensor 200 above its usual levels in one of them: 34 engines have far runs, 27 of them fewer than 5,
+    too few for a rate of their own (judged by their own rates alone, 99 readings are glitches). The fleet's
+    engines start such runs at 13 % of their readings: a regime, so none is a glitch, and the statistics carry
+    the rate each engine was judged by, so judging its last 12 readings with them finds none either."""
+    rng = np.random.default_rng(9)
+    tel = fleet_table({f"E{m:02d}": rng.integers(0, 6, 30) for m in range(40)}, rng)
+    config = checks.PlausibilityConfig()
+    bursts, reference = checks.judge_bursts(tel, ["sensor"], config)
+    assert bursts == {} and (reference["rate"] > checks.REGIME_RUN_RATE).all()
+    recent = tel.groupby("machine_id").tail(12).reset_index(drop=True)
+    assert checks.judge_bursts(recent, ["sensor"], config, reference)[0] == {}
+    monkeypatch.setattr(checks, "_fleet_rate", lambda runs, readings: np.full(runs.shape[1], np.nan))
+    assert checks.find_glitches(tel, ["sensor"], config)["sensor"].sum() == 99
+
+
+def test_a_short_machine_with_a_glitch_in_a_fleet_without_regimes_still_has_it():
+    """Ten engines of 500 cycles in one condition, each with four single glitches of +200 (0.8 % of their
+    readings), one with six (its own rate, 1.2 %), and two of 30 cycles with one and two glitches (two in 30
+    readings: 6.7 %, a regime's rate, but too few runs to tell): the fleet's rate stays a glitch's (45 runs in
+    5,060 readings), so every burst is a glitch."""
+    rng = np.random.default_rng(10)
+    conditions = {f"L{m}": np.full(500, -1) for m in range(10)} | {
+        "S1": np.full(30, -1),
+        "S2": np.full(30, -1),
+    }
+    tel = fleet_table(conditions, rng)
+    starts = tel.groupby("machine_id").indices
+    planted = [starts[f"L{m}"][[60, 160, 260, 360]] for m in range(10)]
+    planted += [starts["L9"][[430, 470]], starts["S1"][[15]], starts["S2"][[10, 20]]]
+    rows = np.sort(np.concatenate(planted))
+    tel.loc[rows, "sensor"] += 200.0
+    bursts, reference = checks.judge_bursts(tel, ["sensor"], checks.PlausibilityConfig())
+    np.testing.assert_array_equal(np.flatnonzero(bursts["sensor"].glitch), rows)
+    rate = reference[reference["scale"] == 0].set_index("machine_id")["rate"]
+    fleet = 45 / 5060
+    assert rate["L9"] == 6 / 500 and rate["S2"] == fleet  # never more than the fleet's
+    assert rate["L0"] == pytest.approx((4 + 5) / (500 + 5 / fleet))  # a little rarer than the fleet's
+
+
+def test_a_short_machine_in_another_chunk_than_the_machines_showing_the_regime_gets_the_fleets_rate(
+    monkeypatch,
+):
+    """The fleet's rate is over the whole table, not over a chunk: four engines of 300 cycles switching among
+    six conditions (a regime on their own), then in the next chunk an engine of 30 cycles with four far runs,
+    and an engine of 300 cycles in one condition with two glitches. Alone, that chunk's rate would be a
+    glitch's (6 runs in 330 readings); with the fleet's, the short engine switches regimes and the long one
+    still has its glitches, in chunks as in one pass."""
+    rng = np.random.default_rng(11)
+    conditions = {f"A{m}": rng.integers(0, 6, 300) for m in range(4)}
+    short = rng.integers(0, 5, 30)
+    short[[5, 12, 19, 25]] = 5
+    tel = fleet_table(conditions | {"B0": short, "B1": np.full(300, -1)}, rng)
+    glitches = 1230 + np.array([100, 200])
+    tel.loc[glitches, "sensor"] += 200.0
+    config = checks.PlausibilityConfig()
+    whole, whole_stats = checks.judge_bursts(tel, ["sensor"], config)
+    monkeypatch.setattr(checks, "JUDGE_CHUNK_ROWS", 1200)
+    assert checks._machine_chunks(tel) == [(0, 1200), (1200, 1530)]
+    chunked, chunked_stats = checks.judge_bursts(tel, ["sensor"], config)
+    for field in ("glitch", "ended_by", "open", "excess"):
+        np.testing.assert_array_equal(getattr(whole["sensor"], field), getattr(chunked["sensor"], field))
+    pd.testing.assert_frame_equal(whole_stats, chunked_stats)
+    np.testing.assert_array_equal(np.flatnonzero(whole["sensor"].glitch), glitches)
+    alone = checks.find_glitches(tel.iloc[1200:].reset_index(drop=True), ["sensor"], config)["sensor"]
+    assert alone[[5, 12, 19, 25]].all()  # the short engine's far readings, judged by its own chunk's rate
