@@ -58,7 +58,7 @@ def fault_family(feature: str, value: float = np.nan) -> str | None:
     if "order_1x" in name:
         return "imbalance"
     if name.startswith("tel__") and "temperature" in name and "bearing" in name:
-        return "lubrication"  # a bearing's own temperature; a process temperature (a turbofan's) names no fault
+        return "lubrication"  # a process temperature (a turbofan's) names no fault
     return None
 
 
