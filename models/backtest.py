@@ -43,12 +43,14 @@ class Backtest:
 def scoring_times(
     start: pd.Timestamp, end: pd.Timestamp, every_h: float, warm_up_h: float = 0.0
 ) -> pd.DatetimeIndex:
-    """Scoring times from ``start`` to ``end`` (inclusive) every ``every_h`` hours, preceded by whole steps
-    covering ``warm_up_h`` hours before ``start``."""
+    """Scoring times from ``start`` to ``end`` every ``every_h`` hours, preceded by whole steps covering
+    ``warm_up_h`` hours before ``start``, and ``end`` itself when the steps miss it (the list a job would make
+    from the last data)."""
     if every_h <= 0:
         raise InputError(f"--every-h {every_h:g}: must be positive; fix: e.g. 24 for a daily list")
     steps = int(np.ceil(warm_up_h / every_h))
-    return pd.date_range(start - pd.Timedelta(hours=every_h * steps), end, freq=pd.Timedelta(hours=every_h))
+    times = pd.date_range(start - pd.Timedelta(hours=every_h * steps), end, freq=pd.Timedelta(hours=every_h))
+    return times if len(times) and times[-1] == end else pd.DatetimeIndex([*times, end])
 
 
 def replay_rows(dataset: Dataset, times: pd.DatetimeIndex) -> pd.DataFrame:
@@ -148,8 +150,9 @@ def classify_episodes(
         ["machine_id", "start", "end", "open_at_end"]
     ].itertuples(index=False):
         mine = events[events["machine_id"] == machine]
-        # the alarm is seen as open until the next scoring time after its last point in alarm, which showed it clear
-        until = pd.Timestamp.max.tz_localize("UTC") if open_at_end else stop + step
+        # the alarm is seen as open until the next scoring time after its last point in alarm, which showed it
+        # clear; one open at the end of the replay, until one step after it (as far as failures are counted)
+        until = (replay_end if open_at_end else stop) + step
         inside = mine[(mine["timestamp"] >= start) & (mine["timestamp"] < until)]
         if (inside["kind"] == "failure").any():
             outcome.append("failure")

@@ -113,6 +113,17 @@ def test_replay_status_and_machines_down_after_a_failure():
 def test_scoring_times_are_regular_and_inclusive():
     times = scoring_times(day(0), day(2), 12)
     assert len(times) == 5 and times[-1] == day(2)
+    # data ending between two steps: its end is the last scoring time (the list a job makes from the last data)
+    assert scoring_times(day(0), day(2.9), 24).tolist() == [day(0), day(1), day(2), day(2.9)]
+
+
+def test_an_alarm_open_at_the_end_counts_a_failure_only_as_far_as_failures_are_counted():
+    tl = timeline({"A": [0.1, 0.9, 0.9], "B": [0.1, 0.9, 0.9]})  # both in alarm at the end (day 2)
+    ev = events(("A", 2.5, "failure"), ("B", 4.0, "failure"))  # A within a step of the end, B two steps out
+    result = run_backtest(tl, ev, THRESHOLDS, every_h=24, min_lead_h=0)
+    outcomes = dict(zip(result.episodes["machine_id"], result.episodes["outcome"], strict=True))
+    assert outcomes == {"A": "failure", "B": "open"}
+    assert result.failures["machine_id"].tolist() == ["A"] and result.metrics["alarm_precision"] == 1.0
 
 
 def test_a_warm_up_lets_an_early_failure_count_with_its_full_lead():
