@@ -292,9 +292,16 @@ def run_ingest(data: Path, store: Path | None) -> None:
     print_counts(dataset.counts)
     verdict = "already stored (no change)" if result.already_stored else f"store version {result.version}"
     console.print(
-        f"stored {sum(result.stored.values())} rows in {where}, {sum(result.duplicates.values())} duplicates "
-        f"skipped: {verdict}"
+        f"stored {sum(result.stored.values())} rows{_by_table(result.stored)} in {where}, "
+        f"{sum(result.duplicates.values())} duplicates skipped{_by_table(result.duplicates)}: {verdict}",
+        markup=False,
     )
+
+
+def _by_table(counts: dict[str, int]) -> str:
+    """' (machines 20, telemetry 2380)': the tables a count comes from, when it is not zero."""
+    parts = [f"{table} {n}" for table, n in counts.items() if n]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def check_output_folder(out: Path | None, inputs: list[Path | None]) -> None:
@@ -318,7 +325,8 @@ def print_scoring(result: dict, top: int = 10) -> None:
         t = table_totals(batch["tables"])
         console.print(
             f"batch {batch['batch']}: {batch['status']}; rows in {t['rows_in']} = stored {t['stored']} + "
-            f"quarantined {t['quarantined']} + duplicates {t['duplicates']}; moved to {batch['moved_to']}"
+            f"quarantined {t['quarantined']} + duplicates {t['duplicates']}"
+            f"{_by_table({k: v['duplicates'] for k, v in batch['tables'].items()})}; moved to {batch['moved_to']}"
             + (
                 f"; withdrew {batch['withdrawn']} stored readings of earlier batches as glitches"
                 if batch.get("withdrawn")

@@ -147,3 +147,10 @@ def test_a_replay_summary_says_why_no_failure_was_replayed_and_keeps_short_leads
     assert (
         _caught(some, 0.0, 0.05) == "75% caught with >= 0 h lead (median lead 0.42 h, 10th percentile 107 h)"
     )
+
+
+def test_counts_name_the_tables_they_come_from():
+    from pipelines.cli import _by_table
+
+    assert _by_table({"machines": 20, "telemetry": 2380, "events": 0}) == " (machines 20, telemetry 2380)"
+    assert _by_table({"machines": 0, "telemetry": 0}) == ""
