@@ -67,6 +67,7 @@ MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outli
 REGIME_RUN_RATE = 0.05
 REGIME_MIN_RUNS = 5  # ... and at least this many runs: two glitches in 24 readings are not a regime (fewer:
 # the fleet's rate, ``_regime_rates``)
+REGIME_FLEET_MACHINES = 2  # machines with enough runs of their own that a fleet's rate is pooled from
 BURST_SHARE = 0.25  # a glitch burst spans at most this share of the glitch window; so does the short level's
 
 
@@ -500,13 +501,14 @@ def _far_runs(far: np.ndarray, codes: np.ndarray, finite: np.ndarray) -> tuple[n
 
 def _fleet_rate(runs: np.ndarray, readings: np.ndarray) -> np.ndarray:
     """Per column, the fleet's far-run rate: the runs over the readings of the machines (rows of ``runs`` and
-    ``readings``, every chunk's) that have any, NaN with fewer than ``REGIME_MIN_RUNS`` runs in all. A
-    machine that never reads far says nothing about whether far readings are a regime or glitches (in a
-    C-MAPSS-like fleet with six conditions, half of the engines have none in a column whose others switch
-    regimes)."""
-    total = runs.sum(axis=0)
-    reading_far = np.where(runs > 0, readings, 0).sum(axis=0)
-    return np.where(total >= REGIME_MIN_RUNS, total / np.maximum(reading_far, 1), np.nan)
+    ``readings``, every chunk's) with enough runs to tell on their own (``REGIME_MIN_RUNS``), NaN unless
+    ``REGIME_FLEET_MACHINES`` such machines show it. Machines with a glitch or two never make a regime
+    together, and one machine's own mode is not the fleet's."""
+    enough = runs >= REGIME_MIN_RUNS
+    total = np.where(enough, runs, 0).sum(axis=0)
+    reading = np.where(enough, readings, 0).sum(axis=0)
+    shown = enough.sum(axis=0) >= REGIME_FLEET_MACHINES
+    return np.where(shown, total / np.maximum(reading, 1), np.nan)
 
 
 def _regime_rates(runs: np.ndarray, readings: np.ndarray, fleet: np.ndarray) -> np.ndarray:

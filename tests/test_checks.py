@@ -157,7 +157,7 @@ def test_a_sensor_that_keeps_switching_to_another_level_has_no_glitches_but_rare
     bursts, reference = checks.judge_bursts(tel, ["sensor"], checks.PlausibilityConfig())
     assert list(np.flatnonzero(bursts["sensor"].glitch)) == [n + 50, n + 150, n + 151, n + 250]
     rate = reference[reference["scale"] == 0].set_index("machine_id")["rate"]
-    assert rate["switching"] == 37 / 300 and rate["steady"] == pytest.approx((3 + 5) / (300 + 5 / (40 / 600)))
+    assert rate["switching"] == 37 / 300 and rate["steady"] == 0  # one switching machine is no fleet
 
 
 def test_judging_a_large_table_in_chunks_of_whole_machines_changes_nothing(monkeypatch):
@@ -227,8 +227,8 @@ def test_short_machines_of_a_fleet_switching_among_six_conditions_have_no_glitch
 def test_a_short_machine_with_a_glitch_in_a_fleet_without_regimes_still_has_it():
     """Ten engines of 500 cycles in one condition, each with four single glitches of +200 (0.8 % of their
     readings), one with six (its own rate, 1.2 %), and two of 30 cycles with one and two glitches (two in 30
-    readings: 6.7 %, a regime's rate, but too few runs to tell): the fleet's rate stays a glitch's (45 runs in
-    5,060 readings), so every burst is a glitch."""
+    readings: 6.7 %, a regime's rate, but too few runs to tell): one machine with enough runs of its own is no
+    fleet, and glitches never pool into a regime, so every burst is a glitch."""
     rng = np.random.default_rng(10)
     conditions = {f"L{m}": np.full(500, -1) for m in range(10)} | {
         "S1": np.full(30, -1),
@@ -243,9 +243,27 @@ def test_a_short_machine_with_a_glitch_in_a_fleet_without_regimes_still_has_it()
     bursts, reference = checks.judge_bursts(tel, ["sensor"], checks.PlausibilityConfig())
     np.testing.assert_array_equal(np.flatnonzero(bursts["sensor"].glitch), rows)
     rate = reference[reference["scale"] == 0].set_index("machine_id")["rate"]
-    fleet = 45 / 5060
-    assert rate["L9"] == 6 / 500 and rate["S2"] == fleet  # never more than the fleet's
-    assert rate["L0"] == pytest.approx((4 + 5) / (500 + 5 / fleet))  # a little rarer than the fleet's
+    assert rate["L9"] == 6 / 500 and rate["S2"] == 0 and rate["L0"] == 0  # no fleet rate to borrow
+
+
+def test_glitches_of_many_short_machines_never_pool_into_a_fleet_regime():
+    """Twenty engines of 30 cycles, each with two single glitches (6.7 % of its readings), and one engine of
+    600 cycles that switches to another level at 12 % of its readings: neither the glitches together nor one
+    machine's own mode make a fleet's regime, so every short engine keeps its glitches."""
+    rng = np.random.default_rng(12)
+    conditions = {f"S{m:02d}": np.full(30, -1) for m in range(20)} | {
+        "R": np.where(rng.random(600) < 0.12, 5, 0)
+    }
+    tel = fleet_table(conditions, rng)
+    starts = tel.groupby("machine_id").indices
+    rows = np.sort(np.concatenate([starts[f"S{m:02d}"][[10, 20]] for m in range(20)]))
+    tel.loc[rows, "sensor"] += 200.0
+    bursts, reference = checks.judge_bursts(tel, ["sensor"], checks.PlausibilityConfig())
+    found = np.flatnonzero(bursts["sensor"].glitch)
+    short = np.concatenate([starts[f"S{m:02d}"] for m in range(20)])
+    np.testing.assert_array_equal(found[np.isin(found, short)], rows)
+    rate = reference[reference["scale"] == 0].set_index("machine_id")["rate"]
+    assert rate["R"] > checks.REGIME_RUN_RATE and (rate.drop("R") == 0).all()
 
 
 def test_a_short_machine_in_another_chunk_than_the_machines_showing_the_regime_gets_the_fleets_rate(
