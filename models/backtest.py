@@ -50,7 +50,9 @@ def scoring_times(
         raise InputError(f"--every-h {every_h:g}: must be positive; fix: e.g. 24 for a daily list")
     steps = int(np.ceil(warm_up_h / every_h))
     times = pd.date_range(start - pd.Timedelta(hours=every_h * steps), end, freq=pd.Timedelta(hours=every_h))
-    return times if len(times) and times[-1] == end else pd.DatetimeIndex([*times, end])
+    if len(times) and end - times[-1] < pd.Timedelta(seconds=1):  # on the grid, up to the step's rounding
+        return times
+    return pd.DatetimeIndex([*times, end])
 
 
 def replay_rows(dataset: Dataset, times: pd.DatetimeIndex) -> pd.DataFrame:
@@ -139,11 +141,10 @@ def failure_table(
     ).reset_index(drop=True)
 
 
-def classify_episodes(
-    episodes: pd.DataFrame, events: pd.DataFrame, replay_end: pd.Timestamp, every_h: float
-) -> pd.DataFrame:
+def classify_episodes(episodes: pd.DataFrame, events: pd.DataFrame, every_h: float) -> pd.DataFrame:
     """Each episode's outcome: ``failure`` (open when its machine failed), ``maintenance`` (a maintenance fell
-    inside it), ``open`` (still open at the end of the replay) or ``false`` (cleared with neither)."""
+    inside it), ``open`` (still open at its machine's last scoring time, with no failure within a step after
+    it: undecided) or ``false`` (cleared with neither)."""
     outcome = []
     step = pd.Timedelta(hours=every_h)
     for machine, start, stop, open_at_end in episodes[
@@ -151,14 +152,18 @@ def classify_episodes(
     ].itertuples(index=False):
         mine = events[events["machine_id"] == machine]
         # the alarm is seen as open until the next scoring time after its last point in alarm, which showed it
-        # clear; one open at the end of the replay, until one step after it (as far as failures are counted)
-        until = (replay_end if open_at_end else stop) + step
-        inside = mine[(mine["timestamp"] >= start) & (mine["timestamp"] < until)]
+        # clear; one open at the machine's last scoring time, up to one step after it: as far as failures are
+        # counted (``failure_table``)
+        until = stop + step
+        inside = mine[
+            (mine["timestamp"] >= start)
+            & (mine["timestamp"] <= until if open_at_end else mine["timestamp"] < until)
+        ]
         if (inside["kind"] == "failure").any():
             outcome.append("failure")
         elif (inside["kind"] == "maintenance").any():
             outcome.append("maintenance")
-        elif open_at_end and stop >= replay_end:
+        elif open_at_end:
             outcome.append("open")
         else:
             outcome.append("false")
@@ -241,10 +246,11 @@ def run_backtest(
     )
     states = alarm_states(timeline[KEYS].assign(risk=risk), alarm)
     timeline = timeline.assign(alarm=states["alarm"].to_numpy())
-    episodes = classify_episodes(alarm_episodes(states), events, timeline["timestamp"].max(), every_h)
+    episodes = classify_episodes(alarm_episodes(states), events, every_h)
     failures = failure_table(events, timeline, states, episodes, every_h)
-    if count_from is not None:
+    if count_from is not None:  # the warm-up's failures and the alarms that ended in it are not counted
         failures = failures[failures["failure_at"] > count_from].reset_index(drop=True)
+        episodes = episodes[episodes["end"] > count_from].reset_index(drop=True)
     metrics = backtest_metrics(timeline, episodes, failures, min_lead_h, miss_cost_ratio)
     metrics["failure_events_in_period"] = float(
         failure_events_in_period(events, timeline, every_h, count_from)

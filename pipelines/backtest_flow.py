@@ -47,7 +47,8 @@ class BacktestParams(BaseModel):
 
 
 def replay_period(dataset: Dataset, days: float | None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """From ``days`` before the last full day of data to that day (midnight UTC scoring times)."""
+    """From ``days`` before the last day of data (midnight UTC, where the daily scoring times start) to the
+    latest reading, the last scoring time."""
     latest = dataset.latest_reading()
     if latest.empty:
         raise InputError(
@@ -56,8 +57,8 @@ def replay_period(dataset: Dataset, days: float | None) -> tuple[pd.Timestamp, p
     first = min(
         t.min() for t in (dataset.telemetry["timestamp"], dataset.waveforms.meta["timestamp"]) if len(t)
     )
-    end = latest.max().floor("D")
-    start = first.ceil("D") if days is None else end - pd.Timedelta(days=days)
+    end = latest.max()
+    start = first.ceil("D") if days is None else end.floor("D") - pd.Timedelta(days=days)
     if start < first:
         raise InputError(
             f"--days {days}: the data only covers {(end - first).total_seconds() / 86400:.0f} days "

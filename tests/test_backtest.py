@@ -115,6 +115,35 @@ def test_scoring_times_are_regular_and_inclusive():
     assert len(times) == 5 and times[-1] == day(2)
     # data ending between two steps: its end is the last scoring time (the list a job makes from the last data)
     assert scoring_times(day(0), day(2.9), 24).tolist() == [day(0), day(1), day(2), day(2.9)]
+    # a step that does not divide a day exactly: its rounding adds no near-duplicate last time
+    sevenths = scoring_times(day(0), day(3), 24 / 7)
+    assert len(sevenths) == 22 and sevenths.to_series().diff().min() > pd.Timedelta(hours=3)
+
+
+def test_an_alarm_open_at_the_end_and_a_failure_exactly_a_step_later_count_together():
+    tl = timeline({"A": [0.1, 0.9, 0.9]})  # in alarm at its last scoring time, day 2
+    result = run_backtest(tl, events(("A", 3.0, "failure")), THRESHOLDS, every_h=24, min_lead_h=0)
+    assert result.episodes["outcome"].tolist() == ["failure"] and bool(result.failures["warned"].iloc[0])
+    assert result.metrics["alarm_precision"] == 1.0 and result.metrics["recall_any_lead"] == 1.0
+
+
+def test_the_warm_up_counts_neither_its_failures_nor_the_alarms_that_ended_in_it():
+    tl = timeline({"A": [0.9, 0.1, 0.1, 0.1]})  # an alarm on day 0 only, its failure at day 0.5: the warm-up
+    result = run_backtest(
+        tl, events(("A", 0.5, "failure")), THRESHOLDS, every_h=24, min_lead_h=0, count_from=day(1)
+    )
+    assert result.episodes.empty and result.failures.empty and result.metrics["false_alarms"] == 0
+
+
+def test_the_replay_runs_to_the_latest_reading(tmp_path):
+    from conftest import make_tiny
+
+    from features.dataset import load_dataset
+    from pipelines.backtest_flow import replay_period
+
+    dataset = load_dataset(make_tiny(tmp_path / "tiny"))
+    start, end = replay_period(dataset, None)
+    assert end == dataset.latest_reading().max() and start == start.floor("D") and start < end
 
 
 def test_an_alarm_open_at_the_end_counts_a_failure_only_as_far_as_failures_are_counted():
