@@ -180,6 +180,9 @@ def _empty_notes() -> pd.DataFrame:
 
 
 EVERY_MACHINE = "*"  # machine_id of a note about a feature that is NaN for every machine
+MAINTENANCE_FEATURE = (
+    "tel__maintenance__hours_since"  # from the events, not a sensor: NaN until the first one
+)
 
 
 def explained_row_by_row(table: FeatureTable) -> set[str]:
@@ -217,7 +220,7 @@ def _empty_reason(column: str, config: FeatureConfig) -> str:
             f"a ratio to the healthy baseline needs {config.baseline_snapshots} earlier snapshots of the machine "
             "and channel (its baseline period, FeatureConfig.baseline_snapshots); no machine has more here"
         )
-    if column == "tel__maintenance__hours_since":
+    if column == MAINTENANCE_FEATURE:
         return "no maintenance or failure event before any as-of time (events table)"
     if "__slope__" in column:
         return "a slope needs at least 3 readings inside its window; no machine has them here"
@@ -394,5 +397,5 @@ def build_features(
             ).reset_index(drop=True)
         )
     frame = pd.concat(parts, axis=1)
-    frame["tel__maintenance__hours_since"] = hours_since_maintenance(as_of, dataset.events)
+    frame[MAINTENANCE_FEATURE] = hours_since_maintenance(as_of, dataset.events)
     return FeatureTable(frame, notes)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from features.build import build_features, latest_as_of
+from features.build import MAINTENANCE_FEATURE, build_features, latest_as_of
 from features.dataset import Dataset
 from features.describe import driver_base, driver_phrase
 from models.bundle import RiskModel
@@ -56,11 +56,14 @@ def row_status(
 
 
 def missing_signals(matrix: pd.DataFrame, rows: np.ndarray) -> list[list[str]]:
-    """Per row of ``rows``, the signals (``<kind>__<signal>`` of the feature names) of which the model uses
-    features but the row has none: a channel or sensor the machine does not send, which more history never
-    brings."""
-    signals = pd.Index(["__".join(name.split("__")[:2]) for name in matrix.columns])
-    present = matrix.iloc[rows].notna().T.groupby(signals.to_numpy()).any().T
+    """Per row of ``rows``, the signals (``<kind>__<signal>`` of ``<kind>__<signal>__<feature>`` names) of
+    which the model uses features but the row has none: a channel or sensor the machine does not send, which
+    more history never brings. Features from the events (time since maintenance) are no signal."""
+    names = [c for c in matrix.columns if c.count("__") >= 2 and c != MAINTENANCE_FEATURE]
+    if not names:
+        return [[] for _ in rows]
+    signals = ["__".join(name.split("__")[:2]) for name in names]
+    present = matrix.iloc[rows][names].notna().T.groupby(signals).any().T
     return [[str(s) for s in present.columns[~row]] for row in present.to_numpy()]
 
 

@@ -86,7 +86,13 @@ def too_few_labels_message(positives: int, labelled: int, horizon_h: float) -> s
         f"of {labelled} labelled rows (after the hold-out split), {positives} precede a failure within "
         f"{horizon_h:g} h and {labelled - positives} do not"
     )
-    if labelled - positives < 2 <= positives:
+    if labelled == 0:
+        fix = (
+            "no row could be labelled: a row needs a failure within the horizon after it, or the horizon's length "
+            "of data after it without one; fix: a shorter horizon (--horizon-h) than the data spans, or more "
+            "history"
+        )
+    elif labelled - positives < 2 <= positives:
         fix = (
             "nearly every row lies within the horizon of a failure (lives shorter than it); fix: a shorter "
             "horizon (--horizon-h), below the machines' typical life"

@@ -765,8 +765,11 @@ def _caught(m: dict[str, float], min_lead_h: float, every_h: float) -> str:
 
 
 def _hours(value: float) -> str:
-    """Hours to read: whole hours from 10 h, two significant digits below (a bearing's life may be hours)."""
-    return f"{value:.0f}" if not abs(value) < 10 else f"{value:.2g}"
+    """Hours to read: whole hours from 10 h, two significant digits below (a bearing's life may be hours),
+    'none' where undefined (no failure warned)."""
+    if value != value:
+        return "none"
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
 
 
 def _or_none(value: float, spec: str) -> str:

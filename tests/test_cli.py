@@ -147,6 +147,8 @@ def test_a_replay_summary_says_why_no_failure_was_replayed_and_keeps_short_leads
     assert (
         _caught(some, 0.0, 0.05) == "75% caught with >= 0 h lead (median lead 0.42 h, 10th percentile 107 h)"
     )
+    unwarned = some | {"recall_lead_0h": 0.0, "lead_h_median": float("nan"), "lead_h_p10": float("nan")}
+    assert "(median lead none h, 10th percentile none h)" in _caught(unwarned, 0.0, 24.0)
 
 
 def test_counts_name_the_tables_they_come_from():

@@ -120,5 +120,7 @@ def test_too_few_labels_names_the_counts_and_the_horizon_fix_that_applies():
         "of 701 labelled rows (after the hold-out split), 701 precede a failure within 168 h" in short_lives
     )
     assert "fix: a shorter horizon (--horizon-h)" in short_lives
+    nothing_labelled = too_few_labels_message(0, 0, 168.0)  # 3 days of data, no failure, a week's horizon
+    assert "no row could be labelled" in nothing_labelled and "a shorter horizon" in nothing_labelled
     no_failures = too_few_labels_message(0, 3634, 168.0)
     assert "0 precede a failure" in no_failures and "or a longer horizon (--horizon-h)" in no_failures

@@ -149,12 +149,16 @@ def test_an_insufficient_history_names_the_signals_the_machine_sends_nothing_of(
     t = pd.Timestamp("2026-05-01", tz="UTC")
     frame = pd.DataFrame({"machine_id": ["a", "b"], "timestamp": [t, t]})
     names = ["vib__acc_h__rms", "vib__acc_h__kurtosis", "vib__acc_v__rms", "tel__temp__level"]
-    matrix = pd.DataFrame([[1.0, np.nan, np.nan, 3.0], [np.nan, np.nan, 2.0, np.nan]], columns=names)
+    names += ["tel__maintenance__hours_since", "age"]  # no signals: from the events; not a signal's name
+    matrix = pd.DataFrame(
+        [[1.0, np.nan, np.nan, 3.0, np.nan, np.nan], [np.nan, np.nan, 2.0, np.nan, np.nan, np.nan]],
+        columns=names,
+    )
     status = np.array(["insufficient_history", "insufficient_history"], dtype=object)
     reasons = unscored_reasons(frame, status, matrix.notna().mean(axis=1).to_numpy(), matrix)
     # a: a channel it never sends (more history never brings it); b: nothing of two signals
     assert reasons[0].startswith(
-        "only 50% of the model's features could be computed: no feature of vib__acc_v,"
+        "only 33% of the model's features could be computed: no feature of vib__acc_v,"
     )
     assert "fix: send that channel or sensor" in reasons[0]
     assert "no feature of tel__temp, vib__acc_h, which the model uses" in reasons[1]
