@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from features.bearings import defect_orders
 from features.dataset import Dataset
@@ -26,24 +26,35 @@ Progress = Callable[[int, int], None]
 TREND_SUFFIXES = ("rms", "kurtosis", "velocity_rms_mm_s", "order_1x_amp", "envelope__rms")
 SLOPE_SUFFIXES = ("rms", "kurtosis", "velocity_rms_mm_s", "envelope__rms", "bpfo_snr", "bpfi_snr", "bsf_snr")
 SNAPSHOTS_PER_CHUNK = 2048
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # a finite quantity above 0
 
 
 class FeatureConfig(BaseModel):
     """How features are computed; stored with every model inside its FeatureSpec."""
 
     model_config = ConfigDict(frozen=True)
-    windows_h: tuple[int, ...] = (24, 168)
+    windows_h: tuple[PositiveInt, ...] = (24, 168)
     bands_hz: tuple[tuple[float, float], ...] = ((10, 500), (500, 1000), (1000, 2000), (2000, 5000))
-    baseline_snapshots: int = 10
-    regime_speed_step: float = 0.1
-    regime_load_step_pct: float = 50.0
+    baseline_snapshots: PositiveInt = 10
+    regime_speed_step: Positive = 0.1
+    regime_load_step_pct: Positive = 50.0
     load_column: str = "load_pct"
-    vibration_max_age_h: float = 48.0
+    vibration_max_age_h: Positive = 48.0
     # opt-in: trend slopes of vibration features over this many hours. Off by default: on PRONOSTIA they help
     # some held-out bearings and hurt others badly (benchmarks/trend_slopes_ablation.py), and with 2 training
     # bearings (tests/test_real_bearings.py) the ranking falls below chance.
-    vibration_trend_h: int | None = None
-    telemetry_max_age_h: float = 24.0
+    vibration_trend_h: PositiveInt | None = None
+    telemetry_max_age_h: Positive = 24.0
+
+    @model_validator(mode="after")
+    def _check_windows_and_bands(self) -> FeatureConfig:
+        """One column per window and per band: no repeats; bands checked as ``VibrationConfig`` checks them."""
+        if len(set(self.windows_h)) < len(self.windows_h):
+            raise ValueError(
+                f"windows_h {self.windows_h} lists a window twice (each window is a set of columns)"
+            )
+        VibrationConfig(bands_hz=self.bands_hz)
+        return self
 
 
 class FeatureSpec(BaseModel):

@@ -122,20 +122,25 @@ def asof_join(
     as_of: pd.DataFrame, rows: pd.DataFrame, max_age_h: float | None, include_same_time: bool = True
 ) -> pd.DataFrame:
     """For each (machine_id, timestamp) in ``as_of``, the latest row of ``rows`` at or before it (within max age)."""
-    left = as_of[["machine_id", "timestamp"]].reset_index(names="_order").sort_values("timestamp")
-    right = rows.rename(columns={"timestamp": "_source_ts"}).sort_values("_source_ts")
-    tolerance = pd.Timedelta(hours=max_age_h) if max_age_h is not None else None
-    merged = pd.merge_asof(
+    left = as_of[["machine_id", "timestamp"]].reset_index(names="_order")
+    left = left.assign(_key=_micros(left["timestamp"])).sort_values("_key")
+    right = (
+        rows.drop(columns="timestamp")
+        .assign(_source_key=_micros(rows["timestamp"]))
+        .sort_values("_source_key")
+    )
+    tolerance = round(max_age_h * HOUR_US) if max_age_h is not None else None
+    merged = pd.merge_asof(  # on int64 microseconds: any unit or time zone on either side (naive read as UTC)
         left,
         right,
-        left_on="timestamp",
-        right_on="_source_ts",
+        left_on="_key",
+        right_on="_source_key",
         by="machine_id",
         direction="backward",
         allow_exact_matches=include_same_time,
         tolerance=tolerance,
     )
-    return merged.sort_values("_order").drop(columns=["_order", "_source_ts"]).reset_index(drop=True)
+    return merged.sort_values("_order").drop(columns=["_order", "_key", "_source_key"]).reset_index(drop=True)
 
 
 def hours_since_maintenance(as_of: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
@@ -145,10 +150,11 @@ def hours_since_maintenance(as_of: pd.DataFrame, events: pd.DataFrame) -> np.nda
     to predict."""
     if events.empty:
         return np.full(len(as_of), np.nan)
-    repairs = events[["machine_id", "timestamp"]].assign(_repair=events["timestamp"])
+    repairs = events[["machine_id", "timestamp"]].assign(_repair=_micros(events["timestamp"]))
     joined = asof_join(as_of, repairs, None, include_same_time=False)
-    delta = joined["timestamp"] - joined["_repair"]
-    return (delta.dt.total_seconds() / 3600.0).to_numpy(dtype=float)
+    repaired = joined["_repair"].to_numpy(dtype=float, na_value=np.nan)
+    at = _micros(as_of["timestamp"])
+    return np.where(at == np.iinfo(np.int64).min, np.nan, (at - repaired) / HOUR_US)  # NaT: NaN
 
 
 HOUR_US = 3_600_000_000
@@ -186,6 +192,8 @@ def telemetry_features_asof(
     the readings its medians come from (default ``telemetry``; pass the full telemetry when ``telemetry`` was
     trimmed to each machine's own recent history, or the medians would change with the trimming), or
     ``fleet_medians`` (the table of ``fleet_medians``, computed once over a fleet split into partitions)."""
+    if not all(0 < h < np.inf for h in windows_h) or not (max_age_h is None or 0 < max_age_h < np.inf):
+        raise ValueError(f"windows_h {windows_h} and max_age_h {max_age_h} must be positive, finite hours")
     sensors = [c for c in telemetry.columns if c not in ("machine_id", "timestamp")]
     readings = _group_by_machine(telemetry, sensors)
     rows, codes, micros = _sorted_queries(readings, as_of)
@@ -285,7 +293,7 @@ def latest_per_machine(telemetry: pd.DataFrame) -> pd.Series:
 def _group_by_machine(telemetry: pd.DataFrame, sensors: list[str]) -> _Readings:
     """Group readings by machine in time order; no sort when each machine's rows are together and in order."""
     micros = _micros(telemetry["timestamp"])
-    columns = [telemetry[c].to_numpy(dtype=float, na_value=np.nan) for c in sensors]
+    columns = [_finite_or_nan(telemetry[c]) for c in sensors]
     runs = machine_runs(telemetry)
     if runs is not None:
         in_order = micros[1:] >= micros[:-1]
@@ -299,9 +307,28 @@ def _group_by_machine(telemetry: pd.DataFrame, sensors: list[str]) -> _Readings:
     return _Readings(pd.Index(uniques), starts, micros[order], columns, order)
 
 
+def _finite_or_nan(column: pd.Series) -> np.ndarray:
+    """Sensor values as float64, infinite ones missing (NaN) like NaN ones; raises naming a non-numeric column."""
+    try:
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"telemetry column {column.name!r} is not numeric ({exc}): drop it or convert it to numbers"
+        ) from None
+    infinite = np.isinf(values)
+    return np.where(infinite, np.nan, values) if infinite.any() else values
+
+
 def _sorted_queries(readings: _Readings, as_of: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """As-of rows of known machines with a time, ordered by (machine group, time): rows, groups, times (us)."""
     codes = readings.machine_ids.get_indexer(pd.Index(as_of["machine_id"]))
+    if len(codes) and len(readings.machine_ids) and (codes < 0).all():
+        kinds = {pd.Index(as_of["machine_id"]).inferred_type, readings.machine_ids.inferred_type}
+        if len(kinds) > 1:  # e.g. 1 against "1": no machine would ever match
+            raise ValueError(
+                f"machine_id of the as-of rows ({' and '.join(sorted(kinds))}) and of the telemetry differ in type, "
+                "so no machine matches: convert both to strings (load_dataset does)"
+            )
     micros = _micros(as_of["timestamp"])
     usable = np.flatnonzero((codes >= 0) & (micros != np.iinfo(np.int64).min))
     rows = usable[np.lexsort((micros[usable], codes[usable]))]

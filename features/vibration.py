@@ -63,6 +63,7 @@ _CHUNK_ROWS = 1024  # rows per chunk: per-row quantities gathered, then the feat
 _AUTO_REGION_FS = (0.1, 0.4)
 _AUTO_WIDTH_FS = 0.1
 _MIN_SAMPLES = 16
+_SAFE_SPAN = (2.0**-20, 2.0**24)  # largest |sample| whose float32 fourth powers sum without under/overflow
 _ORDERS = (1, 2, 3)
 _AUTO_GRID = 8  # auto band: window start searched on a grid of 1/8 of its width
 _HANN_AMPLITUDE = 4.0  # 2 (one-sided) / 0.5 (Hann coherent gain): |X_hann| * 4 / N is amplitude
@@ -91,14 +92,18 @@ class VibrationConfig:
     def __post_init__(self) -> None:
         """Reject settings that cannot describe a frequency band."""
         for band in (*self.bands_hz, self.velocity_band_hz, self.envelope_band_hz):
-            if band is not None and not (0 <= band[0] < band[1]):
-                raise ValueError(f"band {band} must satisfy 0 <= lo < hi")
+            if band is not None and not (0 <= band[0] < band[1] < np.inf):
+                raise ValueError(f"band {band} must satisfy 0 <= lo < hi, both finite (Hz)")
+        bands = [(float(lo), float(hi)) for lo, hi in self.bands_hz]  # one feature name per band
+        repeated = sorted({band for band in bands if bands.count(band) > 1})
+        if repeated:
+            raise ValueError(f"bands_hz lists a band twice: {repeated} (each band is one feature column)")
         if self.velocity_band_hz[0] <= 0:
             raise ValueError("velocity_band_hz must start above 0 Hz (velocity = acceleration / 2 pi f)")
         if not 0 <= self.defect_tolerance < 0.5:
             raise ValueError("defect_tolerance must be in [0, 0.5)")
-        if self.hf_split_hz <= 0:
-            raise ValueError("hf_split_hz must be positive")
+        if not 0 < self.hf_split_hz < np.inf:
+            raise ValueError("hf_split_hz must be positive and finite")
 
 
 DEFAULT_VIBRATION_CONFIG = VibrationConfig()
@@ -259,8 +264,8 @@ def vibration_feature_info(name: str) -> FeatureInfo:
 
 
 def _format_hz(value: float) -> str:
-    """Frequency for a feature name: 500 -> '500', 2.5 -> '2p5'."""
-    return f"{float(value):g}".replace(".", "p")
+    """Frequency for a feature name: 500 -> '500', 2.5 -> '2p5', 1e-05 -> '0p00001' (never an exponent)."""
+    return np.format_float_positional(float(value), trim="-").replace(".", "p")
 
 
 def band_feature_name(lo_hz: float, hi_hz: float) -> str:
@@ -310,11 +315,11 @@ def nan_reasons(
     spectrum is also NaN but is not listed (it depends on the sample rate, not on the row's inputs).
     """
     n = _batch_length(shaft_hz, defect_orders, values, n_snapshots)
-    shaft = _as_rows(shaft_hz, n)
+    shaft = _as_rows(shaft_hz, n, "shaft_hz")
     reasons: list[list[str]] = [[] for _ in range(n)]
-    for row in np.flatnonzero(np.isnan(shaft)):
+    for row in np.flatnonzero(~np.isfinite(shaft)):
         reasons[row].append("no shaft speed")
-    for row in np.flatnonzero(shaft <= 0):
+    for row in np.flatnonzero(np.isfinite(shaft) & (shaft <= 0)):
         reasons[row].append("shaft not turning")
     for row in np.flatnonzero(_geometry_missing(defect_orders, n)):
         reasons[row].append("no bearing geometry")
@@ -341,21 +346,38 @@ def _batch_length(
     raise ValueError("cannot tell the number of snapshots: pass values or n_snapshots")
 
 
-def _as_rows(values: ArrayLike | None, n: int) -> np.ndarray:
-    """Broadcast a scalar or (n,) input to float64 (n,); None becomes all-NaN."""
+def _as_rows(values: ArrayLike | None, n: int, name: str = "input") -> np.ndarray:
+    """A scalar or (n,) input as float64 (n,); None becomes all-NaN; raises naming ``name`` on another shape."""
     if values is None:
         return np.full(n, np.nan)
-    return np.broadcast_to(np.asarray(values, dtype=np.float64), (n,))
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim > 1 or (array.ndim == 1 and len(array) not in (1, n)):
+        raise ValueError(
+            f"{name} must be a scalar or have one value per snapshot ({n}), got shape {array.shape}"
+        )
+    return np.broadcast_to(array, (n,))
+
+
+def _known_or_nan(values: np.ndarray) -> np.ndarray:
+    """Infinite or non-positive speeds and orders are unknown: NaN (a copy; the input is untouched)."""
+    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
+def _defect_rows(defect_orders: Mapping[str, ArrayLike] | None, n: int) -> np.ndarray:
+    """Defect orders (n, 4) in DEFECT_NAMES order, NaN where unknown; raises on a key that is no defect."""
+    given = defect_orders or {}
+    unknown = sorted(set(given) - set(DEFECT_NAMES))
+    if unknown:
+        raise ValueError(
+            f"defect_orders has unknown keys {unknown}: use {list(DEFECT_NAMES)} (features.bearings.defect_orders)"
+        )
+    columns = [_as_rows(given.get(name), n, f"defect_orders[{name!r}]") for name in DEFECT_NAMES]
+    return _known_or_nan(np.stack(columns, axis=1))
 
 
 def _geometry_missing(defect_orders: Mapping[str, ArrayLike] | None, n: int) -> np.ndarray:
-    """Rows where any defect order is absent or NaN."""
-    if defect_orders is None:
-        return np.ones(n, dtype=bool)
-    missing = np.zeros(n, dtype=bool)
-    for name in DEFECT_NAMES:
-        missing |= np.isnan(_as_rows(defect_orders.get(name), n))
-    return missing
+    """Rows where any defect order is absent, NaN, infinite or not positive."""
+    return np.isnan(_defect_rows(defect_orders, n)).any(axis=1)
 
 
 @dataclass(frozen=True)
@@ -367,6 +389,7 @@ class _Plan:
     weights: np.ndarray  # (2*n_bins, n_cols) float32, applied to squared interleaved re/im of the rfft
     chunk_weights: np.ndarray  # (2*n_bins // 256, 256, n_cols) float32: the whole chunks of weights
     band_measured: np.ndarray  # (n_bands,) False where the band lies entirely above Nyquist
+    hf_measured: bool  # False where the HF split lies at or above Nyquist
     velocity_measured: bool
     env_k0: int  # envelope region: rfft bins [env_k0, env_k1)
     env_k1: int
@@ -511,6 +534,7 @@ def _make_plan(n_samples: int, sample_rate_hz: float, config: VibrationConfig) -
             -1, _SUM_CHUNK, weights.shape[1]
         ),
         band_measured=np.array([lo < nyquist for lo, _ in config.bands_hz], dtype=bool),
+        hf_measured=config.hf_split_hz < nyquist,
         velocity_measured=config.velocity_band_hz[0] < nyquist,
         env_k0=k0,
         env_k1=k1,
@@ -589,8 +613,17 @@ def _centred(x: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, np.ndarray, np.
     return centred, top.astype(np.float64), bottom.astype(np.float64)
 
 
-def _raw_moments(centred: np.ndarray, ws: _Workspace) -> np.ndarray:
-    """Row means of c^3, c^4 and |c| (float64 (3, n)) of the centred block, read while it is in cache."""
+def _raw_moments(centred: np.ndarray, top: np.ndarray, bottom: np.ndarray, ws: _Workspace) -> np.ndarray:
+    """Row means of c^3, c^4 and |c| (float64 (3, n)) of the centred block, read while it is in cache.
+
+    Rows whose largest |c| (from ``top`` and ``bottom``) lies outside _SAFE_SPAN are scaled by a power of two
+    first: c^4 in float32 would overflow (|c| above about 1e9) or vanish (below about 1e-10)."""
+    span = np.maximum(top, -bottom)
+    unsafe = np.isfinite(span) & ((span > _SAFE_SPAN[1]) | ((span < _SAFE_SPAN[0]) & (span > 0)))  # not flat
+    if unsafe.any():
+        scale = np.where(unsafe, np.exp2(-np.round(np.log2(np.where(unsafe, span, 1.0)))), 1.0)
+        moments = _raw_moments((centred * scale[:, None].astype(np.float32)), top * scale, bottom * scale, ws)
+        return moments / np.stack([scale**3, scale**4, scale])
     n_samples = centred.shape[1]
     square = np.multiply(centred, centred, out=ws.scratch[: len(centred)])
     cube_sum, fourth_sum = _row_dot(square, centred), _row_dot(square, square)
@@ -617,7 +650,7 @@ def _time_features(
     m3 = s3 - 3.0 * r * s2 + 2.0 * r2 * r
     m4 = s4 - 4.0 * r * s3 + 6.0 * r2 * s2 - 3.0 * r2 * r2
     rms = np.sqrt(m2)
-    peak = np.maximum(top, -bottom)
+    peak = np.maximum(top, -bottom) + 0.0  # + 0.0: a flat snapshot's peak is 0, not -0
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
             "rms": rms,
@@ -658,7 +691,7 @@ def _spectral_features(sums: np.ndarray, plan: _Plan, config: VibrationConfig) -
     }
     with np.errstate(divide="ignore", invalid="ignore"):
         features["spectral_centroid_hz"] = moment / total
-        features["hf_ratio"] = hf / total
+        features["hf_ratio"] = hf / total if plan.hf_measured else np.full(n_rows, np.nan)
     features["velocity_rms_mm_s"] = np.sqrt(velocity) if plan.velocity_measured else np.full(n_rows, np.nan)
     return features
 
@@ -946,7 +979,7 @@ def _scan_block(block: np.ndarray, plan: _Plan, ws: _Workspace, scan: _Scan) -> 
     ``scan`` (the block's rows)."""
     centred, top, bottom = _centred(block, ws)
     scan.top[:], scan.bottom[:] = top, bottom
-    scan.moments[:] = _raw_moments(centred, ws).T  # while the centred block is in cache
+    scan.moments[:] = _raw_moments(centred, top, bottom, ws).T  # while the centred block is in cache
     spectrum = sfft.rfft(centred, axis=1)
     scan.residual[:] = spectrum[:, 0].real.astype(np.float64) / plan.n_samples  # the mean left after centring
     spectrum[:, 0] = 0
@@ -983,8 +1016,18 @@ def _chunk_features(
 
 
 def _validated_values(values: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    """Values as a C-contiguous float32 (n, L) array; raises on wrong shape or sample rate."""
-    values = np.ascontiguousarray(values, dtype=np.float32)
+    """Values as a C-contiguous float32 (n, L) array; raises on wrong shape or sample rate.
+
+    Wider inputs (float64, int32, int64) are centred on each row's mean before they are rounded to float32:
+    a large offset (a 24-bit ADC's counts, a gravity-biased float64 signal) would otherwise eat the float32
+    digits of the vibration. The features do not depend on the offset."""
+    given = np.asarray(values)
+    if given.ndim == 2 and given.dtype.itemsize > 4 and given.dtype.kind in "fiu" and given.size:
+        mean = given.mean(axis=1, dtype=np.float64, keepdims=True)
+        centred = np.empty(given.shape, np.float32)
+        np.subtract(given, mean, out=centred, casting="unsafe")
+        given = centred
+    values = np.ascontiguousarray(given, dtype=np.float32)
     if values.ndim != 2:
         raise ValueError(f"values must be 2-D (n_snapshots, n_samples), got shape {values.shape}")
     if values.shape[1] < _MIN_SAMPLES:
@@ -1010,8 +1053,8 @@ def vibration_features(
     values = _validated_values(values, sample_rate_hz)
     n_rows = values.shape[0]
     plan = _make_plan(values.shape[1], float(sample_rate_hz), config)
-    shaft = _as_rows(shaft_hz, n_rows)
-    orders = np.stack([_as_rows((defect_orders or {}).get(name), n_rows) for name in DEFECT_NAMES], axis=1)
+    shaft = _known_or_nan(_as_rows(shaft_hz, n_rows, "shaft_hz"))
+    orders = _defect_rows(defect_orders, n_rows)
     ws = _block_workspace(min(n_rows, _BLOCK_ROWS), plan)
     output = {name: np.empty(n_rows) for name in vibration_feature_names(config)}
     shared = _shared_harmonics(orders, config.defect_tolerance)
@@ -1050,9 +1093,11 @@ def _batch_envelopes(
 def envelope_bands_hz(
     values: np.ndarray, sample_rate_hz: float, config: VibrationConfig = DEFAULT_VIBRATION_CONFIG
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per snapshot, the frequencies (Hz) of the first and last rfft bins demodulated for the envelope."""
+    """Per snapshot, the frequencies (Hz) of the first and last rfft bins demodulated for the envelope (NaN for
+    a snapshot with missing samples: it has no band)."""
     plan, _, first = _batch_envelopes(values, sample_rate_hz, config)
-    return first * plan.bin_hz, (first + plan.env_width - 1) * plan.bin_hz
+    first_hz = np.where(np.isfinite(np.asarray(values)).all(axis=-1), first * plan.bin_hz, np.nan)
+    return first_hz, first_hz + (plan.env_width - 1) * plan.bin_hz
 
 
 def amplitude_spectrum(values: ArrayLike, sample_rate_hz: float) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from features.build import FeatureConfig, FeatureSpec, build_features, latest_as_of
 from features.dataset import load_dataset
@@ -268,3 +269,17 @@ def test_missing_model_features_are_named_outside_a_flow_too():
     assert "cannot provide 1 of the 3 features" in text and "(c)" in text
     with pytest.raises(InputError, match="cannot provide 2 of them"):
         check_features(model, frame[["machine_id", "timestamp", "a"]], "wearcast", "3")
+
+
+@pytest.mark.parametrize(
+    "settings_",
+    [
+        {"windows_h": (0,)},
+        {"windows_h": (24, 24)},
+        {"telemetry_max_age_h": float("inf")},
+        {"bands_hz": ((5, 5),)},
+    ],
+)
+def test_feature_config_rejects_settings_that_cannot_make_columns(settings_):
+    with pytest.raises(ValidationError):
+        FeatureConfig(**settings_)

@@ -460,3 +460,49 @@ def test_an_event_at_the_as_of_time_is_not_yet_known():
     )
     as_of = pd.DataFrame({"machine_id": ["A"], "timestamp": pd.to_datetime(["2026-03-02 06:00"], utc=True)})
     assert np.isnan(hours_since_maintenance(as_of, events)[0])
+
+
+# --- inputs a notebook user passes directly (found by a QA pass on the library API) ----------------
+
+
+def test_an_infinite_reading_is_missing_and_touches_no_other_window_or_machine():
+    a = ramp("A", hours=400)
+    a.loc[10, "temperature_bearing"] = np.inf
+    b = ramp("B", hours=400, slope=0.1)
+    tel = pd.concat([a, b], ignore_index=True)
+    every = tel[["machine_id", "timestamp"]]
+    together = telemetry_features_asof(tel, every, (24, 168), 24.0)
+    clean = pd.concat([a.drop(index=10), b], ignore_index=True)
+    alone = telemetry_features_asof(clean, every, (24, 168), 24.0)
+    pd.testing.assert_frame_equal(together.drop(index=10), alone.drop(index=10), rtol=1e-9)
+    assert np.isfinite(together.filter(like="__mean__").to_numpy()).all()
+
+
+def test_joins_accept_any_datetime_unit_and_naive_or_aware_times():
+    events = pd.DataFrame(
+        {
+            "machine_id": ["A"],
+            "kind": ["maintenance"],
+            "timestamp": pd.to_datetime(["2026-03-01"]).as_unit("us"),
+        }
+    )
+    for stamps in (
+        pd.to_datetime(["2026-03-02 06:00"], utc=True).as_unit("ns"),
+        pd.to_datetime(["2026-03-02 06:00"]).as_unit("s"),
+    ):
+        as_of = pd.DataFrame({"machine_id": ["A"], "timestamp": stamps})
+        assert hours_since_maintenance(as_of, events)[0] == pytest.approx(30.0)
+        joined = asof_join(as_of, events.assign(level=1.5), 48.0)
+        assert joined["level"].tolist() == [1.5] and joined["timestamp"].equals(as_of["timestamp"])
+
+
+def test_direct_calls_with_unusable_inputs_say_what_to_fix():
+    tel = ramp("A", hours=48)
+    as_of = at("A", "2026-03-02")
+    with pytest.raises(ValueError, match="positive, finite hours"):
+        telemetry_features_asof(tel, as_of, (0,), 24.0)
+    with pytest.raises(ValueError, match="'note' is not numeric"):
+        telemetry_features_asof(tel.assign(note="x"), as_of, (24,), 24.0)
+    numbered = tel.assign(machine_id=1)
+    with pytest.raises(ValueError, match="differ in type"):
+        telemetry_features_asof(numbered, as_of.assign(machine_id="1"), (24,), 24.0)

@@ -632,3 +632,90 @@ def test_amplitude_spectrum_reads_a_sine_amplitude_at_its_frequency() -> None:
     assert freqs[np.argmax(amplitude[0])] == 100.0 and freqs[np.argmax(amplitude[1])] == 733.0
     np.testing.assert_allclose(amplitude.max(axis=1), [3.0, 0.2], rtol=1e-3)
     assert amplitude[0, 0] < 1e-6  # the mean (0.5 g offset) is removed
+
+
+# --- inputs a notebook user passes directly (found by a QA pass on the library API) ----------------
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e-6, 1e6, 1e12])
+def test_kurtosis_and_skewness_hold_at_extreme_scales(scale: float) -> None:
+    x = np.random.default_rng(3).standard_normal((2, 4096))
+    f = vibration_features((x * scale).astype(np.float32), FS)
+    expected = scipy.stats.kurtosis(x.astype(np.float32).astype(np.float64), axis=1, fisher=False)
+    assert f["kurtosis"] == pytest.approx(expected, rel=1e-4)
+    assert f["skewness"] == pytest.approx(scipy.stats.skew(x.astype(np.float32), axis=1), rel=1e-3, abs=1e-5)
+
+
+def test_a_large_offset_in_float64_input_does_not_eat_the_vibration() -> None:
+    x = np.random.default_rng(4).standard_normal((2, 4096))
+    f = vibration_features(1e6 + 0.01 * x, FS)  # float64, as a 24-bit ADC's counts or a biased signal
+    assert f["rms"] == pytest.approx(0.01 * x.std(axis=1), rel=1e-5)
+    assert f["kurtosis"] == pytest.approx(scipy.stats.kurtosis(x, axis=1, fisher=False), rel=1e-4)
+
+
+def test_peak_of_a_flat_snapshot_is_plus_zero() -> None:
+    peak = vibration_features(np.zeros((1, 256), np.float32), FS)["peak"][0]
+    assert peak == 0.0 and not np.signbit(peak)
+
+
+def test_hf_ratio_is_nan_when_the_split_lies_above_nyquist() -> None:
+    f = vibration_features(
+        sine(1.0, 50.0, fs=1500.0, n=1500), 1500.0, config=VibrationConfig(hf_split_hz=1000.0)
+    )
+    assert np.isnan(f["hf_ratio"][0]) and np.isfinite(f["rms"][0])
+
+
+@pytest.mark.parametrize("band", [(1e-5, 10.0), (2.5, 7.25), (5e6, 1e7), (123456789.0, 987654321.5)])
+def test_any_valid_band_has_a_name_that_describes_itself(band: tuple[float, float]) -> None:
+    name = band_feature_name(*band)
+    assert "e" not in name.removeprefix("band_energy__").removesuffix("hz")  # never an exponent
+    assert vibration_feature_info(name).unit == "g²"
+    assert name in vibration_features(sine(1.0, 50.0), FS, config=VibrationConfig(bands_hz=(band,)))
+
+
+@pytest.mark.parametrize(
+    ("settings_", "message"),
+    [
+        ({"bands_hz": ((1000.0, math.inf),)}, "finite"),
+        ({"bands_hz": ((10, 500), (10.0, 500.0))}, "twice"),
+        ({"hf_split_hz": math.inf}, "finite"),
+    ],
+)
+def test_config_rejects_bands_that_cannot_be_columns(settings_: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        VibrationConfig(**settings_)
+
+
+def test_per_snapshot_inputs_of_the_wrong_length_name_the_argument() -> None:
+    values = np.vstack([sine(1.0, 50.0)] * 4)
+    with pytest.raises(ValueError, match=r"shaft_hz .* one value per snapshot \(4\)"):
+        vibration_features(values, FS, shaft_hz=np.ones(3))
+    with pytest.raises(ValueError, match=r"defect_orders\['bpfo'\]"):
+        vibration_features(values, FS, 30.0, {**defect_orders(**SKF_6205), "bpfo": np.ones(5)})
+    with pytest.raises(ValueError, match=r"unknown keys \['BPFO'\]"):
+        vibration_features(values, FS, 30.0, {"BPFO": 3.0})
+
+
+def test_infinite_speed_and_impossible_orders_are_unknown_with_a_reason() -> None:
+    import warnings
+
+    values = np.vstack([sine(1.0, 50.0)] * 2)
+    orders = {
+        name: np.array([-1.0, 0.0]) if name == "bpfo" else 3.0 for name in ("bpfo", "bpfi", "bsf", "ftf")
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning either
+        f = vibration_features(values, FS, np.array([np.inf, 30.0]), orders)
+    assert np.isnan(f["order_1x_amp"][0]) and np.isfinite(f["order_1x_amp"][1])
+    assert np.isnan(f["envelope__bpfo_amp"]).all()
+    assert nan_reasons(np.array([np.inf, 30.0]), orders) == [
+        "no shaft speed; no bearing geometry",
+        "no bearing geometry",
+    ]
+
+
+def test_a_snapshot_with_missing_samples_has_no_envelope_band() -> None:
+    values = np.vstack([impacting_bearing(87.0, 3000.0, fs=12000.0, n=12000)] * 2)
+    values[1, 7] = np.nan
+    lo, hi = envelope_bands_hz(values, 12000.0)
+    assert np.isfinite([lo[0], hi[0]]).all() and lo[0] < hi[0] and np.isnan([lo[1], hi[1]]).all()
