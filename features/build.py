@@ -70,8 +70,12 @@ class FeatureSpec(BaseModel):
         return [c for c in self.columns if c not in frame or frame[c].isna().all()]
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The model's input: the spec's columns in the spec's order (absent ones as NaN), float32."""
-        return frame.reindex(columns=list(self.columns)).astype(np.float32)
+        """The model's input: the spec's columns in the spec's order (absent ones as NaN), float32; an infinite
+        value (a ratio to a zero baseline, or a number beyond float32) is missing, like NaN."""
+        with np.errstate(over="ignore"):  # beyond float32: inf, then missing
+            values = frame.reindex(columns=list(self.columns)).to_numpy(dtype=np.float32, na_value=np.nan)
+        values[np.isinf(values)] = np.nan
+        return pd.DataFrame(values, index=frame.index, columns=list(self.columns), copy=False)
 
 
 @dataclass

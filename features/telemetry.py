@@ -119,14 +119,20 @@ def telemetry_feature_rows(telemetry: pd.DataFrame, windows_h: tuple[int, ...]) 
 
 
 def asof_join(
-    as_of: pd.DataFrame, rows: pd.DataFrame, max_age_h: float | None, include_same_time: bool = True
+    as_of: pd.DataFrame,
+    rows: pd.DataFrame,
+    max_age_h: float | None,
+    include_same_time: bool = True,
+    direction: str = "backward",
 ) -> pd.DataFrame:
-    """For each (machine_id, timestamp) in ``as_of``, the latest row of ``rows`` at or before it (within max age)."""
-    left = as_of[["machine_id", "timestamp"]].reset_index(names="_order")
-    left = left.assign(_key=_micros(left["timestamp"])).sort_values("_key")
+    """For each (machine_id, timestamp) in ``as_of``, the latest row of ``rows`` at or before it (within max age);
+    with ``direction="forward"`` the earliest at or after it. One row per ``as_of`` row, in its row order (a
+    RangeIndex), whatever the index, datetime unit or time zone of either side."""
+    left = as_of[["machine_id", "timestamp"]].reset_index(drop=True).reset_index(names="_order")
+    left = left.assign(_key=epoch_micros(left["timestamp"])).sort_values("_key")
     right = (
         rows.drop(columns="timestamp")
-        .assign(_source_key=_micros(rows["timestamp"]))
+        .assign(_source_key=epoch_micros(rows["timestamp"]))
         .sort_values("_source_key")
     )
     tolerance = round(max_age_h * HOUR_US) if max_age_h is not None else None
@@ -136,7 +142,7 @@ def asof_join(
         left_on="_key",
         right_on="_source_key",
         by="machine_id",
-        direction="backward",
+        direction=direction,  # type: ignore[arg-type]
         allow_exact_matches=include_same_time,
         tolerance=tolerance,
     )
@@ -150,14 +156,22 @@ def hours_since_maintenance(as_of: pd.DataFrame, events: pd.DataFrame) -> np.nda
     to predict."""
     if events.empty:
         return np.full(len(as_of), np.nan)
-    repairs = events[["machine_id", "timestamp"]].assign(_repair=_micros(events["timestamp"]))
+    repairs = events[["machine_id", "timestamp"]].assign(_repair=epoch_micros(events["timestamp"]))
     joined = asof_join(as_of, repairs, None, include_same_time=False)
     repaired = joined["_repair"].to_numpy(dtype=float, na_value=np.nan)
-    at = _micros(as_of["timestamp"])
-    return np.where(at == np.iinfo(np.int64).min, np.nan, (at - repaired) / HOUR_US)  # NaT: NaN
+    at = epoch_micros(as_of["timestamp"])
+    return np.where(at == NAT_US, np.nan, (at - repaired) / HOUR_US)
+
+
+def hours_between(later: pd.Series | pd.Index, earlier: pd.Series | pd.Index) -> np.ndarray:
+    """``later - earlier`` in hours, element by element (positions, not index labels); NaN where either is NaT.
+    Any datetime unit or time zone on either side (naive times are read as UTC)."""
+    a, b = epoch_micros(later), epoch_micros(earlier)
+    return np.where((a == NAT_US) | (b == NAT_US), np.nan, (a - b) / HOUR_US)
 
 
 HOUR_US = 3_600_000_000
+NAT_US = np.iinfo(np.int64).min  # NaT as int64 microseconds
 ROWS_PER_CHUNK = 1 << 17  # readings processed at once: bounds memory and keeps the cumulative sums short
 CUMSUM_OVERLAP = 4  # windows covering their rows more than this many times over: cumulative sums, not sums
 SEGMENT_REACHES = 4  # a segment spans this many level reaches of as-of times (bounds time offsets)
@@ -213,7 +227,7 @@ def telemetry_features_asof(
     return pd.DataFrame(block.T, index=as_of.index, columns=names, copy=False)
 
 
-def _micros(stamps: pd.Series) -> np.ndarray:
+def epoch_micros(stamps: pd.Series | pd.Index) -> np.ndarray:
     """Timestamps as int64 microseconds since the epoch (tz-aware in UTC, naive read as UTC); NaT is int64 min."""
     return pd.DatetimeIndex(stamps).as_unit("us").asi8
 
@@ -292,7 +306,7 @@ def latest_per_machine(telemetry: pd.DataFrame) -> pd.Series:
 
 def _group_by_machine(telemetry: pd.DataFrame, sensors: list[str]) -> _Readings:
     """Group readings by machine in time order; no sort when each machine's rows are together and in order."""
-    micros = _micros(telemetry["timestamp"])
+    micros = epoch_micros(telemetry["timestamp"])
     columns = [_finite_or_nan(telemetry[c]) for c in sensors]
     runs = machine_runs(telemetry)
     if runs is not None:
@@ -329,7 +343,7 @@ def _sorted_queries(readings: _Readings, as_of: pd.DataFrame) -> tuple[np.ndarra
                 f"machine_id of the as-of rows ({' and '.join(sorted(kinds))}) and of the telemetry differ in type, "
                 "so no machine matches: convert both to strings (load_dataset does)"
             )
-    micros = _micros(as_of["timestamp"])
+    micros = epoch_micros(as_of["timestamp"])
     usable = np.flatnonzero((codes >= 0) & (micros != np.iinfo(np.int64).min))
     rows = usable[np.lexsort((micros[usable], codes[usable]))]
     return rows, codes[rows], micros[rows]
@@ -724,7 +738,7 @@ def fleet_medians(
     compute their features apart and still compare each machine with all the others.
     """
     temperatures = [c for c in telemetry.columns if c.startswith("temperature") and c != AMBIENT]
-    stamps = _micros(telemetry["timestamp"])
+    stamps = epoch_micros(telemetry["timestamp"])
     fleet_hour = -(-stamps // HOUR_US) * HOUR_US  # a reading counts at the next full hour
     keep = np.flatnonzero(np.isin(fleet_hour, hours)) if hours is not None else np.arange(len(stamps))
     machine_ids = telemetry["machine_id"].to_numpy()[keep]

@@ -60,12 +60,13 @@ def alarm_states(timeline: pd.DataFrame, config: AlarmConfig) -> pd.DataFrame:
         raise ValueError(
             f"alarm timeline lacks column(s) {missing}; fix: pass machine_id, timestamp and risk"
         )
-    order = timeline.sort_values(KEYS, kind="stable").index
-    alarm = pd.Series(False, index=timeline.index)
-    risk = timeline.loc[order, "risk"]
-    for _, rows in risk.groupby(timeline.loc[order, "machine_id"], sort=False):
-        alarm.loc[rows.index] = hysteresis(rows.to_numpy(dtype=float), config)
-    return timeline.assign(alarm=alarm.to_numpy(dtype=bool))
+    keys = timeline[[*KEYS, "risk"]].reset_index(drop=True)  # positions: any index, duplicated labels too
+    order = keys.sort_values(KEYS, kind="stable").index
+    alarm = np.zeros(len(keys), dtype=bool)
+    risk = keys.loc[order, "risk"]
+    for _, rows in risk.groupby(keys.loc[order, "machine_id"], sort=False):
+        alarm[rows.index] = hysteresis(rows.to_numpy(dtype=float), config)
+    return timeline.assign(alarm=alarm)
 
 
 def alarm_episodes(states: pd.DataFrame) -> pd.DataFrame:

@@ -151,14 +151,10 @@ def classify_episodes(episodes: pd.DataFrame, events: pd.DataFrame, every_h: flo
         ["machine_id", "start", "end", "open_at_end"]
     ].itertuples(index=False):
         mine = events[events["machine_id"] == machine]
-        # the alarm is seen as open until the next scoring time after its last point in alarm, which showed it
-        # clear; one open at the machine's last scoring time, up to one step after it: as far as failures are
-        # counted (``failure_table``)
-        until = stop + step
-        inside = mine[
-            (mine["timestamp"] >= start)
-            & (mine["timestamp"] <= until if open_at_end else mine["timestamp"] < until)
-        ]
+        # as ``failure_table`` counts a warning: an event after the episode's first point in alarm and no later
+        # than the next scoring time after its last one (a failure stamped at that time was warned by the
+        # alarm before it; one open at the machine's last scoring time is counted up to one step after it)
+        inside = mine[(mine["timestamp"] > start) & (mine["timestamp"] <= stop + step)]
         if (inside["kind"] == "failure").any():
             outcome.append("failure")
         elif (inside["kind"] == "maintenance").any():

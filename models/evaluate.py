@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from models.rul import phm08_score, rmse
 
@@ -30,7 +30,7 @@ def failures_caught(
     """Failures inside the evaluated period, and how many had an alert in the horizon before them."""
     start, end = rows["timestamp"].min(), rows["timestamp"].max() + pd.Timedelta(hours=horizon_h)
     failures = events[(events["kind"] == "failure") & events["machine_id"].isin(rows["machine_id"])]
-    failures = failures[(failures["timestamp"] > start) & (failures["timestamp"] <= end)]
+    failures = failures[(failures["timestamp"] > start) & (failures["timestamp"] <= end)]  # after a first row
     alerts = rows.loc[alert, ["machine_id", "timestamp"]]
     caught = 0
     for machine, when in failures[["machine_id", "timestamp"]].itertuples(index=False):
@@ -55,7 +55,9 @@ def evaluate(
     return {
         "roc_auc": float(roc_auc_score(y, probability)) if both else float("nan"),
         "pr_auc": float(average_precision_score(y, probability)) if both else float("nan"),
-        "brier": float(brier_score_loss(y, probability)) if both else float("nan"),
+        "brier": float(np.mean((probability - y) ** 2))
+        if len(y)
+        else float("nan"),  # defined for one class too
         "calibration_error": expected_calibration_error(y, probability),
         "recall_at_alert": tp / max(float((y == 1).sum()), 1.0),
         "precision_at_alert": tp / max(float(alert.sum()), 1.0),
@@ -70,9 +72,13 @@ def evaluate(
 def calibration_table(y: np.ndarray, probability: np.ndarray, bins: int = 10) -> pd.DataFrame:
     """Reliability curve: per equal-width probability bin, the mean predicted probability, the observed failure
     rate and the number of rows (empty bins left out)."""
-    p = np.clip(np.asarray(probability, float), 0.0, 1.0)
+    p, observed = np.asarray(probability, float), np.asarray(y, float)
+    known = np.isfinite(p) & np.isfinite(
+        observed
+    )  # an unscored row or an unknown label has no place in a bin
+    p, observed = np.clip(p[known], 0.0, 1.0), observed[known]
     which = np.minimum((p * bins).astype(int), bins - 1)
-    frame = pd.DataFrame({"bin": which, "predicted": p, "observed": np.asarray(y, float)})
+    frame = pd.DataFrame({"bin": which, "predicted": p, "observed": observed})
     table = frame.groupby("bin").agg(
         predicted=("predicted", "mean"), observed=("observed", "mean"), rows=("predicted", "size")
     )
@@ -81,9 +87,9 @@ def calibration_table(y: np.ndarray, probability: np.ndarray, bins: int = 10) ->
 
 def expected_calibration_error(y: np.ndarray, probability: np.ndarray, bins: int = 10) -> float:
     """Row-weighted mean gap between predicted probability and observed failure rate over the bins."""
-    if len(y) == 0:
-        return float("nan")
     table = calibration_table(y, probability, bins)
+    if table.empty:
+        return float("nan")
     return float((table["rows"] * (table["predicted"] - table["observed"]).abs()).sum() / table["rows"].sum())
 
 

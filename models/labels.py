@@ -5,23 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.telemetry import asof_join, hours_between
+
 
 def next_event(
     rows: pd.DataFrame, events: pd.DataFrame, kind: str, include_same_time: bool = True
 ) -> pd.Series:
-    """Time of each row's machine's next event of ``kind`` at (or strictly after) the row's timestamp; NaT if none."""
+    """Time of each row's machine's next event of ``kind`` at (or strictly after) the row's timestamp; NaT if none.
+    In the rows' order (a RangeIndex), whatever their index or the datetime unit and time zone of either table."""
     found = events.loc[events["kind"] == kind, ["machine_id", "timestamp"]]
-    found = found.assign(_event=found["timestamp"]).sort_values("timestamp")
-    left = rows[["machine_id", "timestamp"]].reset_index(names="_order").sort_values("timestamp")
-    merged = pd.merge_asof(
-        left,
-        found,
-        on="timestamp",
-        by="machine_id",
-        direction="forward",
-        allow_exact_matches=include_same_time,
-    )
-    return merged.set_index("_order")["_event"].sort_index().reset_index(drop=True)
+    found = found.assign(_event=found["timestamp"])
+    joined = asof_join(rows, found, None, include_same_time=include_same_time, direction="forward")
+    return joined["_event"]
 
 
 def next_failure(rows: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
@@ -42,17 +37,14 @@ def failure_within(
     does, or when a maintenance comes within the horizon before any failure (it may have repaired a fault that
     would have failed); masked when the failure is closer than the minimum lead time (a warning is useless).
     """
-    t = rows["timestamp"].reset_index(drop=True)
-    lead_h = (next_failure(rows, events) - t).dt.total_seconds() / 3600.0
-    end = rows["machine_id"].map(end_of_data).reset_index(drop=True)
-    observed_h = (end - t).dt.total_seconds() / 3600.0
+    t = rows["timestamp"]
+    lead_h = hours_between(next_failure(rows, events), t)
+    observed_h = hours_between(rows["machine_id"].map(end_of_data), t)
     label = np.full(len(rows), np.nan)
-    label[(lead_h > horizon_h).to_numpy()] = 0.0
-    label[lead_h.isna().to_numpy() & (observed_h >= horizon_h).to_numpy()] = 0.0
-    label[((lead_h >= min_lead_h) & (lead_h <= horizon_h)).to_numpy()] = 1.0
-    maintenance_h = (
-        next_event(rows, events, "maintenance", include_same_time=False) - t
-    ).dt.total_seconds() / 3600
+    label[lead_h > horizon_h] = 0.0
+    label[np.isnan(lead_h) & (observed_h >= horizon_h)] = 0.0
+    label[(lead_h >= min_lead_h) & (lead_h <= horizon_h)] = 1.0
+    maintenance_h = hours_between(next_event(rows, events, "maintenance", include_same_time=False), t)
     repaired_first = (maintenance_h <= horizon_h) & ~(lead_h <= maintenance_h)
-    label[repaired_first.to_numpy()] = np.nan
+    label[repaired_first] = np.nan
     return pd.Series(label, name="label")

@@ -10,6 +10,7 @@ import pandas as pd
 from features.build import MAINTENANCE_FEATURE, build_features, latest_as_of
 from features.dataset import Dataset
 from features.describe import driver_base, driver_phrase
+from features.errors import InputError
 from models.bundle import RiskModel
 from models.faults import likely_faults
 from models.listing import carry_over
@@ -181,6 +182,14 @@ def build_risk_list(
     """Rank machines by failure probability; drivers and likely fault for the ``explain_top`` highest that are
     not low risk; alarms, changes and the crew cut-off carried over from the ``previous`` list."""
     frame = frame.reset_index(drop=True)
+    if frame.empty:
+        raise InputError("no rows to score; fix: pass one row per machine (features.build.latest_as_of)")
+    repeated = frame["machine_id"][frame["machine_id"].duplicated()]
+    if len(repeated):
+        raise InputError(
+            f"a risk list ranks one row per machine, and {repeated.nunique()} machine(s) have more (first: "
+            f"{repeated.iloc[0]}); fix: score each machine's latest row (build_features with latest_as_of)"
+        )
     matrix = model.spec.matrix(frame)
     coverage = matrix.notna().mean(axis=1).to_numpy()  # share of the model's features each row has
     status = row_status(frame, coverage, stale_after_h, min_coverage)

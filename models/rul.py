@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.model_selection import GroupKFold
 
 from features.errors import InputError
+from features.telemetry import epoch_micros, hours_between
 from models.labels import next_event
 
 
@@ -28,10 +29,6 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -
             f"{what}: column '{missing[0]}' is missing (columns present: {', '.join(map(str, frame.columns))}); "
             f"fix: pass a frame with columns {', '.join(columns)}"
         )
-
-
-def _hours_until(later: pd.Series, earlier: pd.Series) -> np.ndarray:
-    return ((later - earlier).dt.total_seconds() / 3600.0).to_numpy(dtype=float)
 
 
 def remaining_life(
@@ -47,11 +44,10 @@ def remaining_life(
         raise InputError(f"remaining_life: cap_h must be a positive number of hours, got {cap_h!r}")
     _require_columns(rows, ("machine_id", "timestamp"), "remaining_life rows")
     _require_columns(events, ("machine_id", "timestamp", "kind"), "remaining_life events")
-    t = rows["timestamp"].reset_index(drop=True)
-    to_failure = _hours_until(next_event(rows, events, "failure", include_same_time=False), t)
-    to_maintenance = _hours_until(next_event(rows, events, "maintenance", include_same_time=False), t)
-    end = rows["machine_id"].map(end_of_data).reset_index(drop=True)
-    observed = np.fmin(_hours_until(end, t), to_maintenance)  # how long the machine is seen running
+    t = rows["timestamp"]
+    to_failure = hours_between(next_event(rows, events, "failure", include_same_time=False), t)
+    to_maintenance = hours_between(next_event(rows, events, "maintenance", include_same_time=False), t)
+    observed = np.fmin(hours_between(rows["machine_id"].map(end_of_data), t), to_maintenance)  # seen running
     repaired_first = to_maintenance < to_failure  # false where either is NaN
     life = np.where(repaired_first, np.nan, to_failure)
     out = np.minimum(life, cap_h)
@@ -62,9 +58,9 @@ def remaining_life(
 
 def _at_failure(rows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
     """True where a row is stamped exactly at a failure of its machine."""
-    failures = events.loc[events["kind"] == "failure", ["machine_id", "timestamp"]].drop_duplicates()
-    keys = pd.MultiIndex.from_frame(failures)
-    return pd.MultiIndex.from_frame(rows[["machine_id", "timestamp"]]).isin(keys)
+    failures = events.loc[events["kind"] == "failure", ["machine_id", "timestamp"]]
+    keys = pd.MultiIndex.from_arrays([failures["machine_id"], epoch_micros(failures["timestamp"])])
+    return pd.MultiIndex.from_arrays([rows["machine_id"], epoch_micros(rows["timestamp"])]).isin(keys)
 
 
 class RulConfig(BaseModel):

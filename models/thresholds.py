@@ -27,6 +27,9 @@ class AlertCounts:
     days: int
 
 
+_SAME_FAILURE_H = 1 / 60  # failure times from two rows' remaining lives this close are one failure
+
+
 def _count_at_or_above(maxima: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """How many of ``maxima`` are >= each threshold."""
     ordered = np.sort(maxima)
@@ -45,11 +48,17 @@ def candidate_thresholds(probability: np.ndarray, how_many: int = 400) -> np.nda
 
 def failure_windows(frame: pd.DataFrame) -> np.ndarray:
     """An id per failure for each row: a run of consecutive positive rows of one machine (in time order) is the
-    horizon before one failure; -1 for negative rows."""
+    horizon before one failure, split where an optional ``failure_at`` column (each row's next failure, hours
+    since the epoch; NaN where unknown) changes between positive rows: two failures closer than the horizon
+    make one run of positive rows. -1 for negative rows."""
     order = np.lexsort((frame["timestamp"].to_numpy(), frame["machine_id"].to_numpy()))
     machine, y = frame["machine_id"].to_numpy()[order], frame["y"].to_numpy()[order]
     new_machine = np.r_[True, machine[1:] != machine[:-1]]
     starts = (y == 1) & (new_machine | np.r_[True, y[:-1] != 1])
+    if "failure_at" in frame:
+        at = frame["failure_at"].to_numpy(dtype=float)[order]
+        known = pd.Series(np.where(y == 1, at, np.nan)).ffill().to_numpy()  # the run's latest known failure
+        starts |= (y == 1) & np.isfinite(at) & (np.abs(at - np.r_[np.nan, known[:-1]]) > _SAME_FAILURE_H)
     ids = np.where(y == 1, np.cumsum(starts) - 1, -1)
     result = np.empty(len(order), dtype=np.int64)
     result[order] = ids
@@ -61,7 +70,8 @@ def alert_counts(
 ) -> AlertCounts:
     """Maintenance counts at every threshold, from labelled rows (machine_id, timestamp), their probabilities and
     labels (1: fails within the horizon, 0: does not)."""
-    frame = rows[["machine_id", "timestamp"]].reset_index(drop=True)
+    frame = rows[["machine_id", "timestamp", *(["failure_at"] if "failure_at" in rows else [])]]
+    frame = frame.reset_index(drop=True)
     frame = frame.assign(
         p=np.asarray(probability, float), y=np.asarray(y), day=frame["timestamp"].dt.floor("D")
     )
@@ -72,7 +82,12 @@ def alert_counts(
     machine_day = frame.groupby(["day", "machine_id"])["p"].max()
     daily_max = machine_day.groupby(level="day").apply(lambda s: np.sort(s.to_numpy())).to_list()
     per_day = np.stack([_count_at_or_above(m, thresholds) for m in daily_max]) if daily_max else None
-    flagged = np.quantile(per_day, 0.9, axis=0) if per_day is not None else np.zeros(len(thresholds))
+    # the count that 9 days in 10 stay at or under: the ceil(0.9 * days)-th smallest (no interpolation)
+    flagged = (
+        np.quantile(per_day, 0.9, axis=0, method="inverted_cdf")
+        if per_day is not None
+        else np.zeros(len(thresholds))
+    )
     return AlertCounts(
         thresholds=thresholds,
         failures=len(per_failure),

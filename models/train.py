@@ -13,6 +13,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from features.build import FeatureConfig, FeatureSpec
 from features.errors import InputError
+from features.telemetry import HOUR_US, epoch_micros
 from models.bundle import Calibrator, IsotonicCalibrator, PlattCalibrator, RiskModel
 from models.distributed import BoosterFitter, fit_booster_locally
 from models.drift import drift_groups, drift_reference
@@ -74,6 +75,48 @@ def xgb_params(config: TrainConfig, y: np.ndarray) -> dict:
     }
 
 
+def feature_columns(frame: pd.DataFrame, labels: pd.Series, life: pd.Series | None) -> list[str]:
+    """Every column but machine_id and timestamp is a feature; raises on what cannot be one: a label-length
+    mismatch, a column that is not numeric, or a column that holds the labels or the remaining life (it
+    would leak the answer and the model would look perfect)."""
+    missing = [c for c in ("machine_id", "timestamp") if c not in frame]
+    if missing:
+        raise InputError(
+            f"the feature table lacks column(s) {missing}; fix: pass a table from build_features"
+        )
+    for name, target in (("labels", labels), ("life", life)):
+        if target is not None and len(target) != len(frame):
+            raise InputError(
+                f"{name} has {len(target)} rows and the feature table {len(frame)}; fix: one per row"
+            )
+    features = [c for c in frame.columns if c not in ("machine_id", "timestamp")]
+    numeric = frame[features].select_dtypes(include=["number", "bool"]).columns
+    other = [c for c in features if c not in numeric]
+    if other:
+        raise InputError(
+            f"feature table column(s) {other} are not numeric; every column but machine_id and timestamp is a "
+            "feature: fix: drop them (or encode them as numbers)"
+        )
+    leaks = [
+        c for c in features for target in (labels, life) if target is not None and _holds(frame[c], target)
+    ]
+    if leaks:
+        raise InputError(
+            f"feature table column(s) {sorted(set(leaks))} hold the labels or the remaining life: they would leak "
+            "the answer into the model; fix: drop them from the table"
+        )
+    return features
+
+
+def _holds(column: pd.Series, target: pd.Series) -> bool:
+    """True when ``column`` equals ``target`` row by row wherever the target is known (a copied answer)."""
+    known = target.notna().to_numpy()
+    if known.sum() < 2:
+        return False
+    values = column.to_numpy(dtype=float, na_value=np.nan)[known]
+    return bool(np.allclose(values, target.to_numpy(dtype=float)[known], rtol=1e-6, atol=1e-9))
+
+
 def usable_columns(x: pd.DataFrame) -> list[str]:
     """Feature columns with at least one value in training (all-NaN features are left out of the spec)."""
     return [c for c in x.columns if x[c].notna().any()]
@@ -133,6 +176,15 @@ def out_of_fold_scores(
     return scores, int(np.median(rounds))
 
 
+def failure_times(rows: pd.DataFrame, life: pd.Series | None, cap_h: float) -> np.ndarray:
+    """Each row's next failure in hours since the epoch where its remaining life says it (below the cap), else
+    NaN: tells apart two failures of one machine closer than the horizon (``thresholds.failure_windows``)."""
+    if life is None:
+        return np.full(len(rows), np.nan)
+    hours = life.to_numpy(dtype=float, na_value=np.nan)
+    return np.where(hours < cap_h, epoch_micros(rows["timestamp"]) / HOUR_US + hours, np.nan)
+
+
 def choose_thresholds(
     rows: pd.DataFrame,
     probability: np.ndarray,
@@ -180,12 +232,27 @@ def train_risk_model(
     """Fit the classifier on labelled rows of a feature table (NaN labels are skipped), and, given each row's
     remaining life in hours (``models.rul.remaining_life``, NaN where unknown), the remaining-life regressor.
     ``fit_booster`` fits the final booster (``models.distributed.dask_booster_fitter`` for a Dask cluster)."""
+    features = feature_columns(frame, labels, life)
     known = labels.notna().to_numpy()
     rows, y = frame.loc[known].reset_index(drop=True), labels[known].to_numpy(dtype=np.float32)
     if y.sum() < 2 or (1 - y).sum() < 2:
         raise InputError(too_few_labels_message(int(y.sum()), len(y), config.horizon_h))
-    features = [c for c in rows.columns if c not in ("machine_id", "timestamp")]
-    spec = FeatureSpec(config=feature_config, columns=tuple(usable_columns(rows[features])))
+    failed_machines = pd.unique(rows.loc[y == 1, "machine_id"])
+    if len(failed_machines) < 2:
+        raise InputError(
+            f"every row that precedes a failure belongs to one machine ({failed_machines[0]}): a model that "
+            "never sees a failure of another machine cannot be scored out of fold, nor trusted on one; fix: "
+            "train on the history of at least 2 machines that failed (with --holdout machines, both must stay "
+            "in training: use --holdout time)"
+        )
+    usable = usable_columns(rows[features])
+    if not usable:
+        raise InputError(
+            f"none of the {len(features)} feature columns has a value in the {len(rows)} labelled rows; fix: "
+            "build features from data with waveforms or telemetry (wearcast features DATA), or check the "
+            "notes file beside the features for why they are NaN"
+        )
+    spec = FeatureSpec(config=feature_config, columns=tuple(usable))
     matrix = spec.matrix(rows)
     x = matrix.to_numpy()
     groups = rows["machine_id"].to_numpy()
@@ -202,7 +269,10 @@ def train_risk_model(
     calibrator = make_calibrator(config).fit(oof, y)
     # out-of-fold scores: the final booster's scores on its own training rows are more extreme than on new data
     drift = drift_reference(matrix, calibrator.predict(oof), drift_groups(rows, machines))
-    thresholds, cost = choose_thresholds(rows, calibrator.predict(oof), y, config)
+    failure_at = failure_times(rows, life[known] if life is not None else None, config.life_cap_h)
+    thresholds, cost = choose_thresholds(
+        rows.assign(failure_at=failure_at), calibrator.predict(oof), y, config
+    )
     booster = fit_booster(xgb_params(config, y), x, y, n_rounds)
     info = {
         "train_rows": len(y),

@@ -149,3 +149,11 @@ def test_more_points_to_open_never_adds_alarm_time(risk, levels, open_after):
     fewer = hysteresis(np.array(risk), AlarmConfig(alert=alert, clear=clear, open_after=open_after))
     more = hysteresis(np.array(risk), AlarmConfig(alert=alert, clear=clear, open_after=open_after + 1))
     assert np.all(fewer[more])
+
+
+def test_a_timeline_with_repeated_index_labels_keeps_its_row_order():
+    parts = [timeline({"A": [0.1, 0.9, 0.9]}), timeline({"B": [0.9, 0.1, 0.1]})]
+    together = pd.concat(parts)  # index 0, 1, 2, 0, 1, 2
+    states = alarm_states(together, AlarmConfig(alert=0.8, clear=0.3))
+    expected = pd.concat([alarm_states(part, AlarmConfig(alert=0.8, clear=0.3)) for part in parts])
+    assert states["alarm"].tolist() == expected["alarm"].tolist() and states.index.equals(together.index)

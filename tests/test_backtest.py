@@ -177,3 +177,10 @@ def test_a_replay_without_a_scored_row_still_reports_and_counts_the_failures_it_
     m = result.metrics
     assert m["failures"] == 0 and m["machine_months"] == 0 and np.isnan(m["false_alarms_per_machine_month"])
     assert m["failure_events_in_period"] == 1  # in the replayed period, but not after B's first scoring time
+
+
+def test_a_failure_when_the_alarm_has_just_cleared_is_its_warning_not_a_false_alarm():
+    tl = timeline({"A": [0.1, 0.9, 0.1, 0.1]})  # alarm on day 1, clear on day 2, the failure stamped at day 2
+    result = run_backtest(tl, events(("A", 2.0, "failure")), THRESHOLDS, every_h=24, min_lead_h=0)
+    assert result.episodes["outcome"].tolist() == ["failure"] and bool(result.failures["warned"].iloc[0])
+    assert result.metrics["false_alarms"] == 0 and result.metrics["alarm_precision"] == 1.0

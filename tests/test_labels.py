@@ -65,3 +65,23 @@ def test_calibration_error_known_answer():
     assert table["rows"].tolist() == [2, 1, 1]
     # bins: 0.0-0.1 (gap 0.05, 2 rows), 0.7-0.8 (gap 0.25), 0.9-1.0 (gap 0.05)
     assert abs(expected_calibration_error(y, p) - (2 * 0.05 + 0.25 + 0.05) / 4) < 1e-12
+
+
+def test_labels_and_lives_follow_the_rows_whatever_their_index_and_time_units():
+    from models.rul import remaining_life
+
+    rows = pd.DataFrame({"machine_id": "A", "timestamp": [day(0), day(2)]}, index=[7, 3])  # not index order
+    events = pd.DataFrame({"machine_id": ["A"], "timestamp": [day(5)], "kind": ["failure"]})
+    end = pd.Series({"A": day(9)})
+    for ev in (
+        events,
+        events.assign(timestamp=events["timestamp"].dt.tz_convert("Europe/Berlin").dt.as_unit("ns")),
+    ):
+        for order in (rows, rows.iloc[::-1]):
+            label = failure_within(order, ev, end, horizon_h=96).to_numpy()
+            life = remaining_life(order, ev, end, cap_h=720).to_numpy()
+            expected_life = (
+                ev["timestamp"].iloc[0] - order["timestamp"]
+            ).dt.total_seconds().to_numpy() / 3600
+            np.testing.assert_array_equal(label, (expected_life <= 96).astype(float))
+            np.testing.assert_allclose(life, expected_life)

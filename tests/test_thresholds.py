@@ -96,3 +96,40 @@ def test_both_policies_are_stored_and_the_alert_follows_the_policy():
     assert by_cost["high"] == by_cost["cost"] and by_capacity["high"] == by_capacity["capacity"]
     assert by_cost["cost"] == by_capacity["cost"] == 0.6
     assert by_cost["medium"] <= by_cost["high"] / 2
+
+
+def test_two_failures_closer_than_the_horizon_count_twice_when_their_times_are_known():
+    from models.labels import failure_within
+    from models.rul import remaining_life
+    from models.train import failure_times
+
+    days = [T0 + pd.Timedelta(days=d) for d in range(12)]
+    rows = pd.DataFrame({"machine_id": ["A"] * 12 + ["B"] * 12, "timestamp": days * 2})
+    failures = [T0 + pd.Timedelta(days=4.5), T0 + pd.Timedelta(days=10.5)]  # 6 days apart, horizon 7
+    events = pd.DataFrame({"machine_id": ["A", "A"], "timestamp": failures, "kind": "failure"})
+    end = pd.Series({"A": T0 + pd.Timedelta(days=30), "B": T0 + pd.Timedelta(days=30)})
+    y = failure_within(rows, events, end, horizon_h=168).to_numpy()
+    assert y[:12].tolist() == [1.0] * 11 + [0.0]  # one unbroken run of positive rows
+    p = np.r_[[0.1] * 4, 0.9, [0.1] * 7, [0.5] * 12]  # only the first failure is warned
+    known = rows.assign(failure_at=failure_times(rows, remaining_life(rows, events, end, 720.0), 720.0))
+    counts = alert_counts(known, p, y, np.array([0.5, 0.9]))
+    assert counts.failures == 2 and counts.missed.tolist() == [1, 1]
+    assert cost_threshold(alert_counts(known, p, y, candidate_thresholds(p)), 20.0) == 0.1
+    assert (
+        alert_counts(rows, p, y, np.array([0.5, 0.9])).failures == 1
+    )  # without the times: one run, one failure
+
+
+def test_capacity_holds_on_nine_days_in_ten_without_interpolation():
+    # 16 days, one machine alerting every day at 0.9, and 4 more at 0.8 on two days: at 0.8 only 14 of 16 days
+    # (87.5 %) stay within a crew of 3, so 0.8 is not allowed
+    machines = [f"M{i}" for i in range(5)]
+    rows, p = [], []
+    for d in range(16):
+        for i, m in enumerate(machines):
+            rows.append({"machine_id": m, "timestamp": T0 + pd.Timedelta(days=d)})
+            p.append(0.9 if i == 0 else (0.8 if d in (3, 9) else 0.1))
+    frame, p = pd.DataFrame(rows), np.array(p)
+    counts = alert_counts(frame, p, np.zeros(len(p)), np.array([0.1, 0.8, 0.85, 0.9]))
+    assert counts.flagged_per_day.tolist() == [5, 5, 1, 1]
+    assert capacity_threshold(counts, 3) == 0.85
