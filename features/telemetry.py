@@ -129,15 +129,17 @@ def asof_join(
     with ``direction="forward"`` the earliest at or after it. One row per ``as_of`` row, in its row order (a
     RangeIndex), whatever the index, datetime unit or time zone of either side."""
     left = as_of[["machine_id", "timestamp"]].reset_index(drop=True).reset_index(names="_order")
-    left = left.assign(_key=epoch_micros(left["timestamp"])).sort_values("_key")
+    left = left.assign(_key=epoch_micros(left["timestamp"]))
+    timed = left["_key"] != NAT_US  # an as-of row at no time matches nothing: NaN
     right = (
         rows.drop(columns="timestamp")
         .assign(_source_key=epoch_micros(rows["timestamp"]))
         .sort_values("_source_key")
     )
     tolerance = round(max_age_h * HOUR_US) if max_age_h is not None else None
+    right = right[right["_source_key"] != NAT_US]  # a row at no time matches nothing either
     merged = pd.merge_asof(  # on int64 microseconds: any unit or time zone on either side (naive read as UTC)
-        left,
+        left[timed].sort_values("_key"),
         right,
         left_on="_key",
         right_on="_source_key",
@@ -146,6 +148,7 @@ def asof_join(
         allow_exact_matches=include_same_time,
         tolerance=tolerance,
     )
+    merged = merged if timed.all() else pd.concat([merged, left[~timed]])
     return merged.sort_values("_order").drop(columns=["_order", "_key", "_source_key"]).reset_index(drop=True)
 
 
@@ -337,11 +340,12 @@ def _sorted_queries(readings: _Readings, as_of: pd.DataFrame) -> tuple[np.ndarra
     """As-of rows of known machines with a time, ordered by (machine group, time): rows, groups, times (us)."""
     codes = readings.machine_ids.get_indexer(pd.Index(as_of["machine_id"]))
     if len(codes) and len(readings.machine_ids) and (codes < 0).all():
-        kinds = {pd.Index(as_of["machine_id"]).inferred_type, readings.machine_ids.inferred_type}
-        if len(kinds) > 1:  # e.g. 1 against "1": no machine would ever match
+        asked = pd.Index(as_of["machine_id"])
+        if readings.machine_ids.astype(str).isin(asked.astype(str)).any():  # e.g. 1 against "1": no match
             raise ValueError(
-                f"machine_id of the as-of rows ({' and '.join(sorted(kinds))}) and of the telemetry differ in type, "
-                "so no machine matches: convert both to strings (load_dataset does)"
+                f"machine_id of the as-of rows ({asked.inferred_type}) and of the telemetry "
+                f"({readings.machine_ids.inferred_type}) differ in type, so no machine matches: convert both to "
+                "strings (load_dataset does)"
             )
     micros = epoch_micros(as_of["timestamp"])
     usable = np.flatnonzero((codes >= 0) & (micros != np.iinfo(np.int64).min))
@@ -754,7 +758,7 @@ def fleet_medians(
     frame = frame[typed]
     columns = {}
     for col in temperatures:
-        values = frame.assign(value=telemetry[col].to_numpy(dtype=float)[keep[typed]])
+        values = frame.assign(value=_finite_or_nan(telemetry[col])[keep[typed]])
         values = values[values["value"].notna()].sort_values(["machine_id", "hour", "micros"], kind="stable")
         latest = values.drop_duplicates(["machine_id", "hour"], keep="last")
         stats = latest.groupby(["machine_type", "hour"])["value"].agg(["median", "size"])

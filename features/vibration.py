@@ -1025,7 +1025,8 @@ def _validated_values(values: np.ndarray, sample_rate_hz: float) -> np.ndarray:
     if given.ndim == 2 and given.dtype.itemsize > 4 and given.dtype.kind in "fiu" and given.size:
         mean = given.mean(axis=1, dtype=np.float64, keepdims=True)
         centred = np.empty(given.shape, np.float32)
-        np.subtract(given, mean, out=centred, casting="unsafe")
+        with np.errstate(invalid="ignore", over="ignore"):  # a row with inf or NaN: its features are NaN
+            np.subtract(given, mean, out=centred, casting="unsafe")
         given = centred
     values = np.ascontiguousarray(given, dtype=np.float32)
     if values.ndim != 2:

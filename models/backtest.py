@@ -198,7 +198,7 @@ def backtest_metrics(
         "alarm_precision": true / (true + false) if true + false else float("nan"),
         "cost_in_inspections": float(miss_cost_ratio * (n - caught) + false),
         "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
-        "brier": float(brier_score_loss(y, p)) if both else float("nan"),
+        "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),  # defined for one class too
         "calibration_error": expected_calibration_error(y, p) if len(y) else float("nan"),
         "labelled_rows": float(len(y)),
         "machine_months": float(machine_months),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from models.rul import phm08_score, rmse
 
@@ -55,9 +55,7 @@ def evaluate(
     return {
         "roc_auc": float(roc_auc_score(y, probability)) if both else float("nan"),
         "pr_auc": float(average_precision_score(y, probability)) if both else float("nan"),
-        "brier": float(np.mean((probability - y) ** 2))
-        if len(y)
-        else float("nan"),  # defined for one class too
+        "brier": float(brier_score_loss(y, probability)) if len(y) else float("nan"),  # one class too
         "calibration_error": expected_calibration_error(y, probability),
         "recall_at_alert": tp / max(float((y == 1).sum()), 1.0),
         "precision_at_alert": tp / max(float(alert.sum()), 1.0),

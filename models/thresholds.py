@@ -57,8 +57,13 @@ def failure_windows(frame: pd.DataFrame) -> np.ndarray:
     starts = (y == 1) & (new_machine | np.r_[True, y[:-1] != 1])
     if "failure_at" in frame:
         at = frame["failure_at"].to_numpy(dtype=float)[order]
-        known = pd.Series(np.where(y == 1, at, np.nan)).ffill().to_numpy()  # the run's latest known failure
-        starts |= (y == 1) & np.isfinite(at) & (np.abs(at - np.r_[np.nan, known[:-1]]) > _SAME_FAILURE_H)
+        run = np.cumsum(starts)  # a run of positive rows (with the negative rows after it)
+        known = (
+            pd.Series(np.where(y == 1, at, np.nan)).groupby(run).ffill().to_numpy()
+        )  # its latest known failure
+        before = np.r_[np.nan, known[:-1]]
+        before[starts] = np.nan  # a run's first row starts a window anyway
+        starts |= (y == 1) & np.isfinite(at) & (np.abs(at - before) > _SAME_FAILURE_H)
     ids = np.where(y == 1, np.cumsum(starts) - 1, -1)
     result = np.empty(len(order), dtype=np.int64)
     result[order] = ids

@@ -109,12 +109,14 @@ def feature_columns(frame: pd.DataFrame, labels: pd.Series, life: pd.Series | No
 
 
 def _holds(column: pd.Series, target: pd.Series) -> bool:
-    """True when ``column`` equals ``target`` row by row wherever the target is known (a copied answer)."""
+    """True when ``column`` equals ``target`` row by row wherever the target is known and varies (a copied
+    answer); a target with one value on its known rows tells nothing apart, so no column can copy it."""
     known = target.notna().to_numpy()
-    if known.sum() < 2:
+    answers = target.to_numpy(dtype=float, na_value=np.nan)[known]
+    if len(np.unique(answers)) < 2:
         return False
     values = column.to_numpy(dtype=float, na_value=np.nan)[known]
-    return bool(np.allclose(values, target.to_numpy(dtype=float)[known], rtol=1e-6, atol=1e-9))
+    return bool(np.allclose(values, answers, rtol=1e-6, atol=1e-9))
 
 
 def usable_columns(x: pd.DataFrame) -> list[str]:
@@ -242,8 +244,8 @@ def train_risk_model(
         raise InputError(
             f"every row that precedes a failure belongs to one machine ({failed_machines[0]}): a model that "
             "never sees a failure of another machine cannot be scored out of fold, nor trusted on one; fix: "
-            "train on the history of at least 2 machines that failed (with --holdout machines, both must stay "
-            "in training: use --holdout time)"
+            "train on the history of at least 2 machines that failed (in train, --holdout time keeps every "
+            "machine in training; in backtest, replay fewer days so that more failures come before its start)"
         )
     usable = usable_columns(rows[features])
     if not usable:

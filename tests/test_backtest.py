@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from models.backtest import capped_risk, failed_since_last_reading, replay_status, run_backtest, scoring_times
 
@@ -184,3 +185,9 @@ def test_a_failure_when_the_alarm_has_just_cleared_is_its_warning_not_a_false_al
     result = run_backtest(tl, events(("A", 2.0, "failure")), THRESHOLDS, every_h=24, min_lead_h=0)
     assert result.episodes["outcome"].tolist() == ["failure"] and bool(result.failures["warned"].iloc[0])
     assert result.metrics["false_alarms"] == 0 and result.metrics["alarm_precision"] == 1.0
+
+
+def test_the_backtest_gives_a_brier_score_for_one_class_as_evaluate_does():
+    tl = timeline({"A": [0.1, 0.3]}).assign(label=[0.0, 0.0])
+    result = run_backtest(tl, events(), THRESHOLDS, every_h=24)
+    assert result.metrics["brier"] == pytest.approx((0.01 + 0.09) / 2)

@@ -506,3 +506,44 @@ def test_direct_calls_with_unusable_inputs_say_what_to_fix():
     numbered = tel.assign(machine_id=1)
     with pytest.raises(ValueError, match="differ in type"):
         telemetry_features_asof(numbered, as_of.assign(machine_id="1"), (24,), 24.0)
+
+
+def test_joins_give_nan_for_rows_at_no_time_on_either_side():
+    as_of = pd.DataFrame(
+        {"machine_id": ["A", "A"], "timestamp": pd.to_datetime(["2026-03-02", None], utc=True)}
+    )
+    events = pd.DataFrame(
+        {
+            "machine_id": ["A", "A"],
+            "kind": "maintenance",
+            "timestamp": pd.to_datetime([None, "2026-03-01"], utc=True),
+        }
+    )
+    hours = hours_since_maintenance(as_of, events)
+    assert hours[0] == pytest.approx(24.0) and np.isnan(hours[1])
+    ahead = asof_join(as_of, events.assign(level=1.0), None, direction="forward")
+    assert ahead["level"].isna().all()  # no event after 2026-03-02, and none for a row at no time
+
+
+def test_an_infinite_reading_counts_in_no_fleet_median():
+    stamps = pd.to_datetime(["2026-03-01 10:00"] * 4, utc=True)
+    tel = pd.DataFrame(
+        {
+            "machine_id": ["m1", "m2", "m3", "m4"],
+            "timestamp": stamps,
+            "temperature_bearing": [40.0, 41, 42, np.inf],
+        }
+    )
+    machines = pd.DataFrame({"machine_id": ["m1", "m2", "m3", "m4"], "machine_type": "pump"})
+    as_of = tel[["machine_id", "timestamp"]]
+    out = telemetry_features_asof(tel, as_of, (24,), 24.0, machines=machines, fleet_telemetry=tel)
+    rise = out["tel__temperature_bearing__rise_over_fleet"].tolist()
+    assert rise[:3] == [-1.0, 0.0, 1.0] and np.isnan(rise[3])
+
+
+def test_machine_ids_of_another_kind_that_match_nothing_anyway_are_no_error():
+    tel = ramp("A", hours=48)
+    as_of = pd.DataFrame(
+        {"machine_id": pd.Categorical(["Z"]), "timestamp": pd.to_datetime(["2026-03-02"], utc=True)}
+    )
+    assert telemetry_features_asof(tel, as_of, (24,), 24.0).isna().all(axis=None)

@@ -133,3 +133,26 @@ def test_capacity_holds_on_nine_days_in_ten_without_interpolation():
     counts = alert_counts(frame, p, np.zeros(len(p)), np.array([0.1, 0.8, 0.85, 0.9]))
     assert counts.flagged_per_day.tolist() == [5, 5, 1, 1]
     assert capacity_threshold(counts, 3) == 0.85
+
+
+def test_failure_times_split_windows_only_inside_a_run_and_only_where_known():
+    hours = [T0 + pd.Timedelta(hours=h) for h in range(9)]
+    frame = pd.DataFrame(
+        {
+            "machine_id": ["A"] * 9,
+            "timestamp": hours,
+            "y": [1, 1, 1, 1, 0, 1, 1, 1, 1],
+            # the second run's first rows have no known failure time (lives at the cap): still one failure
+            "failure_at": [10.0, 10.0, 10.0, 10.0, np.nan, np.nan, np.nan, 50.0, 50.0],
+        }
+    )
+    assert failure_windows(frame).tolist() == [0, 0, 0, 0, -1, 1, 1, 1, 1]
+    machines = pd.DataFrame(
+        {
+            "machine_id": ["A", "A", "B", "B", "B"],
+            "timestamp": [hours[0], hours[1], hours[0], hours[1], hours[2]],
+            "y": [1] * 5,
+            "failure_at": [5.0, 5.0, np.nan, 9.0, 9.0],
+        }
+    )
+    assert failure_windows(machines).tolist() == [0, 0, 1, 1, 1]

@@ -94,3 +94,9 @@ def test_calibration_leaves_out_rows_without_a_probability_and_brier_needs_no_se
     events = pd.DataFrame(columns=["machine_id", "timestamp", "kind"])
     metrics = evaluate(rows, np.array([0.0, 0.0]), np.array([0.1, 0.3]), 0.5, events, 24.0)
     assert metrics["brier"] == pytest.approx((0.01 + 0.09) / 2) and np.isnan(metrics["roc_auc"])
+
+
+def test_a_constant_feature_is_no_leak_when_every_labelled_row_has_the_same_label():
+    frame, y = table()
+    with pytest.raises(InputError, match="at least 2 labelled rows of each kind"):
+        train_risk_model(frame.assign(tel__t__slope__24h=0.0), y * 0, FeatureConfig(), FAST)

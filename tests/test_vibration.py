@@ -719,3 +719,14 @@ def test_a_snapshot_with_missing_samples_has_no_envelope_band() -> None:
     values[1, 7] = np.nan
     lo, hi = envelope_bands_hz(values, 12000.0)
     assert np.isfinite([lo[0], hi[0]]).all() and lo[0] < hi[0] and np.isnan([lo[1], hi[1]]).all()
+
+
+def test_float64_input_with_an_infinite_sample_gives_nan_without_a_warning() -> None:
+    import warnings
+
+    values = np.vstack([sine(1.0, 50.0)] * 2).astype(np.float64)
+    values[1, 3] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = vibration_features(values, FS)
+    assert np.isfinite(f["rms"][0]) and np.isnan(f["rms"][1])
