@@ -61,7 +61,10 @@ def carry_over(
     was_on = state["alarm"].eq(True).to_numpy(dtype=bool)  # absent before: not in alarm
     probability = out["failure_probability"].to_numpy(dtype=float)
     scored = (out["status"] == "scored").to_numpy()
-    alarm = alarms(probability, scored, was_on, alert, clear)
+    down = (
+        out["status"] == "failed"
+    ).to_numpy()  # a failed machine is not at risk: its alarm ends, unflagged
+    alarm = alarms(probability, scored, was_on, alert, clear) & ~down
     before = state["failure_probability"].to_numpy(dtype=float)
     as_of = pd.DatetimeIndex(pd.to_datetime(out["as_of"], utc=True))
     since = pd.DatetimeIndex(pd.to_datetime(state["alarm_since"], utc=True)).as_unit(as_of.unit)
@@ -72,7 +75,7 @@ def carry_over(
     return out.assign(
         alarm=alarm,
         flagged=crew_cut(alarm, probability, capacity),
-        change=changes(alarm, was_on, probability, before),
+        change=np.where(down, "", changes(alarm, was_on, probability, before)),
         alarm_since=alarm_since,
         days_flagged=days,
     )

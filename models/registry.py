@@ -196,9 +196,15 @@ def load_model(model_name: str, version: str | None = None) -> tuple[RiskModel, 
         raise RegistryError(no_champion_message(model_name))
     try:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
-    except MlflowException as exc:
+    except (MlflowException, OSError) as exc:
+        try:
+            source = MlflowClient().get_model_version(model_name, version).source
+        except MlflowException:
+            source = "the registry (no such version)"
         raise RegistryError(
-            f"model '{model_name}' version {version} cannot be loaded: {exc.message}"
+            f"model '{model_name}' version {version} cannot be loaded from {source} "
+            f"({getattr(exc, 'message', exc)}): its files are gone or unreadable; fix: restore them, or promote "
+            f'another version (`wearcast promote N --reason "..."`) or retrain (`wearcast train DATA`)'
         ) from exc
     return pyfunc.unwrap_python_model().model, str(version)
 

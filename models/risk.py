@@ -214,20 +214,17 @@ def build_risk_list(
         }
     )
     silent = sorted(set(machines["machine_id"]) - set(frame["machine_id"]))
-    if silent:
-        never = pd.DataFrame(
-            {
-                "machine_id": silent,
-                "as_of": pd.Series(pd.NaT, index=range(len(silent)), dtype=out["as_of"].dtype),
-                "status": "no_recent_data",
-                "failure_probability": np.nan,
-                "risk_band": "",
-                "remaining_life_hours": np.nan,
-                "likely_fault": "",
-                "drivers": "no reading at all",
-            }
-        )
-        out = pd.concat([out, never], ignore_index=True)
+    if silent:  # rows added by reindexing (NaT and NaN where unknown), so every column keeps its dtype
+        known = len(out)
+        out = out.reindex(range(known + len(silent)))
+        never = out.index >= known
+        out.loc[never, "machine_id"] = silent
+        out.loc[never, ["status", "risk_band", "likely_fault", "drivers"]] = [
+            "no_recent_data",
+            "",
+            "",
+            "no reading at all",
+        ]
     attributes = machines.set_index("machine_id").reindex(columns=["site", "machine_type"])
     out = out.join(attributes, on="machine_id").fillna({"site": "", "machine_type": ""})
     out = out.assign(_order=out["status"].map(STATUS_ORDER), _p=-out["failure_probability"].fillna(1.0))

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from features.errors import InputError
-from pipelines.settings import Settings, load_settings, prepare_environment
+from pipelines.settings import Settings, check_services, load_settings, prepare_environment
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="wearcast: predictive maintenance from equipment data."
@@ -34,6 +34,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 def _start() -> Settings:
     settings = load_settings()
+    check_services(settings)
     prepare_environment(settings)
     return settings
 
@@ -318,23 +319,33 @@ def check_output_folder(out: Path | None, inputs: list[Path | None]) -> None:
             )
 
 
-def print_scoring(result: dict, top: int = 10) -> None:
+def batch_line(batch: dict) -> str:
+    """One inbox batch's line: its balance of rows, or, when nothing of it was stored, why and where it is."""
     from pipelines.inbox import table_totals
 
-    for batch in result.get("batches", []):
-        t = table_totals(batch["tables"])
-        console.print(
-            f"batch {batch['batch']}: {batch['status']}; rows in {t['rows_in']} = stored {t['stored']} + "
-            f"quarantined {t['quarantined']} + duplicates {t['duplicates']}"
-            f"{_by_table({k: v['duplicates'] for k, v in batch['tables'].items()})}; moved to {batch['moved_to']}"
-            + (
-                f"; withdrew {batch['withdrawn']} stored readings of earlier batches as glitches"
-                if batch.get("withdrawn")
-                else ""
-            )
-            + (f" ({batch['error']})" if batch.get("error") else ""),
-            markup=False,
+    if batch["status"] in ("failed", "error"):  # nothing of it was read into the store: no balance to give
+        return (
+            f"batch {batch['batch']}: {batch['status']}, nothing stored; {batch.get('error')}; the whole batch "
+            f"is kept in {batch.get('moved_to') or 'the inbox, for the next run'}"
         )
+    t = table_totals(batch["tables"])
+    return (
+        f"batch {batch['batch']}: {batch['status']}; rows in {t['rows_in']} = stored {t['stored']} + "
+        f"quarantined {t['quarantined']} + duplicates {t['duplicates']}"
+        f"{_by_table({k: v['duplicates'] for k, v in batch['tables'].items()})}; moved to {batch['moved_to']}"
+        + (
+            f"; withdrew {batch['withdrawn']} stored readings of earlier batches as glitches"
+            if batch.get("withdrawn")
+            else ""
+        )
+        + (f" ({batch['error']})" if batch.get("error") else "")
+    )
+
+
+def print_scoring(result: dict, top: int = 10) -> None:
+
+    for batch in result.get("batches", []):
+        console.print(batch_line(batch), markup=False)
     if "inbox" not in result["counts"]:
         print_counts(result["counts"], "batch rows")
     console.print(
@@ -539,10 +550,12 @@ def promote(
     """Make VERSION the champion by hand (overrules the train flow's decision; audited)."""
     from pipelines.promotions import move_champion
 
-    audit = move_champion(_start(), model_name, version, "promote", reason)
+    settings = _start()
+    audit = move_champion(settings, model_name, version, "promote", reason)
     console.print(
         f"champion of '{model_name}': v{audit['champion_version'] or '-'} -> v{version} ({reason}); "
-        "audit in the registry tag 'promotion' and mlruns/promotions.jsonl"
+        f"audit in the registry tag 'promotion' and {settings.mlruns / 'promotions.jsonl'}",
+        markup=False,
     )
 
 
@@ -559,7 +572,8 @@ def rollback(
     audit = move_champion(settings, model_name, target, "rollback", reason)
     console.print(
         f"champion of '{model_name}' rolled back: v{audit['champion_version']} -> v{target} ({reason}); "
-        "audit in the registry tag 'promotion' and mlruns/promotions.jsonl"
+        f"audit in the registry tag 'promotion' and {settings.mlruns / 'promotions.jsonl'}",
+        markup=False,
     )
 
 
@@ -722,8 +736,8 @@ def deploy(
 def run_app() -> int:
     """Run the Typer app; turn errors into exit codes without tracebacks."""
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Abort:
+        code = app(standalone_mode=False)  # Typer turns Ctrl-C into exit code 130, returned here
+    except (click.exceptions.Abort, KeyboardInterrupt):
         err.print("aborted")
         return 130
     except click.exceptions.ClickException as exc:
@@ -744,7 +758,9 @@ def run_app() -> int:
             markup=False,
         )
         return 1
-    return 0
+    if code == 130:
+        err.print("aborted")
+    return code if isinstance(code, int) else 0
 
 
 def _caught(m: dict[str, float], min_lead_h: float, every_h: float) -> str:

@@ -57,6 +57,7 @@ from pipelines.promotions import append_audit
 from pipelines.report import render_report
 from pipelines.scale import dask_client, featurize_fleet
 from pipelines.settings import ScaleSettings, Settings, load_settings
+from pipelines.store import LOG as STORE_LOG
 from pipelines.store import default_store_path, open_store
 
 
@@ -476,7 +477,16 @@ def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, 
 def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]]:
     """Store every batch of the inbox, then read the store's history (with its stuck or dead sensors flagged).
     Unusable when no batch could be stored and the store is empty."""
+    new_store = not Path(store_path, STORE_LOG).exists()
     store = open_store(store_path)
+    if new_store:  # a typo in --store would otherwise quietly start an empty history beside the real one
+        log_event(
+            "store",
+            logging.WARNING,
+            created=store_path,
+            note="no store was there: a new, empty one was made; "
+            "if the history should be there, check --store (the batches of this run went into the new one)",
+        )
     reports = process_inbox(inbox, store)
     for report in reports:
         log_event(

@@ -167,7 +167,8 @@ def _already_stored(folder: Path, store: HistoryStore, report: BatchReport) -> B
     log = store.log()
     row = log[log["batch_id"] == report.batch_id].iloc[0].to_dict()
     report.status, report.store_version = "already_stored", store.version
-    rows_in = {t: int(row[f"{t}_rows_in"]) for t in TABLES}
+    # the whole batch again: the rows it offered the store and those it had quarantined (logged apart)
+    rows_in = {t: int(row[f"{t}_rows_in"]) + int(row.get(f"{t}_quarantined", 0) or 0) for t in TABLES}
     report.tables = {
         t: {"rows_in": n, "stored": 0, "quarantined": 0, "duplicates": n} for t, n in rows_in.items()
     }

@@ -22,6 +22,10 @@ def move_champion(settings: Settings, model_name: str, version: str, action: str
     registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
     registry.check_version(model_name, version)
     previous = registry.champion_version(model_name)
+    if previous is not None and str(previous) == str(version):
+        raise registry.RegistryError(
+            f"v{version} is already the champion of '{model_name}': nothing to move; fix: name another version"
+        )
     audit = {
         "at": datetime.now(UTC).isoformat(),
         "by": f"{getpass.getuser()} (wearcast {action})",
@@ -31,10 +35,19 @@ def move_champion(settings: Settings, model_name: str, version: str, action: str
         "champion_version": previous,
         "promoted": True,
         "reason": reason,
+        "rollback_to": previous,
     }
+    if action == "rollback":  # the restored version rolls back, in turn, to the one it had replaced
+        audit["rollback_to"] = _rollback_to(registry.promotion_record(model_name, version))
     registry.set_champion(model_name, version, audit)
     append_audit(settings, audit)
     return audit
+
+
+def _rollback_to(record: dict) -> str | None:
+    """Where a champion with this promotion record rolls back to: the champion it replaced, or, for one that a
+    rollback restored, the one it had replaced when first promoted (so rollbacks walk back, v3 -> v2 -> v1)."""
+    return record.get("rollback_to", record.get("champion_version"))
 
 
 def rollback_target(settings: Settings, model_name: str) -> str:
@@ -45,7 +58,7 @@ def rollback_target(settings: Settings, model_name: str) -> str:
         raise registry.RegistryError(
             f"model '{model_name}' has no champion to roll back; fix: `wearcast promote VERSION` to set one"
         )
-    before = registry.promotion_record(model_name, current).get("champion_version")
+    before = _rollback_to(registry.promotion_record(model_name, current))
     if not before:
         raise registry.RegistryError(
             f"champion v{current} of '{model_name}' was the first champion: there is nothing to roll back to; "

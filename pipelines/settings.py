@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from features.errors import InputError
 
 SCALE_ENV = {
     "workers": "WEARCAST_DASK_WORKERS",
@@ -91,6 +96,53 @@ def load_settings(experiment: str = "wearcast") -> Settings:
         experiment=experiment,
         scale=load_scale_settings(),
     )
+
+
+def check_services(settings: Settings, timeout_s: float = 5.0) -> None:
+    """Fail fast, with the fix, when the MLflow store or the Prefect API that the environment names cannot be
+    used: MLflow's and Prefect's own clients retry for minutes and then print tracebacks."""
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///")).resolve()
+        folder = database.parent
+        try:  # what SQLite needs: the folder, a file of its own there (its journal), the database writable
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+            if database.exists():
+                with database.open("r+b"):
+                    pass
+        except OSError as exc:
+            raise InputError(
+                f"MLFLOW_TRACKING_URI={uri}: {database} cannot be written ({exc}); fix: point it at a "
+                "writable folder, or unset it to use the project's mlruns/"
+            ) from None
+    elif uri.startswith(("http://", "https://")):
+        _require_answer(
+            f"{uri.rstrip('/')}/health",
+            timeout_s,
+            f"MLFLOW_TRACKING_URI={uri}: the MLflow server",
+            "start it (mlflow server ...), or unset MLFLOW_TRACKING_URI to use the project's mlruns/",
+        )
+    api = os.environ.get("PREFECT_API_URL")
+    if api:
+        _require_answer(
+            f"{api.rstrip('/')}/health",
+            timeout_s,
+            f"PREFECT_API_URL={api}: the Prefect API",
+            "start it (prefect server start), or unset PREFECT_API_URL to run flows on a local API",
+        )
+
+
+def _require_answer(url: str, timeout_s: float, what: str, fix: str) -> None:
+    """Raise InputError naming ``what`` and ``fix`` unless ``url`` answers an HTTP GET within ``timeout_s``."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: a server is there (an auth or path problem shows in the real call)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{what} does not answer at {url} ({exc}); fix: {fix}") from None
 
 
 def prepare_environment(settings: Settings) -> None:

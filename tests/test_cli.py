@@ -156,3 +156,59 @@ def test_counts_name_the_tables_they_come_from():
 
     assert _by_table({"machines": 20, "telemetry": 2380, "events": 0}) == " (machines 20, telemetry 2380)"
     assert _by_table({"machines": 0, "telemetry": 0}) == ""
+
+
+def test_ctrl_c_exits_130_and_says_aborted(tmp_path):
+    import signal
+    import time
+
+    env = {
+        **os.environ,
+        "WEARCAST_HOME": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path / ".prefect"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+    }
+    args = [WEARCAST, "simulate", str(tmp_path / "fleet"), "--machines", "3000", "--days", "60"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4)  # inside the simulation, which takes far longer
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "aborted" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("MLFLOW_TRACKING_URI", "http://127.0.0.1:9/", "the MLflow server does not answer"),
+        ("MLFLOW_TRACKING_URI", "sqlite:////proc/no/such/mlflow.db", "cannot be written"),
+        ("PREFECT_API_URL", "http://127.0.0.1:9/api", "the Prefect API does not answer"),
+    ],
+)
+def test_an_unusable_mlflow_store_or_prefect_api_stops_at_once_with_the_fix(tmp_path, variable, value, named):
+    env = {
+        **os.environ,
+        "WEARCAST_HOME": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path / ".prefect"),
+        variable: value,
+    }
+    if variable != "MLFLOW_TRACKING_URI":
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    out = subprocess.run(
+        [WEARCAST, "rollback", "--reason", "t"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (
+        out.returncode == 2 and named in out.stderr and "fix:" in out.stderr and "Traceback" not in out.stderr
+    )
+
+
+def test_a_batch_that_stored_nothing_says_why_and_where_it_is_kept():
+    from pipelines.cli import batch_line
+
+    failed = {"batch": "2026-02-05", "status": "failed", "tables": {}, "moved_to": "/in/failed/2026-02-05"}
+    line = batch_line({**failed, "error": "every row is of a machine the store does not know"})
+    assert "nothing stored" in line and "rows in" not in line and "kept in /in/failed/2026-02-05" in line
+    stuck = batch_line({"batch": "b", "status": "error", "tables": {}, "error": "OSError: disk full"})
+    assert "kept in the inbox, for the next run" in stuck
+    stored = {"rows_in": 5, "stored": 4, "quarantined": 1, "duplicates": 0}
+    line = batch_line({"batch": "b", "status": "stored", "tables": {"telemetry": stored}, "moved_to": "/p/b"})
+    assert line.startswith("batch b: stored; rows in 5 = stored 4 + quarantined 1 + duplicates 0")

@@ -476,3 +476,24 @@ def test_data_without_a_sensor_the_model_uses_is_scored_with_a_warning_and_a_rep
     assert not risk["drivers"].str.contains("temperature bearing", case=False).any()
     warning = [line for line in run_log_lines(state.state_details.flow_run_id) if "cannot provide" in line]
     assert warning and "tel__temperature_bearing__" in warning[0] and "fix:" in warning[0]
+
+
+def test_an_inbox_run_on_a_store_that_was_not_there_warns_that_it_made_a_new_one(
+    store, fleet, first_training, tmp_path
+):
+    """A typo in --store must not quietly start an empty history beside the real one."""
+    import shutil
+
+    from pipelines.flows import ScoreParams, score_flow
+
+    inbox = tmp_path / "inbox"
+    shutil.copytree(sorted((fleet / "inbox").iterdir())[0], inbox / "batch")
+    typo = tmp_path / "stroe"
+    state = score_flow(
+        ScoreParams(inbox=str(inbox), store=str(typo), model_name="e2e", out=str(tmp_path / "out")),
+        return_state=True,
+    )
+    lines = run_log_lines(state.state_details.flow_run_id)
+    assert any(
+        line.startswith("step=store") and str(typo) in line and "check --store" in line for line in lines
+    )

@@ -439,3 +439,13 @@ def test_a_batch_the_store_refuses_leaves_the_judge_state_as_it_was(hourly, monk
     assert store.judge_state().empty  # judged in full, but nothing stored: no statistics saved
     monkeypatch.undo()
     assert process_inbox(inbox, store, now=NOW)[0].status == "stored" and not store.judge_state().empty
+
+
+def test_a_repeated_batch_with_quarantined_rows_counts_all_its_rows_in(run: dict, tmp_path: Path) -> None:
+    inbox = tmp_path / "again"
+    inbox.mkdir()
+    bad_rows_batch(run["fleet"], inbox, "07-bad-rows-again")
+    [again] = process_inbox(inbox, run["store"], now=NOW)
+    first = run["reports"]["07-bad-rows"]
+    assert again.status == "already_stored" and first.totals()["quarantined"] > 0
+    assert again.totals()["rows_in"] == first.totals()["rows_in"] and again.balanced

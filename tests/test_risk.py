@@ -164,3 +164,28 @@ def test_an_insufficient_history_names_the_signals_the_machine_sends_nothing_of(
     assert "no feature of tel__temp, vib__acc_h, which the model uses" in reasons[1]
     partial = matrix.assign(**{"vib__acc_v__rms": 2.0})  # every signal has a value: only history is short
     assert unscored_reasons(frame, status, np.array([0.4, 0.4]), partial)[0].endswith("needs more history")
+
+
+def test_a_machine_that_failed_while_in_alarm_is_not_flagged_for_inspection():
+    from models.listing import carry_over
+
+    t = pd.Timestamp("2026-05-02", tz="UTC")
+    previous = pd.DataFrame(
+        {
+            "machine_id": ["a", "b"],
+            "alarm": [True, True],
+            "alarm_since": [t - pd.Timedelta(days=1)] * 2,
+            "failure_probability": [0.9, 0.9],
+        }
+    )
+    now = pd.DataFrame(
+        {
+            "machine_id": ["a", "b"],
+            "as_of": [t, t],
+            "status": ["failed", "no_recent_data"],
+            "failure_probability": [np.nan, np.nan],
+        }
+    )
+    out = carry_over(now, previous, alert=0.5, clear=0.2, capacity=10).set_index("machine_id")
+    assert not out.loc["a", "alarm"] and not out.loc["a", "flagged"] and out.loc["a", "change"] == ""
+    assert out.loc["b", "alarm"] and out.loc["b", "flagged"]  # silent, not failed: its alarm stands

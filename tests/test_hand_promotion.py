@@ -1,0 +1,54 @@
+"""Promotion and rollback by hand on a real (SQLite) MLflow registry: rollbacks walk back through the champions."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from models.registry import RegistryError
+from pipelines.promotions import move_champion, rollback_target
+from pipelines.settings import load_settings
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    settings = load_settings()
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    client.create_registered_model("m")
+    for _ in range(3):
+        client.create_model_version("m", source=(tmp_path / "model").as_uri())
+    return settings
+
+
+def champion(settings) -> str:
+    return str(
+        MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+        .get_model_version_by_alias("m", "champion")
+        .version
+    )
+
+
+def test_rollbacks_walk_back_through_the_champions(settings):
+    for version in ("1", "2", "3"):
+        move_champion(settings, "m", version, "promote", "next")
+    for expected in ("2", "1"):
+        move_champion(settings, "m", rollback_target(settings, "m"), "rollback", "worse")
+        assert champion(settings) == expected
+    with pytest.raises(RegistryError, match="first champion"):
+        rollback_target(settings, "m")
+
+
+def test_promoting_the_champion_again_is_refused(settings):
+    move_champion(settings, "m", "2", "promote", "first")
+    with pytest.raises(RegistryError, match="already the champion"):
+        move_champion(settings, "m", "2", "promote", "again")
+
+
+def test_a_champion_whose_files_are_gone_names_where_they_were_and_the_fix(settings, tmp_path):
+    from models.registry import connect, load_model
+
+    move_champion(settings, "m", "1", "promote", "first")
+    connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
+    with pytest.raises(RegistryError, match=r"version 1 cannot be loaded from .*model.*fix: restore them"):
+        load_model("m")
