@@ -32,9 +32,10 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _start() -> Settings:
+def _start(uses: tuple[str, ...] = ("mlflow", "prefect")) -> Settings:
+    """Settings, read once; the services the command ``uses`` checked first (a fast, clear failure)."""
     settings = load_settings()
-    check_services(settings)
+    check_services(settings, mlflow="mlflow" in uses, prefect="prefect" in uses)
     prepare_environment(settings)
     return settings
 
@@ -282,7 +283,7 @@ def run_ingest(data: Path, store: Path | None) -> None:
     from features.dataset import fingerprint, load_dataset
     from pipelines.store import default_store_path, open_store
 
-    settings = _start()
+    settings = _start(uses=())
     if not Path(data).is_dir():
         raise InputError(
             f"{data}: not a folder; fix: give a dataset folder in the equipment data contract layout"
@@ -380,7 +381,7 @@ def features(
     ],
 ) -> None:
     """Compute the feature table of DATA: one row per machine and as-of time, one column per feature."""
-    _start()
+    _start(uses=("prefect",))
     from pipelines.flows import FeaturesParams, features_flow, run_flow
 
     if not Path(data).is_dir():
@@ -529,7 +530,7 @@ def feedback(
     maintenance events, and the report tracks the lists' real precision."""
     from pipelines.feedback import record_findings
 
-    settings = _start()
+    settings = _start(uses=())
     result = record_findings(file, feedback_dir or settings.root / "feedback")
     for problem in result["problems"]:
         err.print(problem, markup=False, highlight=False)
@@ -550,7 +551,7 @@ def promote(
     """Make VERSION the champion by hand (overrules the train flow's decision; audited)."""
     from pipelines.promotions import move_champion
 
-    settings = _start()
+    settings = _start(uses=("mlflow",))
     audit = move_champion(settings, model_name, version, "promote", reason)
     console.print(
         f"champion of '{model_name}': v{audit['champion_version'] or '-'} -> v{version} ({reason}); "
@@ -567,7 +568,7 @@ def rollback(
     """Give the champion alias back to the version that held it before the current champion (audited)."""
     from pipelines.promotions import move_champion, rollback_target
 
-    settings = _start()
+    settings = _start(uses=("mlflow",))
     target = rollback_target(settings, model_name)
     audit = move_champion(settings, model_name, target, "rollback", reason)
     console.print(

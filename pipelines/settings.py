@@ -98,11 +98,15 @@ def load_settings(experiment: str = "wearcast") -> Settings:
     )
 
 
-def check_services(settings: Settings, timeout_s: float = 5.0) -> None:
-    """Fail fast, with the fix, when the MLflow store or the Prefect API that the environment names cannot be
-    used: MLflow's and Prefect's own clients retry for minutes and then print tracebacks."""
+def check_services(
+    settings: Settings, mlflow: bool = True, prefect: bool = True, timeout_s: float = 5.0
+) -> None:
+    """Fail fast, with the fix, when the MLflow store or the Prefect API that the environment names (and the
+    command uses) cannot be used: MLflow's and Prefect's own clients retry for minutes, then print tracebacks."""
     uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
+    if not mlflow:
+        pass
+    elif uri.startswith("sqlite:///"):
         database = Path(uri.removeprefix("sqlite:///")).resolve()
         folder = database.parent
         try:  # what SQLite needs: the folder, a file of its own there (its journal), the database writable
@@ -125,7 +129,7 @@ def check_services(settings: Settings, timeout_s: float = 5.0) -> None:
             "start it (mlflow server ...), or unset MLFLOW_TRACKING_URI to use the project's mlruns/",
         )
     api = os.environ.get("PREFECT_API_URL")
-    if api:
+    if prefect and api:
         _require_answer(
             f"{api.rstrip('/')}/health",
             timeout_s,

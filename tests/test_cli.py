@@ -177,14 +177,16 @@ def test_ctrl_c_exits_130_and_says_aborted(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("variable", "value", "named"),
+    ("variable", "value", "command", "named"),
     [
-        ("MLFLOW_TRACKING_URI", "http://127.0.0.1:9/", "the MLflow server does not answer"),
-        ("MLFLOW_TRACKING_URI", "sqlite:////proc/no/such/mlflow.db", "cannot be written"),
-        ("PREFECT_API_URL", "http://127.0.0.1:9/api", "the Prefect API does not answer"),
+        ("MLFLOW_TRACKING_URI", "http://127.0.0.1:9/", "rollback", "the MLflow server does not answer"),
+        ("MLFLOW_TRACKING_URI", "sqlite:////proc/no/such/mlflow.db", "rollback", "cannot be written"),
+        ("PREFECT_API_URL", "http://127.0.0.1:9/api", "features", "the Prefect API does not answer"),
     ],
 )
-def test_an_unusable_mlflow_store_or_prefect_api_stops_at_once_with_the_fix(tmp_path, variable, value, named):
+def test_an_unusable_mlflow_store_or_prefect_api_stops_at_once_with_the_fix(
+    tmp_path, variable, value, command, named
+):
     env = {
         **os.environ,
         "WEARCAST_HOME": str(tmp_path),
@@ -193,12 +195,28 @@ def test_an_unusable_mlflow_store_or_prefect_api_stops_at_once_with_the_fix(tmp_
     }
     if variable != "MLFLOW_TRACKING_URI":
         env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    args = {"rollback": ["--reason", "t"], "features": [str(tmp_path), "--out", str(tmp_path / "f.parquet")]}
     out = subprocess.run(
-        [WEARCAST, "rollback", "--reason", "t"], capture_output=True, text=True, env=env, timeout=60
+        [WEARCAST, command, *args[command]], capture_output=True, text=True, env=env, timeout=60
     )
     assert (
         out.returncode == 2 and named in out.stderr and "fix:" in out.stderr and "Traceback" not in out.stderr
     )
+
+
+def test_commands_check_only_the_services_they_use(tmp_path):
+    """ingest needs neither MLflow nor Prefect: a server that is still starting must not stop it."""
+    env = {
+        **os.environ,
+        "WEARCAST_HOME": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path / ".prefect"),
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9/",
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",
+    }
+    out = subprocess.run(
+        [WEARCAST, "ingest", str(tmp_path / "missing")], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 2 and "not a folder" in out.stderr and "does not answer" not in out.stderr
 
 
 def test_a_batch_that_stored_nothing_says_why_and_where_it_is_kept():
