@@ -340,6 +340,11 @@ def batch_line(batch: dict) -> str:
             else ""
         )
         + (f" ({batch['error']})" if batch.get("error") else "")
+        + "".join(
+            f"; new {table} signal(s) the store never had: {', '.join(names)} (a renamed column or channel? the "
+            "old one will read as dead; fix the batch and send it again)"
+            for table, names in (batch.get("new_signals") or {}).items()
+        )
     )
 
 

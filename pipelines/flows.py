@@ -489,6 +489,14 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
         )
     reports = process_inbox(inbox, store)
     for report in reports:
+        for table, names in report.new_signals.items():
+            log_event(
+                "ingest",
+                logging.WARNING,
+                batch=report.batch,
+                new_signals=f"{table}: {', '.join(names)}",
+                note="signals the store never had: a renamed column or channel? the old one will read as dead",
+            )
         log_event(
             "ingest",
             logging.WARNING if report.error else logging.INFO,

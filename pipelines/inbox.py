@@ -72,6 +72,7 @@ class BatchReport:
     quarantine_codes: dict[str, int] = field(default_factory=dict)
     sensor_flags: list[dict] = field(default_factory=list)  # active stuck/dead/spike flags of its machines
     withdrawn: int = 0  # stored readings of earlier batches withdrawn as glitches once this batch ended them
+    new_signals: dict[str, list[str]] = field(default_factory=dict)  # sensors/channels the store never had
     error: str | None = None
     error_code: str | None = None
 
@@ -138,6 +139,7 @@ def process_batch(
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return _failed(folder, report, f"{folder}: batch could not be read ({detail})", "unreadable_batch")
     try:
+        report.new_signals = new_signals(dataset, store.signals())
         config = plausibility or PlausibilityConfig()
         dataset, judge_state = judge_batch(dataset, store, config, history_days)
         result = store.append(dataset, report.batch_id, source=folder.name)
@@ -160,6 +162,21 @@ def process_batch(
     report.sensor_flags = _active_flags(dataset.sensor_flags)
     report.moved_to = str(_move(folder, "processed"))
     return report
+
+
+def new_signals(dataset: Dataset, known: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Telemetry sensors and waveform channels of the batch that a store holding some (``known``) never had: a
+    renamed column or channel would otherwise start a new signal quietly while the old one reads as dead."""
+    meta = dataset.waveforms.meta
+    sent = {
+        "telemetry": set(dataset.telemetry.columns) - {"machine_id", "timestamp"},
+        "waveforms": {str(c) for c in meta["channel"].unique()} if len(meta) else set(),
+    }
+    return {
+        table: sorted(sent[table] - known[table])
+        for table in sent
+        if known[table] and sent[table] - known[table]
+    }
 
 
 def _already_stored(folder: Path, store: HistoryStore, report: BatchReport) -> BatchReport:

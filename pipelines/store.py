@@ -195,6 +195,17 @@ class HistoryStore:
         dataset = DeltaTable(self.path / table, version=version).to_pyarrow_dataset()
         return dataset.to_table(columns=columns, filter=where)
 
+    def signals(self) -> dict[str, set[str]]:
+        """The telemetry sensors and waveform channels the store holds (an empty set for a table it lacks)."""
+        out: dict[str, set[str]] = {"telemetry": set(), "waveforms": set()}
+        if _exists(self.path / "telemetry"):
+            names = DeltaTable(self.path / "telemetry").schema().to_arrow().names
+            out["telemetry"] = set(names) - {"machine_id", "timestamp", "date", "batch_id"}
+        if _exists(self.path / "waveforms"):
+            channels = DeltaTable(self.path / "waveforms").to_pyarrow_dataset().to_table(columns=["channel"])
+            out["waveforms"] = {str(c) for c in pc.unique(channels["channel"]).to_pylist() if c is not None}
+        return out
+
     def judge_state(self) -> pd.DataFrame:
         """The glitch judge's saved statistics (see the module docstring); empty when there are none."""
         path = self.path / JUDGE_STATE

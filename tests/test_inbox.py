@@ -449,3 +449,32 @@ def test_a_repeated_batch_with_quarantined_rows_counts_all_its_rows_in(run: dict
     first = run["reports"]["07-bad-rows"]
     assert again.status == "already_stored" and first.totals()["quarantined"] > 0
     assert again.totals()["rows_in"] == first.totals()["rows_in"] and again.balanced
+
+
+def test_a_renamed_sensor_or_channel_is_named_as_a_signal_the_store_never_had(
+    run: dict, tmp_path: Path
+) -> None:
+    from pipelines.cli import batch_line
+    from pipelines.inbox import new_signals
+
+    known = run["store"].signals()
+    assert "temperature_bearing" in known["telemetry"] and known["waveforms"]
+    batch = copy_day(run["fleet"], "2026-01-10", tmp_path, "renamed")
+    tel = pd.read_parquet(batch / TELEMETRY).rename(columns={"temperature_bearing": "temp_bearing"})
+    tel.to_parquet(batch / TELEMETRY, index=False)
+    assert new_signals(load_dataset(batch, now=NOW), known) == {"telemetry": ["temp_bearing"]}
+    same = load_dataset(run["fleet"] / "inbox" / "2026-01-10", now=NOW)
+    assert new_signals(same, known) == {}
+    channels = sorted(known["waveforms"])
+    assert new_signals(same, {**known, "waveforms": {"acc_h"}}) == {"waveforms": channels}
+    assert (
+        new_signals(same, {"telemetry": set(), "waveforms": set()}) == {}
+    )  # a new store: nothing to compare
+    report = {
+        "batch": "b",
+        "status": "stored",
+        "tables": {},
+        "moved_to": "/p/b",
+        "new_signals": {"telemetry": ["x"]},
+    }
+    assert "new telemetry signal(s) the store never had: x (a renamed column" in batch_line(report)
