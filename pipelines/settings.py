@@ -103,31 +103,8 @@ def check_services(
 ) -> None:
     """Fail fast, with the fix, when the MLflow store or the Prefect API that the environment names (and the
     command uses) cannot be used: MLflow's and Prefect's own clients retry for minutes, then print tracebacks."""
-    uri = settings.tracking_uri
-    if not mlflow:
-        pass
-    elif uri.startswith("sqlite:///"):
-        database = Path(uri.removeprefix("sqlite:///")).resolve()
-        folder = database.parent
-        try:  # what SQLite needs: the folder, a file of its own there (its journal), the database writable
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-            if database.exists():
-                with database.open("r+b"):
-                    pass
-        except OSError as exc:
-            raise InputError(
-                f"MLFLOW_TRACKING_URI={uri}: {database} cannot be written ({exc}); fix: point it at a "
-                "writable folder, or unset it to use the project's mlruns/"
-            ) from None
-    elif uri.startswith(("http://", "https://")):
-        _require_answer(
-            f"{uri.rstrip('/')}/health",
-            timeout_s,
-            f"MLFLOW_TRACKING_URI={uri}: the MLflow server",
-            "start it (mlflow server ...), or unset MLFLOW_TRACKING_URI to use the project's mlruns/",
-        )
+    if mlflow:
+        _check_tracking(settings.tracking_uri, timeout_s)
     api = os.environ.get("PREFECT_API_URL")
     if prefect and api:
         _require_answer(
@@ -136,6 +113,32 @@ def check_services(
             f"PREFECT_API_URL={api}: the Prefect API",
             "start it (prefect server start), or unset PREFECT_API_URL to run flows on a local API",
         )
+
+
+def _check_tracking(uri: str, timeout_s: float) -> None:
+    """A local SQLite store must be writable; a tracking server must answer."""
+    if uri.startswith(("http://", "https://")):
+        _require_answer(
+            f"{uri.rstrip('/')}/health",
+            timeout_s,
+            f"MLFLOW_TRACKING_URI={uri}: the MLflow server",
+            "start it (mlflow server ...), or unset MLFLOW_TRACKING_URI to use the project's mlruns/",
+        )
+    if not uri.startswith("sqlite:///"):
+        return
+    database = Path(uri.removeprefix("sqlite:///")).resolve()
+    try:  # what SQLite needs: the folder, a file of its own there (its journal), the database writable
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=database.parent):
+            pass
+        if database.exists():
+            with database.open("r+b"):
+                pass
+    except OSError as exc:
+        raise InputError(
+            f"MLFLOW_TRACKING_URI={uri}: {database} cannot be written ({exc}); fix: point it at a "
+            "writable folder, or unset it to use the project's mlruns/"
+        ) from None
 
 
 def _require_answer(url: str, timeout_s: float, what: str, fix: str) -> None:
