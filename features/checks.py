@@ -57,6 +57,8 @@ REASON_CODES: dict[str, str] = {
     "wrong_length": "record every snapshot of a channel with the machine's usual number of samples",
     "missing_channel": "name the channel of every snapshot",
     "flat_snapshot": "check the accelerometer and its cable: the snapshot carries no signal",
+    "conflicts_with_stored": "a stored row is never replaced (past lists stay reproducible): send a correction "
+    "under its own timestamp, or fix the source so that it sends each row once with its final values",
 }
 FLAG_KINDS = ("stuck", "dead", "spike")  # spike: an open burst, reported, not a reason to withhold a score
 MAX_PASSES = 10  # glitch passes: level and scale re-estimated without the outliers found so far

@@ -295,8 +295,19 @@ def run_ingest(data: Path, store: Path | None) -> None:
     verdict = "already stored (no change)" if result.already_stored else f"store version {result.version}"
     console.print(
         f"stored {sum(result.stored.values())} rows{_by_table(result.stored)} in {where}, "
-        f"{sum(result.duplicates.values())} duplicates skipped{_by_table(result.duplicates)}: {verdict}",
+        f"{sum(result.duplicates.values())} duplicates skipped{_by_table(result.duplicates)}"
+        f"{_clash_text(sum(result.conflicts.values()), _by_table(result.conflicts))}: {verdict}",
         markup=False,
+    )
+
+
+def _clash_text(n_rows: int, by_table: str = "") -> str:
+    """', N rows (by table) quarantined as conflicts_with_stored (...)': rows that no batch may replace."""
+    if not n_rows:
+        return ""
+    return (
+        f", {n_rows} rows{by_table} quarantined as conflicts_with_stored "
+        "(their key is stored with other values; the stored rows are kept)"
     )
 
 
@@ -340,6 +351,7 @@ def batch_line(batch: dict) -> str:
             else ""
         )
         + (f" ({batch['error']})" if batch.get("error") else "")
+        + _clash_text((batch.get("quarantine_codes") or {}).get("conflicts_with_stored", 0))
         + "".join(
             f"; new {table} signal(s) the store never had: {', '.join(names)} (a renamed column or channel? the "
             "old one will read as dead; fix the batch and send it again)"

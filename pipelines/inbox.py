@@ -149,7 +149,7 @@ def process_batch(
         report.error_code = "store_error"
         return report
     report.store_version = result.version
-    report.tables = _balance(dataset, result.stored, result.duplicates)
+    report.tables = _balance(dataset, result.stored, result.duplicates, result.conflicts)
     quarantine = dataset.quarantine
     earlier = (
         quarantine["withdrawn"].to_numpy(dtype=object) == True  # noqa: E712 (NaN: a row of this batch)
@@ -157,7 +157,9 @@ def process_batch(
         else np.zeros(len(quarantine), bool)
     )  # records of earlier batches' stored readings: not rows of this batch
     report.withdrawn = int(earlier.sum())
-    codes = quarantine.loc[~earlier, "code"].value_counts().sort_index()
+    codes = quarantine.loc[~earlier, "code"].value_counts()
+    clashes = pd.Series({"conflicts_with_stored": sum(result.conflicts.values())})
+    codes = codes.add(clashes[clashes > 0], fill_value=0).sort_index()
     report.quarantine_codes = {str(code): int(n) for code, n in codes.items()}
     report.sensor_flags = _active_flags(dataset.sensor_flags)
     report.moved_to = str(_move(folder, "processed"))
@@ -202,9 +204,10 @@ def _failed(folder: Path, report: BatchReport, message: str, code: str) -> Batch
 
 
 def _balance(
-    dataset: Dataset, stored: dict[str, int], duplicates: dict[str, int]
+    dataset: Dataset, stored: dict[str, int], duplicates: dict[str, int], conflicts: dict[str, int]
 ) -> dict[str, dict[str, int]]:
-    """Per table: rows in (machines: listed + known by id alone), stored, quarantined, duplicates."""
+    """Per table: rows in (machines: listed + known by id alone), stored, quarantined (by the loader, and as
+    conflicting with a stored row), duplicates."""
     out = {}
     for table in TABLES:
         c = dataset.counts[table]
@@ -212,7 +215,7 @@ def _balance(
         out[table] = {
             "rows_in": int(c["rows_in"] + extra),
             "stored": int(stored[table]),
-            "quarantined": int(c["rows_quarantined"]),
+            "quarantined": int(c["rows_quarantined"] + conflicts.get(table, 0)),
             "duplicates": int(duplicates[table]),
         }
     return out

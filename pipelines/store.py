@@ -8,7 +8,9 @@ Layout under the store folder (default ``<project>/store``), one Delta table per
   byte-stream-split, no dictionary), partitioned by ``date``. Metadata reads project the columns and never
   touch the samples; one table means one commit per batch for metadata and samples together.
 - ``events/``: failures and maintenance.
-- ``quarantine/``: every rejected row with its batch, code, reason and fix.
+- ``quarantine/``: every rejected row with its batch, code, reason and fix; also each row whose key (machine,
+  timestamp[, channel or kind]) an earlier batch stored with other values (``conflicts_with_stored``): a stored
+  row is never replaced, and only an exact repeat counts as a duplicate.
 - ``_judge_state.parquet``: derived, not data: per machine and sensor the robust statistics its last full
   glitch judgement used (``features.checks.judge_bursts``), so that the next batches are judged against
   them and a day of readings instead of 14 days. Deleting it costs one full judgement per machine.
@@ -30,11 +32,13 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 from deltalake import (
     ColumnProperties,
     CommitProperties,
@@ -44,6 +48,7 @@ from deltalake import (
     write_deltalake,
 )
 
+from features.checks import REASON_CODES
 from features.dataset import QUARANTINE_COLUMNS, TABLES, Dataset, Waveforms
 
 STORED_TABLES = (*TABLES, "quarantine")
@@ -71,13 +76,15 @@ _WAVEFORM_WRITER = WriterProperties(
 
 @dataclass(frozen=True)
 class AppendResult:
-    """What one append did: rows stored and duplicates skipped per table, and the store version after it."""
+    """What one append did per table: rows stored, exact repeats of stored rows skipped (duplicates), rows whose key
+    is stored with other values (conflicts, quarantined as ``conflicts_with_stored``), and the store version."""
 
     batch_id: str
     stored: dict[str, int]
     duplicates: dict[str, int]
     version: int
     already_stored: bool = False
+    conflicts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -232,22 +239,31 @@ class HistoryStore:
             )
         self._roll_back_pending(keep=batch_id)
         self._mark_pending(batch_id)
-        stored, duplicates = {}, {}
-        for table in (*TABLES, "quarantine"):
-            if self._done(table, batch_id):
+        stored, duplicates, conflicts, clashes = {}, {}, {}, []
+        for table in TABLES:
+            frame, clash = self._split_stored(table, _to_store(table, dataset, batch_id), batch_id)
+            clashes.append(clash)
+            conflicts[table] = len(clash)
+            duplicates[table] = offered[table] - frame.num_rows - conflicts[table]
+            if self._done(table, batch_id):  # a rerun of a batch killed mid-way: this table is written
                 stored[table] = self._count_batch_rows(table, batch_id)
             else:
-                frame = _to_store(table, dataset, batch_id)
-                if table in ROW_KEYS:
-                    frame = self._drop_stored(table, frame)
                 stored[table] = frame.num_rows
                 if frame.num_rows:
                     self._write(table, frame, batch_id)
-            if table in offered:
-                duplicates[table] = offered[table] - stored[table]
-        self._commit_log(batch_id, source, dataset, stored, duplicates)
+        if self._done("quarantine", batch_id):
+            stored["quarantine"] = self._count_batch_rows("quarantine", batch_id)
+        else:
+            clashes = [clash for clash in clashes if len(clash)]
+            quarantine = _quarantine_to_store(pd.concat([dataset.quarantine, *clashes]), batch_id)
+            stored["quarantine"] = quarantine.num_rows
+            if quarantine.num_rows:
+                self._write("quarantine", quarantine, batch_id)
+        self._commit_log(batch_id, source, dataset, stored, duplicates, conflicts)
         (self.path / PENDING / f"{batch_id}.json").unlink(missing_ok=True)
-        return AppendResult(batch_id, {t: stored[t] for t in offered}, duplicates, self.version)
+        return AppendResult(
+            batch_id, {t: stored[t] for t in offered}, duplicates, self.version, conflicts=conflicts
+        )
 
     def _app(self, batch_id: str) -> str:
         return f"wearcast-batch-{batch_id}"
@@ -282,25 +298,34 @@ class HistoryStore:
         dataset = DeltaTable(self.path / table).to_pyarrow_dataset()
         return int(dataset.count_rows(filter=pc.field("batch_id") == batch_id))
 
-    def _drop_stored(self, table: str, frame: pa.Table) -> pa.Table:
-        """``frame`` without the rows whose key (machine, timestamp[, channel or kind]) is already stored."""
+    def _split_stored(self, table: str, frame: pa.Table, batch_id: str) -> tuple[pa.Table, pd.DataFrame]:
+        """``frame`` without the rows whose key (machine, timestamp[, channel or kind]) an earlier batch stored,
+        and a quarantine record for each of those rows that says something else than the stored one."""
         if not frame.num_rows or not _exists(self.path / table):
-            return frame
+            return frame, _NO_CLASH
         keys = ROW_KEYS[table]
-        conds = [pc.field("machine_id").isin(pc.unique(frame.column("machine_id")))]
+        conds = [
+            pc.field("machine_id").isin(pc.unique(frame.column("machine_id"))),
+            pc.field("batch_id") != batch_id,  # a rerun of this batch: its own rows are not earlier ones
+        ]
         if table in PARTITIONS:
             conds.append(pc.field("date").isin(pc.unique(frame.column("date"))))
-        existing = (
-            DeltaTable(self.path / table).to_pyarrow_dataset().to_table(columns=keys, filter=_all(conds))
-        )
+        dataset = DeltaTable(self.path / table).to_pyarrow_dataset()
+        existing = dataset.to_table(columns=keys, filter=_all(conds))
         if not existing.num_rows:
-            return frame
-        new = frame.select(keys).to_pandas()
-        seen = pd.MultiIndex.from_frame(existing.to_pandas()[keys])
-        return frame.filter(pa.array(~pd.MultiIndex.from_frame(new).isin(seen)))
+            return frame, _NO_CLASH
+        new = pd.MultiIndex.from_frame(frame.select(keys).to_pandas())
+        seen = new.isin(pd.MultiIndex.from_frame(existing.to_pandas()[keys]))
+        if not seen.any():
+            return frame, _NO_CLASH
+        if table != "machines":  # read the stored values of the repeated keys' times only
+            again = frame.filter(pa.array(seen)).column("timestamp")
+            conds.append(pc.field("timestamp").isin(pc.unique(again)))
+        clash = _clashes(table, frame.filter(pa.array(seen)), dataset, _all(conds))
+        return frame.filter(pa.array(~seen)), clash
 
     def _commit_log(
-        self, batch_id: str, source: str, dataset: Dataset, stored: dict, duplicates: dict
+        self, batch_id: str, source: str, dataset: Dataset, stored: dict, duplicates: dict, conflicts: dict
     ) -> None:
         """Append the batch's log row, with every table's version: this commit makes the batch visible."""
         row: dict[str, object] = {
@@ -318,7 +343,9 @@ class HistoryStore:
             row[f"{table}_rows_in"] = _offered(dataset)[table]
             row[f"{table}_duplicates"] = duplicates[table]
             row[f"{table}_quarantined"] = dataset.counts.get(table, {}).get("rows_quarantined", 0)
-        write_deltalake(self.path / LOG, _log_table([row]), mode="append")
+            row[f"{table}_conflicts"] = conflicts[table]
+        # schema merge: a log written before the conflict counts existed gains their columns (null before)
+        write_deltalake(self.path / LOG, _log_table([row]), mode="append", schema_mode="merge")
 
     def _mark_pending(self, batch_id: str) -> None:
         folder = self.path / PENDING
@@ -437,26 +464,110 @@ def _with_lineage(table: pa.Table, batch_id: str, partitioned: bool) -> pa.Table
 
 
 def _to_store(table: str, dataset: Dataset, batch_id: str) -> pa.Table:
-    """The rows of one contract table (or the quarantine) in the store's layout, tagged with the batch."""
+    """The rows of one contract table in the store's layout, tagged with the batch."""
     if table == "waveforms":
         return _waveforms_to_store(dataset.waveforms, batch_id)
-    if table == "quarantine":
-        q = dataset.quarantine.reindex(columns=QUARANTINE_COLUMNS)
-        arrow = _store_frame(q.drop(columns=["row"])).append_column(
-            "row", pa.array(q["row"].to_numpy(dtype=np.int64), type=pa.int64())
-        )
-        withdrawn = dataset.quarantine.get("withdrawn", pd.Series(False, index=q.index))
-        stamps = dataset.quarantine.get("timestamp", pd.Series(pd.NaT, index=q.index))
-        arrow = arrow.select(QUARANTINE_COLUMNS).append_column(
-            "timestamp", pa.array(_to_utc_us(pd.to_datetime(stamps, utc=True)), type=_UTC)
-        )
-        arrow = arrow.append_column(
-            "withdrawn",
-            pa.array(withdrawn.to_numpy(dtype=object) == True, type=pa.bool_()),  # noqa: E712
-        )
-        return _with_lineage(arrow, batch_id, partitioned=False)
     frame = getattr(dataset, table)
     return _with_lineage(_store_frame(frame), batch_id, partitioned=table in PARTITIONS)
+
+
+def _quarantine_to_store(quarantine: pd.DataFrame, batch_id: str) -> pa.Table:
+    """Quarantine records (the loader's, the judge's withdrawals, the store's clashes) in the store's layout."""
+    quarantine = quarantine.reset_index(drop=True)
+    q = quarantine.reindex(columns=QUARANTINE_COLUMNS)
+    arrow = _store_frame(q.drop(columns=["row"])).append_column(
+        "row", pa.array(q["row"].to_numpy(dtype=np.int64), type=pa.int64())
+    )
+    withdrawn = quarantine.get("withdrawn", pd.Series(False, index=q.index))
+    stamps = quarantine.get("timestamp", pd.Series(pd.NaT, index=q.index))
+    arrow = arrow.select(QUARANTINE_COLUMNS).append_column(
+        "timestamp", pa.array(_to_utc_us(pd.to_datetime(stamps, utc=True)), type=_UTC)
+    )
+    arrow = arrow.append_column(
+        "withdrawn",
+        pa.array(withdrawn.to_numpy(dtype=object) == True, type=pa.bool_()),  # noqa: E712
+    )
+    return _with_lineage(arrow, batch_id, partitioned=False)
+
+
+_NO_CLASH = pd.DataFrame(columns=[*QUARANTINE_COLUMNS, "timestamp"])
+_WHAT = {
+    "machines": "machine register row",
+    "telemetry": "reading",
+    "waveforms": "snapshot",
+    "events": "event",
+}
+
+
+def _clashes(table: str, again: pa.Table, dataset: pads.Dataset, where: pc.Expression) -> pd.DataFrame:
+    """Quarantine records (``conflicts_with_stored``) of the rows of ``again`` (keys stored by earlier batches)
+    that differ from the stored row: a value that differs, or a value where the stored row has none. A value
+    this batch lacks is no conflict; neither are the samples of an identical snapshot."""
+    keys = ROW_KEYS[table]
+    compared = [c for c in again.column_names if c not in (*keys, *_LINEAGE)]
+    known = set(dataset.schema.names)
+    columns = [*keys, "batch_id", *(c for c in compared if c in known)]
+    stored = dataset.to_table(columns=columns, filter=where).to_pandas().drop_duplicates(keys)
+    both = (
+        again.select([*keys, *compared])
+        .to_pandas()
+        .merge(stored, on=keys, how="left", suffixes=("", "@stored"))
+    )
+    differs = {}
+    for column in compared:
+        mine = both[column]
+        theirs = both[f"{column}@stored"] if column in known else pd.Series(None, index=both.index)
+        if column == "values":  # snapshot samples: compared as arrays
+            same = [_same_samples(a, b) for a, b in zip(mine, theirs, strict=True)]
+            differs[column] = ~np.array(same, dtype=bool)
+        else:
+            given, missing = mine.notna().to_numpy(), theirs.isna().to_numpy()
+            equal = (mine.to_numpy(dtype=object) == theirs.to_numpy(dtype=object)) & ~missing
+            differs[column] = given & ~equal
+    records = []
+    for i in np.flatnonzero(np.logical_or.reduce(list(differs.values())) if differs else []):
+        row = both.iloc[i]
+        changed = [c for c in compared if differs[c][i]]
+        first = changed[0]
+        old = row.get(f"{first}@stored") if first in known else None
+        key = ", ".join(f"{k} {_cell(row[k])}" for k in keys)
+        more = f" (and {len(changed) - 1} more columns: {', '.join(changed[1:])})" if len(changed) > 1 else ""
+        records.append(
+            {
+                "table": table,
+                "file": "(this batch)",
+                "row": -1,
+                "machine_id": str(row["machine_id"]),
+                "column": first,
+                "code": "conflicts_with_stored",
+                "reason": f"a {_WHAT[table]} with this key ({key}) is already stored by batch "
+                f"{str(row['batch_id'])[:12]} with {first} = {_cell(old)}; this batch has {_cell(row[first])}"
+                f"{more}; the stored one is kept",
+                "value": _cell(row[first])[:80],
+                "fix": REASON_CODES["conflicts_with_stored"],
+                "timestamp": row["timestamp"] if "timestamp" in keys else pd.NaT,
+            }
+        )
+    return pd.DataFrame(records, columns=_NO_CLASH.columns) if records else _NO_CLASH
+
+
+def _same_samples(mine: object, theirs: object) -> bool:
+    if theirs is None or (isinstance(theirs, float) and np.isnan(theirs)):
+        return False
+    return bool(np.array_equal(np.asarray(mine, dtype=np.float32), np.asarray(theirs, dtype=np.float32)))
+
+
+def _cell(value: Any) -> str:
+    """A stored or offered value as text: 'missing', 6 significant digits, ISO time, 'N samples'."""
+    if isinstance(value, np.ndarray | list):
+        return f"{len(value)} samples"
+    if value is None or pd.isna(value):
+        return "missing"
+    if isinstance(value, float | np.floating):
+        return f"{value:.6g}"
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
 
 
 def _waveforms_to_store(waveforms: Waveforms, batch_id: str) -> pa.Table:
@@ -524,7 +635,11 @@ def _log_table(rows: list[dict]) -> pa.Table:
         ("committed_at", _UTC),
     ]
     fields += [(f"{t}_{k}", pa.int64()) for t in STORED_TABLES for k in ("version", "stored")]
-    fields += [(f"{t}_{k}", pa.int64()) for t in TABLES for k in ("rows_in", "duplicates", "quarantined")]
+    fields += [
+        (f"{t}_{k}", pa.int64())
+        for t in TABLES
+        for k in ("rows_in", "duplicates", "quarantined", "conflicts")
+    ]
     schema = pa.schema(fields)
     return pa.Table.from_pylist(rows, schema=schema)
 

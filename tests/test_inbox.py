@@ -478,3 +478,30 @@ def test_a_renamed_sensor_or_channel_is_named_as_a_signal_the_store_never_had(
         "new_signals": {"telemetry": ["x"]},
     }
     assert "new telemetry signal(s) the store never had: x (a renamed column" in batch_line(report)
+
+
+def test_a_corrected_reading_sent_again_is_quarantined_as_a_conflict_and_the_balance_holds(
+    run: dict, tmp_path: Path
+) -> None:
+    from pipelines.cli import batch_line
+
+    store = open_store(shutil.copytree(run["store"].path, tmp_path / "store"))
+    inbox = tmp_path / "inbox"
+    batch = copy_day(run["fleet"], "2026-01-10", inbox, "day10-corrected")
+    tel = pd.read_parquet(batch / TELEMETRY)
+    tel.loc[4, "temperature_bearing"] += 3.0
+    tel.to_parquet(batch / TELEMETRY, index=False)
+
+    [report] = process_inbox(inbox, store, now=NOW)
+
+    assert report.status == "stored" and report.balanced
+    assert report.tables["telemetry"] == {
+        "rows_in": len(tel),
+        "stored": 0,
+        "quarantined": 1,
+        "duplicates": len(tel) - 1,
+    }
+    assert report.quarantine_codes == {"conflicts_with_stored": 1}
+    [record] = store.quarantine(report.batch_id).to_dict("records")
+    assert (record["machine_id"], record["column"]) == (tel.loc[4, "machine_id"], "temperature_bearing")
+    assert "1 rows quarantined as conflicts_with_stored" in batch_line(report.to_dict())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -201,3 +203,96 @@ def test_open_store_twice_keeps_the_history(tmp_path: Path, history: Dataset) ->
     assert store.version == 1 and store.batches() == ["h"]
     assert store.machine_ids() == set(history.machines["machine_id"])
     shutil.rmtree(tmp_path / "store")
+
+
+def resent(history: Dataset, **tables: pd.DataFrame) -> Dataset:
+    """The history again, with some tables replaced (an upstream system sending corrected rows)."""
+    return replace(history, quarantine=history.quarantine.iloc[:0], **tables)
+
+
+def test_a_stored_key_sent_again_with_other_values_is_quarantined_not_counted_as_a_duplicate(
+    tmp_path: Path, history: Dataset
+) -> None:
+    store = open_store(tmp_path / "store")
+    store.append(history, "h")
+    telemetry = history.telemetry.copy()
+    changed, added, lacking = telemetry.index[[3, 7, 11]]
+    old = telemetry.loc[changed, "temperature_bearing"]
+    telemetry.loc[changed, "temperature_bearing"] = old + 12.5  # a corrected reading
+    telemetry.loc[lacking, "load_pct"] = np.nan  # this batch lacks a value: nothing new, a duplicate
+    telemetry["oil_pressure_bar"] = np.nan
+    telemetry.loc[added, "oil_pressure_bar"] = 2.5  # a value where the stored reading has none
+    machines = history.machines.copy()
+    machines.loc[0, "vibration_class"] = "IV" if machines.loc[0, "vibration_class"] != "IV" else "I"
+
+    result = store.append(resent(history, telemetry=telemetry, machines=machines), "h2")
+
+    assert result.conflicts == {"machines": 1, "telemetry": 2, "waveforms": 0, "events": 0}
+    assert result.duplicates["telemetry"] == len(telemetry) - 2 and result.stored["telemetry"] == 0
+    assert result.duplicates["machines"] == len(machines) - 1
+    q = store.quarantine("h2").set_index("column")
+    assert set(q["code"]) == {"conflicts_with_stored"} and (q["row"] == -1).all()
+    reading = q.loc["temperature_bearing"]
+    assert reading["machine_id"] == telemetry.loc[changed, "machine_id"]
+    assert reading["timestamp"] == telemetry.loc[changed, "timestamp"]
+    assert f"temperature_bearing = {old:.6g}; this batch has {old + 12.5:.6g}" in reading["reason"]
+    assert "stored one is kept" in reading["reason"] and reading["fix"]
+    assert q.loc["oil_pressure_bar", "reason"].endswith(
+        "with oil_pressure_bar = missing; this batch has 2.5; the stored one is kept"
+    )
+    assert q.loc["vibration_class", "machine_id"] == machines.loc[0, "machine_id"]
+    back = store.read()  # the stored rows are kept, unchanged
+    pd.testing.assert_frame_equal(back.telemetry, sort(history.telemetry))
+
+
+def test_a_snapshot_sent_again_with_other_samples_is_a_conflict_and_the_same_samples_a_duplicate(
+    tmp_path: Path, history: Dataset
+) -> None:
+    store = open_store(tmp_path / "store")
+    store.append(history, "h")
+    other = history.waveforms.samples.copy()
+    first = history.waveforms.meta.iloc[0]
+    other[first["offset"] + 5] += 0.25
+    waveforms = replace(history.waveforms, samples=other)
+
+    result = store.append(resent(history, waveforms=waveforms), "h2")
+
+    assert result.conflicts["waveforms"] == 1 and result.stored["waveforms"] == 0
+    assert result.duplicates["waveforms"] == len(history.waveforms.meta) - 1
+    q = store.quarantine("h2")
+    assert q["column"].tolist() == ["values"] and q["machine_id"].tolist() == [first["machine_id"]]
+    assert f"channel {first['channel']}" in q["reason"].iloc[0]
+    np.testing.assert_array_equal(samples(store.read()), samples(history))
+
+
+def test_a_rerun_of_a_killed_batch_quarantines_its_conflicts_once(
+    tmp_path: Path, history: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(tmp_path / "store")
+    store.append(history, "h")
+    telemetry = history.telemetry.copy()
+    telemetry.loc[telemetry.index[0], "speed_rpm"] += 100.0
+    again = resent(history, telemetry=telemetry)
+    with monkeypatch.context() as patch:
+        kill_before(patch, "quarantine")
+        with pytest.raises(Killed):
+            store.append(again, "h2")
+    rerun = store.append(again, "h2")
+    assert rerun.conflicts["telemetry"] == 1
+    assert store.quarantine("h2")["column"].tolist() == ["speed_rpm"]
+    log = store.log().set_index("batch_id")
+    assert log.loc["h2", "telemetry_conflicts"] == 1 and log.loc["h", "telemetry_conflicts"] == 0
+
+
+def test_a_store_whose_log_predates_the_conflict_counts_takes_new_batches(
+    tmp_path: Path, history: Dataset
+) -> None:
+    from pipelines.store import LOG, _log_table
+
+    schema = _log_table([]).schema
+    old = pa.schema([f for f in schema if not f.name.endswith("_conflicts")])
+    (tmp_path / "store").mkdir()
+    DeltaTable.create(tmp_path / "store" / LOG, old)
+    store = open_store(tmp_path / "store")
+    assert store.append(history, "h").version == 1
+    assert store.log().loc[0, "telemetry_conflicts"] == 0 and store.batches() == ["h"]
