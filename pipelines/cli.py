@@ -1,6 +1,7 @@
 """The ``wearcast`` command: simulate, train, score, demo.
 
-Exit codes: 0 done, 2 input unusable (one line says why and how to fix it), 1 internal error.
+Exit codes: 0 done, 2 input unusable (one line says why and how to fix it), 1 internal error, 3 (``score
+--inbox``) the list was written but a batch could not be stored (it is named, and kept in failed/ or the inbox).
 """
 
 from __future__ import annotations
@@ -230,6 +231,19 @@ def score(
     """Score each machine of PATH (or of the store, after ingesting --inbox) as of its latest reading."""
     result = run_scoring(path, history, out, model_name, model, stale_after_h, inbox, store)
     print_scoring(result)
+    unstored = [b["batch"] for b in result.get("batches", []) if b["status"] in ("failed", "error")]
+    if unstored:  # the list is out, but a scheduler must see that some data did not make it into it
+        err.print(
+            f"exit code {PARTIAL_EXIT}: {len(unstored)} batch(es) not stored ({', '.join(unstored)}): the list "
+            "scores the machines on the rest; fix: a batch in failed/ as its line above says, then move it back "
+            "into the inbox (one left in the inbox is tried again by the next run)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(PARTIAL_EXIT)
+
+
+PARTIAL_EXIT = 3  # score --inbox: the list was written, but a batch was not stored
 
 
 def run_scoring(

@@ -230,3 +230,19 @@ def test_a_batch_that_stored_nothing_says_why_and_where_it_is_kept():
     stored = {"rows_in": 5, "stored": 4, "quarantined": 1, "duplicates": 0}
     line = batch_line({"batch": "b", "status": "stored", "tables": {"telemetry": stored}, "moved_to": "/p/b"})
     assert line.startswith("batch b: stored; rows in 5 = stored 4 + quarantined 1 + duplicates 0")
+
+
+@pytest.mark.parametrize(("status", "code"), [("failed", 3), ("error", 3), ("stored", 0)])
+def test_an_inbox_run_with_a_batch_not_stored_exits_3_after_writing_the_list(
+    monkeypatch, capsys, tmp_path, status, code
+):
+    import pipelines.cli as cli
+
+    batch = {"batch": "b7", "status": status, "tables": {}, "moved_to": "/in/failed/b7", "error": "bad"}
+    monkeypatch.setattr(cli, "run_scoring", lambda *args: {"batches": [batch]})
+    monkeypatch.setattr(cli, "print_scoring", lambda result: print("risk list written"))
+    monkeypatch.setattr(sys, "argv", ["wearcast", "score", "--inbox", str(tmp_path)])
+    assert cli.run_app() == code
+    out = capsys.readouterr()
+    assert "risk list written" in out.out
+    assert ("1 batch(es) not stored (b7)" in out.err) == (code == 3)
