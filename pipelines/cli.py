@@ -578,12 +578,15 @@ def promote(
     version: Annotated[str, typer.Argument(help="Registered version to make the champion.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit record).")],
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = "wearcast",
+    force: Annotated[
+        bool, typer.Option(help="Promote a version that failed its sanity checks when trained (audited).")
+    ] = False,
 ) -> None:
     """Make VERSION the champion by hand (overrules the train flow's decision; audited)."""
     from pipelines.promotions import move_champion
 
     settings = _start(uses=("mlflow",))
-    audit = move_champion(settings, model_name, version, "promote", reason)
+    audit = move_champion(settings, model_name, version, "promote", reason, force=force)
     console.print(
         f"champion of '{model_name}': v{audit['champion_version'] or '-'} -> v{version} ({reason}); "
         f"audit in the registry tag 'promotion' and {settings.mlruns / 'promotions.jsonl'}",

@@ -17,14 +17,26 @@ def append_audit(settings: Settings, audit: dict) -> None:
         handle.write(json.dumps(audit, default=str) + "\n")
 
 
-def move_champion(settings: Settings, model_name: str, version: str, action: str, reason: str) -> dict:
-    """Point ``champion`` at ``version`` because a human said so; record who, when, from which version, and why."""
+def move_champion(
+    settings: Settings, model_name: str, version: str, action: str, reason: str, force: bool = False
+) -> dict:
+    """Point ``champion`` at ``version`` because a human said so; record who, when, from which version, and why.
+
+    A version whose sanity checks failed when it was trained (features missing from its hold-out, badly
+    calibrated probabilities) is refused unless ``force``; the audit then records the problems overruled."""
     registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
     registry.check_version(model_name, version)
     previous = registry.champion_version(model_name)
     if previous is not None and str(previous) == str(version):
         raise registry.RegistryError(
             f"v{version} is already the champion of '{model_name}': nothing to move; fix: name another version"
+        )
+    problems = list(registry.promotion_record(model_name, version).get("sanity_problems") or [])
+    if problems and action == "promote" and not force:
+        raise registry.RegistryError(
+            f"v{version} of '{model_name}' failed its sanity checks when it was trained ({'; '.join(problems)}), "
+            "so the train flow refused it; fix: train again on data that gives it every feature, or promote "
+            "with --force if you accept these problems (the audit records them)"
         )
     audit = {
         "at": datetime.now(UTC).isoformat(),
@@ -37,6 +49,8 @@ def move_champion(settings: Settings, model_name: str, version: str, action: str
         "reason": reason,
         "rollback_to": previous,
     }
+    if problems and action == "promote":
+        audit["overruled_sanity_problems"] = problems
     if action == "rollback":  # the restored version rolls back, in turn, to the one it had replaced
         audit["rollback_to"] = _rollback_to(registry.promotion_record(model_name, version))
     registry.set_champion(model_name, version, audit)

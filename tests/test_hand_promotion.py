@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mlflow import MlflowClient
 
@@ -52,3 +54,21 @@ def test_a_champion_whose_files_are_gone_names_where_they_were_and_the_fix(setti
     connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
     with pytest.raises(RegistryError, match=r"version 1 cannot be loaded from .*model.*fix: restore them"):
         load_model("m")
+
+
+def test_a_version_that_failed_its_sanity_checks_needs_force_and_the_audit_names_what_was_overruled(
+    settings,
+):
+    refused = {"promoted": False, "sanity_problems": ["calibration error 0.210 on the hold-out exceeds 0.1"]}
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    client.set_model_version_tag("m", "2", "promotion", json.dumps(refused))
+    move_champion(settings, "m", "1", "promote", "first")
+    with pytest.raises(
+        RegistryError, match=r"v2 .* failed its sanity checks .*calibration error 0.210.*--force"
+    ):
+        move_champion(settings, "m", "2", "promote", "looks fine to me")
+    assert champion(settings) == "1"
+    audit = move_champion(settings, "m", "2", "promote", "accepted", force=True)
+    assert champion(settings) == "2"
+    assert audit["overruled_sanity_problems"] == refused["sanity_problems"]
+    move_champion(settings, "m", "3", "promote", "next")  # no record of problems: no force needed
