@@ -38,7 +38,7 @@ def move_champion(
             "so the train flow refused it; fix: train again on data that gives it every feature, or promote "
             "with --force if you accept these problems (the audit records them)"
         )
-    audit = {
+    audit: dict[str, object] = {
         "at": datetime.now(UTC).isoformat(),
         "by": f"{getpass.getuser()} (wearcast {action})",
         "action": action,
