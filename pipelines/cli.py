@@ -310,17 +310,26 @@ def run_ingest(data: Path, store: Path | None) -> None:
     console.print(
         f"stored {sum(result.stored.values())} rows{_by_table(result.stored)} in {where}, "
         f"{sum(result.duplicates.values())} duplicates skipped{_by_table(result.duplicates)}"
-        f"{_clash_text(sum(result.conflicts.values()), _by_table(result.conflicts))}: {verdict}",
+        f"{_clash_text(sum(result.conflicts.values()), _by_table(result.conflicts))}"
+        f"{_register_text(result.register_updates)}: {verdict}",
         markup=False,
     )
 
 
+def _register_text(changes: list[str], shown: int = 5) -> str:
+    """'; register updated for 2 machines (M0007: vibration_class II -> IV; ...)': machine rows that changed."""
+    if not changes:
+        return ""
+    more = f"; and {len(changes) - shown} more" if len(changes) > shown else ""
+    return f"; register updated for {len(changes)} machine(s) ({'; '.join(changes[:shown])}{more})"
+
+
 def _clash_text(n_rows: int, by_table: str = "") -> str:
-    """', N rows (by table) quarantined as conflicts_with_stored (...)': rows that no batch may replace."""
+    """'; N rows (by table) quarantined as conflicts_with_stored (...)': rows that no batch may replace."""
     if not n_rows:
         return ""
     return (
-        f", {n_rows} rows{by_table} quarantined as conflicts_with_stored "
+        f"; {n_rows} rows{by_table} quarantined as conflicts_with_stored "
         "(their key is stored with other values; the stored rows are kept)"
     )
 
@@ -366,6 +375,7 @@ def batch_line(batch: dict) -> str:
         )
         + (f" ({batch['error']})" if batch.get("error") else "")
         + _clash_text((batch.get("quarantine_codes") or {}).get("conflicts_with_stored", 0))
+        + _register_text(batch.get("register_updates") or [])
         + "".join(
             f"; new {table} signal(s) the store never had: {', '.join(names)} (a renamed column or channel? the "
             "old one will read as dead; fix the batch and send it again)"

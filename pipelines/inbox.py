@@ -73,6 +73,7 @@ class BatchReport:
     sensor_flags: list[dict] = field(default_factory=list)  # active stuck/dead/spike flags of its machines
     withdrawn: int = 0  # stored readings of earlier batches withdrawn as glitches once this batch ended them
     new_signals: dict[str, list[str]] = field(default_factory=dict)  # sensors/channels the store never had
+    register_updates: list[str] = field(default_factory=list)  # 'M0007: vibration_class II -> IV'
     error: str | None = None
     error_code: str | None = None
 
@@ -149,6 +150,7 @@ def process_batch(
         report.error_code = "store_error"
         return report
     report.store_version = result.version
+    report.register_updates = result.register_updates
     report.tables = _balance(dataset, result.stored, result.duplicates, result.conflicts)
     quarantine = dataset.quarantine
     earlier = (

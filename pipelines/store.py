@@ -2,15 +2,17 @@
 
 Layout under the store folder (default ``<project>/store``), one Delta table per folder:
 
-- ``machines/``: one row per machine (the first batch that names a machine wins; later rows are duplicates).
+- ``machines/``: the machine register. A later batch's row that changes a machine's register (a value that
+  differs, or one the stored row lacks) is stored as the machine's new row, with the stored values it does not
+  give; reads take each machine's latest row. A row that changes nothing is a duplicate.
 - ``telemetry/``: the contract's wide telemetry, partitioned by ``date`` (UTC day of the reading).
 - ``waveforms/``: one row per snapshot and channel, the samples in a ``values`` list<float32> column (zstd,
   byte-stream-split, no dictionary), partitioned by ``date``. Metadata reads project the columns and never
   touch the samples; one table means one commit per batch for metadata and samples together.
 - ``events/``: failures and maintenance.
-- ``quarantine/``: every rejected row with its batch, code, reason and fix; also each row whose key (machine,
-  timestamp[, channel or kind]) an earlier batch stored with other values (``conflicts_with_stored``): a stored
-  row is never replaced, and only an exact repeat counts as a duplicate.
+- ``quarantine/``: every rejected row with its batch, code, reason and fix; also each telemetry, waveform or
+  event row whose key (machine, timestamp, channel or kind) an earlier batch stored with other values
+  (``conflicts_with_stored``): a stored reading is never replaced, and only an exact repeat is a duplicate.
 - ``_judge_state.parquet``: derived, not data: per machine and sensor the robust statistics its last full
   glitch judgement used (``features.checks.judge_bursts``), so that the next batches are judged against
   them and a day of readings instead of 14 days. Deleting it costs one full judgement per machine.
@@ -77,7 +79,8 @@ _WAVEFORM_WRITER = WriterProperties(
 @dataclass(frozen=True)
 class AppendResult:
     """What one append did per table: rows stored, exact repeats of stored rows skipped (duplicates), rows whose key
-    is stored with other values (conflicts, quarantined as ``conflicts_with_stored``), and the store version."""
+    is stored with other values (conflicts, quarantined as ``conflicts_with_stored``), the store version, and the
+    changes to the machine register (a changed register row is stored as the machine's new row)."""
 
     batch_id: str
     stored: dict[str, int]
@@ -85,6 +88,7 @@ class AppendResult:
     version: int
     already_stored: bool = False
     conflicts: dict[str, int] = field(default_factory=dict)
+    register_updates: list[str] = field(default_factory=list)  # 'M0007: vibration_class II -> IV'
 
 
 @dataclass
@@ -159,6 +163,8 @@ class HistoryStore:
         frames = {}
         for table in ("machines", "telemetry", "events"):
             got = self._read_arrow(table, versions[table], None, where(table)) if table in wanted else None
+            if table == "machines" and got is not None:
+                got = _latest_register(got, self.batches(version))
             frames[table] = _from_store(table, got)
         if "telemetry" in wanted and len(frames["telemetry"]):
             frames["telemetry"] = _without(frames["telemetry"], self._withdrawn(versions["quarantine"], ids))
@@ -239,10 +245,11 @@ class HistoryStore:
             )
         self._roll_back_pending(keep=batch_id)
         self._mark_pending(batch_id)
-        stored, duplicates, conflicts, clashes = {}, {}, {}, []
+        stored, duplicates, conflicts, clashes, changes = {}, {}, {}, [], []
         for table in TABLES:
-            frame, clash = self._split_stored(table, _to_store(table, dataset, batch_id), batch_id)
+            frame, clash, changed = self._split_stored(table, _to_store(table, dataset, batch_id), batch_id)
             clashes.append(clash)
+            changes += changed
             conflicts[table] = len(clash)
             duplicates[table] = offered[table] - frame.num_rows - conflicts[table]
             if self._done(table, batch_id):  # a rerun of a batch killed mid-way: this table is written
@@ -262,7 +269,12 @@ class HistoryStore:
         self._commit_log(batch_id, source, dataset, stored, duplicates, conflicts)
         (self.path / PENDING / f"{batch_id}.json").unlink(missing_ok=True)
         return AppendResult(
-            batch_id, {t: stored[t] for t in offered}, duplicates, self.version, conflicts=conflicts
+            batch_id,
+            {t: stored[t] for t in offered},
+            duplicates,
+            self.version,
+            conflicts=conflicts,
+            register_updates=changes,
         )
 
     def _app(self, batch_id: str) -> str:
@@ -298,11 +310,15 @@ class HistoryStore:
         dataset = DeltaTable(self.path / table).to_pyarrow_dataset()
         return int(dataset.count_rows(filter=pc.field("batch_id") == batch_id))
 
-    def _split_stored(self, table: str, frame: pa.Table, batch_id: str) -> tuple[pa.Table, pd.DataFrame]:
-        """``frame`` without the rows whose key (machine, timestamp[, channel or kind]) an earlier batch stored,
-        and a quarantine record for each of those rows that says something else than the stored one."""
+    def _split_stored(
+        self, table: str, frame: pa.Table, batch_id: str
+    ) -> tuple[pa.Table, pd.DataFrame, list[str]]:
+        """What to write of ``frame``: its rows whose key (machine, timestamp[, channel or kind]) no earlier batch
+        stored; of the others, those that say something else than the stored row become quarantine records
+        (``conflicts_with_stored``), except machine register rows, which update the register (a new row with
+        the stored values and this batch's; each change described in the list returned)."""
         if not frame.num_rows or not _exists(self.path / table):
-            return frame, _NO_CLASH
+            return frame, _NO_CLASH, []
         keys = ROW_KEYS[table]
         conds = [
             pc.field("machine_id").isin(pc.unique(frame.column("machine_id"))),
@@ -313,16 +329,25 @@ class HistoryStore:
         dataset = DeltaTable(self.path / table).to_pyarrow_dataset()
         existing = dataset.to_table(columns=keys, filter=_all(conds))
         if not existing.num_rows:
-            return frame, _NO_CLASH
+            return frame, _NO_CLASH, []
         new = pd.MultiIndex.from_frame(frame.select(keys).to_pandas())
         seen = new.isin(pd.MultiIndex.from_frame(existing.to_pandas()[keys]))
         if not seen.any():
-            return frame, _NO_CLASH
-        if table != "machines":  # read the stored values of the repeated keys' times only
-            again = frame.filter(pa.array(seen)).column("timestamp")
-            conds.append(pc.field("timestamp").isin(pc.unique(again)))
-        clash = _clashes(table, frame.filter(pa.array(seen)), dataset, _all(conds))
-        return frame.filter(pa.array(~seen)), clash
+            return frame, _NO_CLASH, []
+        again, fresh = frame.filter(pa.array(seen)), frame.filter(pa.array(~seen))
+        if table == "machines":
+            updates, changes = _register_updates(_compare(table, again, dataset, _all(conds), self._order()))
+            if updates.num_rows:
+                updates = _with_lineage(updates, batch_id, partitioned=False)
+                fresh = pa.concat_tables([fresh, updates], promote_options="permissive")
+            return fresh, _NO_CLASH, changes
+        # read the stored values of the repeated keys' times only
+        conds.append(pc.field("timestamp").isin(pc.unique(again.column("timestamp"))))
+        return fresh, _clash_records(_compare(table, again, dataset, _all(conds), self._order())), []
+
+    def _order(self) -> dict[str, int]:
+        """Commit order of the stored batches (batch id -> position in the log)."""
+        return dict(zip(self.batches(), range(len(self.batches())), strict=True))
 
     def _commit_log(
         self, batch_id: str, source: str, dataset: Dataset, stored: dict, duplicates: dict, conflicts: dict
@@ -499,24 +524,52 @@ _WHAT = {
 }
 
 
-def _clashes(table: str, again: pa.Table, dataset: pads.Dataset, where: pc.Expression) -> pd.DataFrame:
-    """Quarantine records (``conflicts_with_stored``) of the rows of ``again`` (keys stored by earlier batches)
-    that differ from the stored row: a value that differs, or a value where the stored row has none. A value
-    this batch lacks is no conflict; neither are the samples of an identical snapshot."""
+@dataclass(frozen=True)
+class _Comparison:
+    """Rows of a batch whose key is stored, beside the latest stored row of each key."""
+
+    table: str
+    both: pd.DataFrame  # the batch's columns, then the stored ones (suffix @stored), and the stored batch_id
+    compared: list[str]  # the batch's value columns
+    stored_columns: list[str]  # the stored row's value columns
+    differs: dict[str, np.ndarray]  # per compared column, True where the batch says something else
+
+    @property
+    def changed_rows(self) -> np.ndarray:
+        return (
+            np.flatnonzero(np.logical_or.reduce(list(self.differs.values())))
+            if self.differs
+            else np.array([], int)
+        )
+
+    def stored(self, i: int, column: str) -> Any:
+        return self.both[f"{column}@stored"].iloc[i] if column in self.stored_columns else None
+
+
+def _compare(
+    table: str, again: pa.Table, dataset: pads.Dataset, where: pc.Expression | None, order: dict[str, int]
+) -> _Comparison:
+    """Compare the rows of ``again`` (keys stored by earlier batches) with the latest stored row of each key: a
+    value that differs, or a value where the stored row has none, differs. A value this batch lacks does not;
+    neither do the samples of an identical snapshot."""
     keys = ROW_KEYS[table]
     compared = [c for c in again.column_names if c not in (*keys, *_LINEAGE)]
-    known = set(dataset.schema.names)
-    columns = [*keys, "batch_id", *(c for c in compared if c in known)]
-    stored = dataset.to_table(columns=columns, filter=where).to_pandas().drop_duplicates(keys)
-    both = (
-        again.select([*keys, *compared])
-        .to_pandas()
-        .merge(stored, on=keys, how="left", suffixes=("", "@stored"))
+    stored_columns = [c for c in dataset.schema.names if c not in (*keys, *_LINEAGE)]
+    if table != "machines":  # the stored values that can be compared (not the others' snapshot samples)
+        stored_columns = [c for c in stored_columns if c in compared]
+    stored = dataset.to_table(columns=[*keys, "batch_id", *stored_columns], filter=where).to_pandas()
+    stored = (  # the latest row of a key: a register updated by later batches
+        stored.assign(_order=stored["batch_id"].map(order))
+        .sort_values("_order", kind="stable", na_position="first")
+        .drop_duplicates(keys, keep="last")
+        .drop(columns="_order")
+        .rename(columns={c: f"{c}@stored" for c in stored_columns})
     )
+    both = again.select([*keys, *compared]).to_pandas().merge(stored, on=keys, how="left")
     differs = {}
     for column in compared:
         mine = both[column]
-        theirs = both[f"{column}@stored"] if column in known else pd.Series(None, index=both.index)
+        theirs = both[f"{column}@stored"] if column in stored_columns else pd.Series(None, index=both.index)
         if column == "values":  # snapshot samples: compared as arrays
             same = [_same_samples(a, b) for a, b in zip(mine, theirs, strict=True)]
             differs[column] = ~np.array(same, dtype=bool)
@@ -524,31 +577,62 @@ def _clashes(table: str, again: pa.Table, dataset: pads.Dataset, where: pc.Expre
             given, missing = mine.notna().to_numpy(), theirs.isna().to_numpy()
             equal = (mine.to_numpy(dtype=object) == theirs.to_numpy(dtype=object)) & ~missing
             differs[column] = given & ~equal
-    records = []
-    for i in np.flatnonzero(np.logical_or.reduce(list(differs.values())) if differs else []):
-        row = both.iloc[i]
-        changed = [c for c in compared if differs[c][i]]
+    return _Comparison(table, both, compared, stored_columns, differs)
+
+
+def _clash_records(c: _Comparison) -> pd.DataFrame:
+    """A quarantine record (``conflicts_with_stored``) per row that differs from the stored one (which is kept)."""
+    keys, records = ROW_KEYS[c.table], []
+    for i in c.changed_rows:
+        row = c.both.iloc[i]
+        changed = [column for column in c.compared if c.differs[column][i]]
         first = changed[0]
-        old = row.get(f"{first}@stored") if first in known else None
         key = ", ".join(f"{k} {_cell(row[k])}" for k in keys)
         more = f" (and {len(changed) - 1} more columns: {', '.join(changed[1:])})" if len(changed) > 1 else ""
         records.append(
             {
-                "table": table,
+                "table": c.table,
                 "file": "(this batch)",
                 "row": -1,
                 "machine_id": str(row["machine_id"]),
                 "column": first,
                 "code": "conflicts_with_stored",
-                "reason": f"a {_WHAT[table]} with this key ({key}) is already stored by batch "
-                f"{str(row['batch_id'])[:12]} with {first} = {_cell(old)}; this batch has {_cell(row[first])}"
-                f"{more}; the stored one is kept",
+                "reason": f"a {_WHAT[c.table]} with this key ({key}) is already stored by batch "
+                f"{str(row['batch_id'])[:12]} with {first} = {_cell(c.stored(i, first))}; this batch has "
+                f"{_cell(row[first])}{more}; the stored one is kept",
                 "value": _cell(row[first])[:80],
                 "fix": REASON_CODES["conflicts_with_stored"],
                 "timestamp": row["timestamp"] if "timestamp" in keys else pd.NaT,
             }
         )
     return pd.DataFrame(records, columns=_NO_CLASH.columns) if records else _NO_CLASH
+
+
+def _register_updates(c: _Comparison) -> tuple[pa.Table, list[str]]:
+    """Machine register rows that change the stored register: the stored row with this batch's values over it
+    (a value this batch lacks keeps the stored one), in the store's layout without lineage; and each change as
+    'M0007: vibration_class II -> IV'."""
+    rows, changes = [], []
+    for i in c.changed_rows:
+        row = c.both.iloc[i]
+        merged = {"machine_id": row["machine_id"]}
+        merged |= {column: c.stored(i, column) for column in c.stored_columns}
+        merged |= {column: row[column] for column in c.compared if pd.notna(row[column])}
+        rows.append(merged)
+        described = (
+            f"{column} {_cell(c.stored(i, column))} -> {_cell(row[column])}"
+            for column in c.compared
+            if c.differs[column][i]
+        )
+        changes.append(f"{row['machine_id']}: {', '.join(described)}")
+    if not rows:
+        return pa.table({}), []
+    frame = pd.DataFrame(rows)
+    for column in frame.columns:  # the stored types (a column of None would lose its type)
+        stored = c.both.get(f"{column}@stored", c.both.get(column))
+        if stored is not None and frame[column].isna().all():
+            frame[column] = frame[column].astype(stored.dtype)
+    return _store_frame(frame), changes
 
 
 def _same_samples(mine: object, theirs: object) -> bool:
@@ -590,6 +674,17 @@ def _without(telemetry: pd.DataFrame, withdrawn: pd.DataFrame) -> pd.DataFrame:
     keys = ["machine_id", "timestamp"]
     gone = pd.MultiIndex.from_frame(telemetry[keys]).isin(pd.MultiIndex.from_frame(withdrawn[keys]))
     return telemetry[~gone].reset_index(drop=True)
+
+
+def _latest_register(machines: pa.Table, batches: list[str]) -> pa.Table:
+    """Each machine's latest register row (batches in commit order): a later batch's changed row updates it."""
+    if machines.num_rows <= len(pc.unique(machines.column("machine_id"))):
+        return machines
+    frame = machines.to_pandas()
+    order = frame["batch_id"].map(dict(zip(batches, range(len(batches)), strict=True)))
+    latest = frame.assign(_order=order).sort_values("_order", kind="stable", na_position="first")
+    latest = latest.drop_duplicates("machine_id", keep="last").drop(columns="_order")
+    return pa.Table.from_pandas(latest, schema=machines.schema, preserve_index=False)
 
 
 def _from_store(table: str, arrow: pa.Table | None) -> pd.DataFrame:

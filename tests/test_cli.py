@@ -230,6 +230,15 @@ def test_a_batch_that_stored_nothing_says_why_and_where_it_is_kept():
     stored = {"rows_in": 5, "stored": 4, "quarantined": 1, "duplicates": 0}
     line = batch_line({"batch": "b", "status": "stored", "tables": {"telemetry": stored}, "moved_to": "/p/b"})
     assert line.startswith("batch b: stored; rows in 5 = stored 4 + quarantined 1 + duplicates 0")
+    changed = {
+        "register_updates": ["M7: vibration_class II -> IV"],
+        "quarantine_codes": {"conflicts_with_stored": 1},
+    }
+    line = batch_line(
+        {"batch": "b", "status": "stored", "tables": {"telemetry": stored}, "moved_to": "/p", **changed}
+    )
+    assert "; 1 rows quarantined as conflicts_with_stored" in line
+    assert "register updated for 1 machine(s) (M7: vibration_class II -> IV)" in line
 
 
 @pytest.mark.parametrize(("status", "code"), [("failed", 3), ("error", 3), ("stored", 0)])

@@ -222,14 +222,11 @@ def test_a_stored_key_sent_again_with_other_values_is_quarantined_not_counted_as
     telemetry.loc[lacking, "load_pct"] = np.nan  # this batch lacks a value: nothing new, a duplicate
     telemetry["oil_pressure_bar"] = np.nan
     telemetry.loc[added, "oil_pressure_bar"] = 2.5  # a value where the stored reading has none
-    machines = history.machines.copy()
-    machines.loc[0, "vibration_class"] = "IV" if machines.loc[0, "vibration_class"] != "IV" else "I"
 
-    result = store.append(resent(history, telemetry=telemetry, machines=machines), "h2")
+    result = store.append(resent(history, telemetry=telemetry), "h2")
 
-    assert result.conflicts == {"machines": 1, "telemetry": 2, "waveforms": 0, "events": 0}
+    assert result.conflicts == {"machines": 0, "telemetry": 2, "waveforms": 0, "events": 0}
     assert result.duplicates["telemetry"] == len(telemetry) - 2 and result.stored["telemetry"] == 0
-    assert result.duplicates["machines"] == len(machines) - 1
     q = store.quarantine("h2").set_index("column")
     assert set(q["code"]) == {"conflicts_with_stored"} and (q["row"] == -1).all()
     reading = q.loc["temperature_bearing"]
@@ -240,7 +237,6 @@ def test_a_stored_key_sent_again_with_other_values_is_quarantined_not_counted_as
     assert q.loc["oil_pressure_bar", "reason"].endswith(
         "with oil_pressure_bar = missing; this batch has 2.5; the stored one is kept"
     )
-    assert q.loc["vibration_class", "machine_id"] == machines.loc[0, "machine_id"]
     back = store.read()  # the stored rows are kept, unchanged
     pd.testing.assert_frame_equal(back.telemetry, sort(history.telemetry))
 
@@ -296,3 +292,36 @@ def test_a_store_whose_log_predates_the_conflict_counts_takes_new_batches(
     store = open_store(tmp_path / "store")
     assert store.append(history, "h").version == 1
     assert store.log().loc[0, "telemetry_conflicts"] == 0 and store.batches() == ["h"]
+
+
+def test_a_changed_machine_register_row_updates_the_register_and_keeps_what_it_does_not_give(
+    tmp_path: Path, history: Dataset
+) -> None:
+    store = open_store(tmp_path / "store")
+    store.append(history, "h")
+    before = store.read().machines.set_index("machine_id")
+    machines = history.machines.copy()
+    first, second = machines["machine_id"].iloc[:2]
+    old_class = machines.loc[0, "vibration_class"]
+    new_class = "IV" if old_class != "IV" else "I"
+    machines.loc[0, "vibration_class"] = new_class
+    machines.loc[0, "rated_speed_rpm"] = np.nan  # not given: the stored value stays
+    machines.loc[1, "site"] = "plant-9"
+
+    result = store.append(resent(history, machines=machines), "h2")
+
+    assert result.stored["machines"] == 2 and result.duplicates["machines"] == len(machines) - 2
+    assert result.conflicts["machines"] == 0 and store.quarantine("h2").empty
+    assert result.register_updates[0] == f"{first}: vibration_class {old_class} -> {new_class}"
+    assert result.register_updates[1].startswith(f"{second}: site ")
+    after = store.read().machines.set_index("machine_id")
+    assert len(after) == len(before) and after.index.is_unique
+    assert after.loc[first, "vibration_class"] == new_class and after.loc[second, "site"] == "plant-9"
+    assert after.loc[first, "rated_speed_rpm"] == before.loc[first, "rated_speed_rpm"]
+    pd.testing.assert_frame_equal(after.drop(index=[first, second]), before.drop(index=[first, second]))
+    assert store.read(version=1).machines.set_index("machine_id").loc[first, "vibration_class"] == old_class
+    again = store.append(resent(history, machines=machines), "h3")  # the same change again: nothing new
+    assert again.stored["machines"] == 0 and again.register_updates == []
+    back = store.append(resent(history), "h4")  # the old values again: a change back
+    assert back.stored["machines"] == 2
+    assert store.read().machines.set_index("machine_id").loc[first, "vibration_class"] == old_class
