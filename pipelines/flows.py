@@ -439,9 +439,36 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
-def previous_list(out: Path) -> pd.DataFrame | None:
-    """The last risk list written to ``out`` (alarms and changes carry over from it), if any."""
-    path = out / "risk_list.parquet"
+def list_stamp(as_of: pd.Series | pd.Timestamp | None) -> str:
+    """The time a list is made as of, as in its dated copy's name (``lists/risk_list_<stamp>.parquet``): its
+    newest reading, to the minute ('none' without one)."""
+    newest = pd.Series(as_of).max() if as_of is not None else pd.NaT
+    return pd.Timestamp(newest).strftime("%Y%m%dT%H%M") if pd.notna(newest) else "none"
+
+
+def last_list(out: Path) -> pd.DataFrame | None:
+    """The list the last run wrote to ``out``, if any."""
+    return _read_list(out / "risk_list.parquet")
+
+
+def previous_list(
+    out: Path, as_of: pd.Series | pd.Timestamp | None = None, current: pd.DataFrame | None = None
+) -> pd.DataFrame | None:
+    """The list that alarms and changes carry over from: the last one written to ``out`` (``current``, read when
+    not given) made as of an earlier time than ``as_of`` (the newest readings of the list to make). A run on the
+    same readings again (an hourly run with no new batch) compares with the list before, as the first run did,
+    so its ``new`` and ``rising`` stay; without ``as_of``, the last list written."""
+    stamp = list_stamp(as_of)
+    current = last_list(out) if current is None else current
+    if current is None or stamp == "none" or list_stamp(current.get("as_of")) < stamp:
+        return current
+    earlier = sorted(
+        p for p in (out / "lists").glob("risk_list_*.parquet") if p.stem.removeprefix("risk_list_") < stamp
+    )
+    return _read_list(earlier[-1]) if earlier else None
+
+
+def _read_list(path: Path) -> pd.DataFrame | None:
     try:
         return pd.read_parquet(path) if path.is_file() else None
     except (OSError, ValueError):
@@ -454,9 +481,7 @@ def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, 
     """The list (CSV, Parquet), a dated copy in ``lists/`` (the history of lists) and the quarantine."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "lists").mkdir(exist_ok=True)
-    stamp = (
-        pd.Timestamp(risk["as_of"].max()).strftime("%Y%m%dT%H%M") if risk["as_of"].notna().any() else "none"
-    )
+    stamp = list_stamp(risk["as_of"])
     paths = {
         "risk_list_csv": write_atomically(out / "risk_list.csv", lambda p: risk.to_csv(p, index=False)),
         "risk_list_parquet": write_atomically(
@@ -565,10 +590,23 @@ def sensor_flags_of(history: Dataset) -> pd.DataFrame:
 
 @task(cache_policy=NO_CACHE)
 def notify(
-    risk: pd.DataFrame, webhook: WebhookConfig | None, out: Path, list_path: str
+    risk: pd.DataFrame, webhook: WebhookConfig | None, out: Path, list_path: str, last: pd.DataFrame | None
 ) -> DeliveryResult | None:
-    """Post the new flagged machines to the webhook (never fails the run; undelivered payloads wait in outbox/)."""
-    return notify_new_high_risk(risk, webhook, out / "outbox", list_path=list_path)
+    """Post the new flagged machines to the webhook (never fails the run; undelivered payloads wait in outbox/),
+    except those the ``last`` list already announced as new when it was made as of the same time."""
+    return notify_new_high_risk(
+        risk, webhook, out / "outbox", list_path=list_path, announced=announced(last, risk)
+    )
+
+
+def announced(last: pd.DataFrame | None, risk: pd.DataFrame) -> set[str]:
+    """Machines the last list flagged as new, when it was made as of the same time as ``risk`` (a run on the same
+    readings again keeps them ``new``, but they were posted already)."""
+    if last is None or not {"flagged", "change", "as_of"} <= set(last.columns):
+        return set()
+    if list_stamp(last["as_of"]) != list_stamp(risk["as_of"]):
+        return set()
+    return set(last.loc[last["flagged"].eq(True) & last["change"].eq("new"), "machine_id"].astype(str))
 
 
 @task(cache_policy=NO_CACHE)
@@ -666,6 +704,7 @@ def score_flow(params: ScoreParams) -> dict:
     table = featurize_fleet(settings.scale, dataset, model.spec.config, latest_as_of(dataset))
     check_features(model, table.frame, params.model_name, version)
     out = Path(params.out) if params.out else settings.outputs
+    last = last_list(out)
     risk = score_dataset(
         model,
         dataset,
@@ -673,7 +712,7 @@ def score_flow(params: ScoreParams) -> dict:
         version,
         frame=table.frame,
         stale_after_h=params.stale_after_h,
-        previous=previous_list(out),
+        previous=previous_list(out, dataset.latest_reading(), last),
     )
     log_scored(risk, params.model_name, version)
     drift = check_drift(model, table.frame, risk, dataset)
@@ -681,7 +720,7 @@ def score_flow(params: ScoreParams) -> dict:
     feedback_dir = Path(params.feedback_dir) if params.feedback_dir else settings.root / "feedback"
     precision = list_precision(load_findings(feedback_dir), read_lists(out / "lists"))
     paths["report"] = write_report(model, risk, dataset, params.model_name, version, out, drift, precision)
-    delivery = notify(risk, webhook, out, paths["risk_list_csv"])
+    delivery = notify(risk, webhook, out, paths["risk_list_csv"], last)
     if delivery is not None:
         log_event("notify", **{k: v for k, v in asdict(delivery).items() if not isinstance(v, (list, dict))})
     paths["drift"] = log_scoring(params, settings, version, risk, drift, out)

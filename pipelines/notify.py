@@ -349,14 +349,15 @@ def notify_new_high_risk(
     list_path: str | None = None,
     attempts: int = 4,
     backoff_s: float = 2.0,
+    announced: set[str] | frozenset[str] = frozenset(),
 ) -> DeliveryResult | None:
-    """The whole step for the score flow: post the list's new high-risk machines; None when there is no webhook
-    or nothing new. Payloads left in ``outbox`` by earlier runs go first."""
+    """The whole step for the score flow: post the list's new high-risk machines but those ``announced`` already;
+    None when there is no webhook or nothing new. Payloads left in ``outbox`` by earlier runs go first."""
     if config is None:
         return None
     if any(Path(outbox).glob("*.json")):
         redeliver_outbox(config, outbox, attempts, backoff_s)
-    machines = new_high_risk(risk)
+    machines = [m for m in new_high_risk(risk) if m["machine_id"] not in announced]
     if not machines:
         log.info("webhook nothing new on the list: no post")
         return None

@@ -386,10 +386,17 @@ def test_a_day_of_inbox_batches_through_the_score_flow(store, fleet, first_train
     assert again["notification"]["delivered"] and len(posts) == 1
     assert {m["machine_id"] for m in posts[0]["machines"]} == set(risk.loc[risk["flagged"], "machine_id"])
     assert "How right were the lists?" in (out / "risk_report.html").read_text()
-    third = score_flow(ScoreParams(inbox=str(inbox), store=str(store_dir), model_name="e2e", out=str(out)))
-    assert third["notification"] is None
+    listed = pd.read_parquet(out / "risk_list.parquet")
+    with webhook_server(posts) as url, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WEARCAST_WEBHOOK_URL", url)  # the next hourly run: nothing new arrived
+        third = score_flow(
+            ScoreParams(inbox=str(inbox), store=str(store_dir), model_name="e2e", out=str(out))
+        )
+    assert third["notification"] is None and len(posts) == 1  # the new machines were posted already
     latest = pd.read_parquet(out / "risk_list.parquet")
-    assert latest.loc[latest["alarm"], "change"].isin(["", "rising", "falling"]).all()  # no longer "new"
+    # the same readings again: the changes are still those since the list before, not since itself
+    pd.testing.assert_series_equal(latest["change"], listed["change"])
+    assert latest.loc[latest["flagged"], "change"].eq("new").all()
 
 
 def test_scoring_on_dask_partitions_gives_the_same_list(store, fleet, first_training, tmp_path, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -55,3 +57,34 @@ def test_crew_capacity_flags_only_the_riskiest_in_alarm():
     out = carry_over(ranked({"A": 0.6, "B": 0.9, "C": 0.8, "D": 0.1}, DAY1), None, 0.5, 0.25, 2)
     assert out["alarm"].tolist() == [True, True, True, False]
     assert out["flagged"].tolist() == [False, True, True, False]
+
+
+def test_a_list_made_again_on_the_same_readings_carries_over_from_the_list_before(tmp_path):
+    from pipelines.flows import announced, list_stamp, previous_list
+
+    def written(stamp: str, change: str, folder: Path) -> pd.DataFrame:
+        lst = pd.DataFrame(
+            {
+                "machine_id": ["a", "b"],
+                "as_of": pd.to_datetime([stamp, stamp], utc=True),
+                "flagged": [True, False],
+                "change": [change, ""],
+            }
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        lst.to_parquet(folder / f"risk_list_{list_stamp(lst['as_of'])}.parquet", index=False)
+        return lst
+
+    lists = tmp_path / "lists"
+    first = written("2026-02-01 10:00", "", lists)
+    second = written("2026-02-01 11:00", "new", lists)
+    second.to_parquet(tmp_path / "risk_list.parquet", index=False)  # the last run's list
+
+    newer = pd.Series(pd.to_datetime(["2026-02-01 12:00"], utc=True))
+    same = pd.Series(pd.to_datetime(["2026-02-01 11:00"], utc=True))
+    pd.testing.assert_frame_equal(previous_list(tmp_path, newer), second)  # new readings: the last list
+    pd.testing.assert_frame_equal(previous_list(tmp_path, same), first)  # the same: the list before it
+    assert previous_list(tmp_path) is not None and previous_list(tmp_path / "none", same) is None
+    (lists / "risk_list_20260201T1000.parquet").unlink()
+    assert previous_list(tmp_path, same) is None  # nothing earlier: alarms start afresh
+    assert announced(second, second) == {"a"} and announced(second, first) == set()
