@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,7 +175,8 @@ class _Collector:
 
     def unreadable(self, table: str, file: str, exc: Exception) -> None:
         """Record a whole file that cannot be read (row -1: its rows are unknown)."""
-        reason = f"file cannot be read ({type(exc).__name__}: {str(exc)[:160]}); fix: re-export the file"
+        detail = textwrap.shorten(str(exc), 160, placeholder=" ...")  # whole words, one line
+        reason = f"file cannot be read ({type(exc).__name__}: {detail}); fix: re-export the file"
         self.records.append(
             pd.DataFrame(
                 [

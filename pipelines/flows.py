@@ -95,6 +95,9 @@ class ScoreParams(BaseModel):
 P = ParamSpec("P")
 R = TypeVar("R")
 UNUSABLE = "UnusableInput"
+NOT_STORED = (
+    "BatchesNotStored"  # a Failed state: the list was written, but an inbox batch could not be stored
+)
 
 
 class Unusable(NamedTuple):
@@ -142,10 +145,13 @@ def unusable_input_fails_the_run(body: Callable[P, R]) -> Callable[P, R | State]
 
 
 def run_flow(flow_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a flow; unusable input raises InputError (the CLI's exit code 2), other failures their exception."""
+    """Run a flow; unusable input raises InputError (the CLI's exit code 2), other failures their exception; a
+    scoring run whose list was written although a batch was not stored returns its result."""
     state = flow_fn(*args, return_state=True, **kwargs)
     if state.is_failed() and state.name == UNUSABLE:
         raise InputError(state.message)
+    if state.is_failed() and state.name == NOT_STORED:  # the run's result, with the batches' reports
+        return state.result(raise_on_failure=False)
     return state.result()
 
 
@@ -539,6 +545,19 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
         )
     history = store.read()
     stored = [r.batch_id for r in reports if r.status == "stored" and r.batch_id]
+    if not any(r.totals()["stored"] for r in reports):  # a stopped feed must not go unnoticed
+        newest = history.latest_reading().max()
+        age = pd.Timestamp.now(tz="UTC") - newest if pd.notna(newest) else None
+        log_event(
+            "ingest",
+            logging.WARNING,
+            result="no_new_readings",
+            batches=len(reports),
+            newest_reading=newest,
+            hours_ago=None if age is None else round(age.total_seconds() / 3600.0, 1),
+            note="no batch of this run stored a row: the list is the store's as it was; if batches are due, "
+            "check the feed into the inbox",
+        )
     rejected = [
         store.quarantine(batch_id) for batch_id in stored
     ]  # this run's rejected rows, with their reasons
@@ -684,8 +703,12 @@ def write_report(
 
 @flow(name="wearcast-score", log_prints=True)
 @unusable_input_fails_the_run
-def score_flow(params: ScoreParams) -> dict:
-    """Validate a batch, rebuild the champion's features for each machine as of its latest reading, rank them."""
+def score_flow(params: ScoreParams) -> dict | State:
+    """Validate a batch, rebuild the champion's features for each machine as of its latest reading, rank them.
+
+    With an inbox, a batch that could not be stored (bad input: moved to failed/; a store error: left in the
+    inbox) ends the run in the Failed state ``BatchesNotStored`` once the list of the rest is written: the run's
+    result is its data."""
     settings = load_settings()
     webhook = WebhookConfig.from_env()  # read once, when the flow starts
     connect_registry(settings)
@@ -731,7 +754,7 @@ def score_flow(params: ScoreParams) -> dict:
         description=f"Top of the risk list ({params.model_name} v{version})",
     )
     create_markdown_artifact(key="risk-summary", markdown=scoring_markdown(risk, counts, batches, paths))
-    return {
+    result = {
         "paths": paths,
         "counts": counts,
         "batches": batches,
@@ -742,6 +765,25 @@ def score_flow(params: ScoreParams) -> dict:
         "notification": None if delivery is None else asdict(delivery),
         "top": risk.head(10).to_dict("records"),
     }
+    unstored = [b for b in batches if b["status"] in ("failed", "error")]
+    if unstored:
+        message = not_stored_message(unstored)
+        get_run_logger().error(message)
+        return Failed(name=NOT_STORED, message=message, data=result)
+    return result
+
+
+def not_stored_message(batches: list[dict]) -> str:
+    """One line for the batches of a run that were not stored: what happened to each, where it is, the fix."""
+    parts = [
+        f"{b['batch']} ({b['status']}: {b.get('error')}; kept in {b.get('moved_to') or 'the inbox'})"
+        for b in batches
+    ]
+    return (
+        f"the risk list was written, but {len(batches)} batch(es) were not stored: {'; '.join(parts)}; fix: a "
+        "batch in failed/ as its error says, then move it back into the inbox; a store error is tried again by "
+        "the next run"
+    )
 
 
 def log_scored(risk: pd.DataFrame, model_name: str, version: str) -> None:

@@ -43,6 +43,7 @@ from features.checks import (
 from features.dataset import (
     QUARANTINE_COLUMNS,
     TABLES,
+    ContractError,
     Dataset,
     fingerprint,
     id_strings,
@@ -134,6 +135,7 @@ def process_batch(
         if report.batch_id in store.batches():
             return _already_stored(folder, store, report)
         dataset = load_dataset(folder, plausibility, now=now, known_machines=store.machine_ids())
+        incomplete(folder, dataset)
     except InputError as exc:
         return _failed(folder, report, str(exc), getattr(exc, "code", "input_error"))
     except Exception as exc:  # bad input the loader did not foresee must not stop the other batches
@@ -166,6 +168,24 @@ def process_batch(
     report.sensor_flags = _active_flags(dataset.sensor_flags)
     report.moved_to = str(_move(folder, "processed"))
     return report
+
+
+def incomplete(folder: Path, dataset: Dataset) -> None:
+    """Raise InputError when a file of the batch cannot be read: a batch is stored whole or not at all. A file
+    that is truncated (a batch picked up while it was still being copied) would otherwise lose its rows
+    quietly while the rest of the batch is stored and moved to processed/."""
+    quarantine = dataset.quarantine
+    unreadable = quarantine[quarantine["code"] == "unreadable_file"] if "code" in quarantine else quarantine
+    if len(unreadable):
+        first = unreadable.iloc[0]
+        more = f" (and {len(unreadable) - 1} more files)" if len(unreadable) > 1 else ""
+        raise ContractError(
+            f"{folder}: {first['file']}{more}: {first['reason'].removesuffix('; fix: re-export the file')}; "
+            "nothing of the batch is stored; fix: re-export the file and put the whole batch back in the inbox "
+            "(deliver a batch under a name that starts with '.' and rename it once it is complete: the inbox "
+            "skips such names)",
+            code="unreadable_file",
+        )
 
 
 def new_signals(dataset: Dataset, known: dict[str, set[str]]) -> dict[str, list[str]]:

@@ -3,6 +3,7 @@ MLflow SQLite store; then the registry and the risk list are read back."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -332,7 +333,13 @@ def test_a_day_of_inbox_batches_through_the_score_flow(store, fleet, first_train
     shutil.copytree(fleet, history, ignore=shutil.ignore_patterns("inbox", "truth.parquet"))
     store_dir, out = tmp_path / "store", tmp_path / "out"
     run_ingest(history, store_dir)
-    result = score_flow(ScoreParams(inbox=str(inbox), store=str(store_dir), model_name="e2e", out=str(out)))
+    state = score_flow(
+        ScoreParams(inbox=str(inbox), store=str(store_dir), model_name="e2e", out=str(out)), return_state=True
+    )
+    # the list is written, but the run shows that a batch was not stored, and which
+    assert state.is_failed() and state.name == "BatchesNotStored"
+    assert "1 batch(es) were not stored: 4-corrupt (failed: " in state.message
+    result = state.result(raise_on_failure=False)
 
     reports = {b["batch"]: b for b in result["batches"]}
     assert [reports[n]["status"] for n in sorted(reports)] == ["stored", "already_stored", "stored", "failed"]
@@ -373,16 +380,25 @@ def test_a_day_of_inbox_batches_through_the_score_flow(store, fleet, first_train
         mp.setenv("WEARCAST_WEBHOOK_URL", url)
         shutil.rmtree(out / "lists")  # the next list starts afresh: every flagged machine is new again
         (out / "risk_list.parquet").unlink()
-        again = score_flow(
-            ScoreParams(
-                inbox=str(inbox),
-                store=str(store_dir),
-                model_name="e2e",
-                out=str(out),
-                feedback_dir=str(tmp_path / "feedback"),
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        logging.getLogger("prefect.task_runs").addHandler(handler)
+        try:
+            again = score_flow(
+                ScoreParams(
+                    inbox=str(inbox),
+                    store=str(store_dir),
+                    model_name="e2e",
+                    out=str(out),
+                    feedback_dir=str(tmp_path / "feedback"),
+                )
             )
-        )
+        finally:
+            logging.getLogger("prefect.task_runs").removeHandler(handler)
     assert again["batches"] == []  # nothing new in the inbox: the store is scored as it is
+    [stopped] = [r for r in records if getattr(r, "wearcast", {}).get("result") == "no_new_readings"]
+    assert stopped.levelno == logging.WARNING and stopped.wearcast["hours_ago"] > 0  # a stopped feed is said
     assert again["notification"]["delivered"] and len(posts) == 1
     assert {m["machine_id"] for m in posts[0]["machines"]} == set(risk.loc[risk["flagged"], "machine_id"])
     assert "How right were the lists?" in (out / "risk_report.html").read_text()

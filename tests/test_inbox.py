@@ -505,3 +505,21 @@ def test_a_corrected_reading_sent_again_is_quarantined_as_a_conflict_and_the_bal
     [record] = store.quarantine(report.batch_id).to_dict("records")
     assert (record["machine_id"], record["column"]) == (tel.loc[4, "machine_id"], "temperature_bearing")
     assert "1 rows quarantined as conflicts_with_stored" in batch_line(report.to_dict())
+
+
+def test_a_batch_with_a_file_that_cannot_be_read_is_kept_whole_in_failed(run: dict, tmp_path: Path) -> None:
+    """A batch picked up while it was still being copied: its waveform file is cut short."""
+    store = open_store(shutil.copytree(run["store"].path, tmp_path / "store"))
+    version = store.version
+    inbox = tmp_path / "inbox"
+    batch = copy_day(run["fleet"], "2026-01-10", inbox, "day10-half-copied")
+    waveform_file = sorted((batch / "waveforms").rglob("*.parquet"))[0]
+    waveform_file.write_bytes(waveform_file.read_bytes()[: waveform_file.stat().st_size // 2])
+
+    [report] = process_inbox(inbox, store, now=NOW)
+
+    assert report.status == "failed" and report.error_code == "unreadable_file"
+    assert waveform_file.name in report.error and "nothing of the batch is stored" in report.error
+    assert "fix: re-export the file" in report.error and "starts with '.'" in report.error
+    assert report.moved_to == str(inbox / "failed" / "day10-half-copied")
+    assert store.version == version  # the readable telemetry of the batch was not stored either
