@@ -14,6 +14,7 @@ from models.evaluate import evaluate
 
 PROMOTION_METRIC = "pr_auc"
 MAX_CALIBRATION_ERROR = 0.1
+MIN_HOLDOUT_ROWS = 20  # fewer labelled hold-out rows cannot judge a model (nor tell it from the champion)
 
 
 @dataclass
@@ -93,10 +94,21 @@ def sanity_problems(
     holdout: pd.DataFrame,
     metrics: dict[str, float],
     max_calibration_error: float = MAX_CALIBRATION_ERROR,
+    labels: pd.Series | None = None,
 ) -> list[str]:
-    """Why a trained model must not become champion, whatever its score: features of its spec that the hold-out
-    lacks or has only NaN for, or probabilities that are badly calibrated on the hold-out."""
+    """Why a trained model must not become champion, whatever its score: a hold-out too small to judge it
+    (fewer than MIN_HOLDOUT_ROWS labelled rows, or rows of one class only: then every other figure is noise, so
+    this one is named first), features of its spec that the hold-out lacks or has only NaN for, or
+    probabilities that are badly calibrated on the hold-out."""
     problems = []
+    if labels is not None:
+        n_rows, positives = len(labels), int(np.nansum(labels.to_numpy(dtype=float)))
+        if n_rows < MIN_HOLDOUT_ROWS or positives in (0, n_rows):
+            problems.append(
+                f"the hold-out has {n_rows} labelled rows, {positives} of them with a failure within the horizon: "
+                "too few to judge the model (its PR AUC and calibration are noise); fix: more history, "
+                "`--holdout machines`, or a shorter `--horizon-h`"
+            )
     missing = [c for c in model.spec.columns if c not in holdout.columns]
     if missing:
         problems.append(

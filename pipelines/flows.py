@@ -357,7 +357,7 @@ def train_flow(params: TrainParams) -> dict:
     run = register(
         model, params, experiment_id, metrics, data_info, test_frame.head(200), test_frame, test_labels
     )
-    problems = sanity_problems(model, test_frame, metrics, params.max_calibration_error)
+    problems = sanity_problems(model, test_frame, metrics, params.max_calibration_error, test_labels)
     audit = decide_promotion(params, settings, run, metrics, comparison, problems)
     log_event(
         "promote",

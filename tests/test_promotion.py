@@ -54,3 +54,15 @@ def test_sanity_checks_block_promotion():
     assert sanity_problems(candidate, fine.assign(c=3.0), {"calibration_error": 0.02}) == []
     promoted, reason = promotion_decision(None, problems=problems)
     assert not promoted and reason.startswith("failed sanity checks")
+
+
+def test_a_hold_out_too_small_or_of_one_class_is_named_first():
+    candidate = SimpleNamespace(spec=SimpleNamespace(columns=("a",)))
+    rows = pd.DataFrame({"a": np.arange(40.0)})
+    tiny = sanity_problems(candidate, rows.head(2), {"calibration_error": 0.3}, labels=pd.Series([0, 1]))
+    assert tiny[0].startswith("the hold-out has 2 labelled rows, 1 of them with a failure within the horizon")
+    assert "fix: more history" in tiny[0] and "calibration error" in tiny[1]
+    no_failure = sanity_problems(candidate, rows, {"calibration_error": 0.02}, labels=pd.Series([0] * 40))
+    assert no_failure[0].startswith("the hold-out has 40 labelled rows, 0 of them")
+    both = pd.Series([0] * 30 + [1] * 10)
+    assert sanity_problems(candidate, rows, {"calibration_error": 0.02}, labels=both) == []
