@@ -62,11 +62,12 @@ def replay_period(dataset: Dataset, days: float | None) -> tuple[pd.Timestamp, p
     if start < first:
         raise InputError(
             f"--days {days}: the data only covers {(end - first).total_seconds() / 86400:.0f} days "
-            f"({first} to {latest.max()}); fix: replay fewer days"
+            f"({first} to {latest.max()}); fix: replay fewer days (`--days`; `days` in a deployment's parameters)"
         )
     if start >= end:
         raise InputError(
-            f"--days {days} leaves nothing to replay in data from {first} to {latest.max()}; fix: replay fewer days"
+            f"--days {days} leaves nothing to replay in data from {first} to {latest.max()}; fix: replay fewer "
+            "days (`--days`; `days` in a deployment's parameters)"
         )
     return start, end
 

@@ -708,6 +708,13 @@ def serve(
     out: OutDir = None,
     model_name: ModelName = None,
     paused: Paused = False,
+    take_over: Annotated[
+        bool,
+        typer.Option(
+            help="Take over deployments of the same names that `wearcast deploy` put in a work pool of this "
+            "server (their schedules pause when serve stops)."
+        ),
+    ] = False,
 ) -> None:
     """Run the scheduled deployments (hourly scoring, weekly retraining, daily backtest) in this process."""
     settings = _start()
@@ -734,7 +741,7 @@ def serve(
             f"{settings.prefect_home}); to watch them, start `prefect server start` and set PREFECT_API_URL",
             markup=False,
         )
-    serve_deployments(config)
+    serve_deployments(config, take_over=take_over)
 
 
 @app.command()
@@ -752,7 +759,7 @@ def deploy(
     paused: Paused = False,
 ) -> None:
     """Register the scheduled deployments in a process work pool of the Prefect server at PREFECT_API_URL."""
-    settings = _start()  # before prefect is imported: it reads PREFECT_HOME once
+    settings = _start(uses=("prefect",))  # before prefect is imported: it reads PREFECT_HOME once
     from pipelines.deploy import deploy_to_pool, load_deploy_settings
 
     config = load_deploy_settings(
@@ -768,8 +775,15 @@ def deploy(
         model_name=model_name,
         paused=paused,
     )
-    for name in deploy_to_pool(config, pool):
-        console.print(f"deployment {name} in work pool '{pool}'", markup=False)
+    names, kept = deploy_to_pool(config, pool)
+    for name in names:
+        paused_note = " (kept paused: it was paused on the server)" if name in kept else ""
+        console.print(f"deployment {name} in work pool '{pool}'{paused_note}", markup=False)
+    if kept:
+        console.print(
+            "resume a paused deployment with `prefect deployment resume NAME` (or its schedule in the UI)",
+            markup=False,
+        )
     console.print(
         f"schedules ({config.timezone}{', paused' if config.paused else ''}): score '{config.score_cron}', "
         f"train '{config.train_cron}', backtest '{config.backtest_cron}'; "

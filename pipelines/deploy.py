@@ -214,13 +214,50 @@ def deployments(
     ]
 
 
-def serve_deployments(config: DeploySettings) -> None:
-    """Run the three deployments in this process until interrupted (their schedules pause when it stops)."""
+def serve_deployments(config: DeploySettings, take_over: bool = False) -> None:
+    """Run the three deployments in this process until interrupted (their schedules pause when it stops).
+
+    Deployments of the same names that ``wearcast deploy`` put in a work pool of this server would be taken
+    over, and their schedules paused when this process stops: refused unless ``take_over``."""
     import prefect
 
     flows = {"scheduled_score": scheduled_score, "scheduled_train": scheduled_train}
     flows["scheduled_backtest"] = scheduled_backtest
-    prefect.serve(*deployments(config, flows.__getitem__, EntrypointType.MODULE_PATH))
+    found = deployments(config, flows.__getitem__, EntrypointType.MODULE_PATH)
+    in_pools = {name: d.work_pool_name for name, d in _on_server(found).items() if d.work_pool_name}
+    if in_pools and not take_over:
+        listed = ", ".join(f"{name} (work pool '{pool}')" for name, pool in in_pools.items())
+        raise InputError(
+            f"this Prefect server runs {listed} through a worker; `wearcast serve` would take them over and "
+            "pause their schedules when it stops; fix: serve against another server (or none: unset "
+            "PREFECT_API_URL), or pass --take-over and rerun `wearcast deploy` afterwards to give them back"
+        )
+    prefect.serve(*found)
+
+
+def _name(deployment: RunnerDeployment) -> str:
+    return f"{deployment.flow_name}/{deployment.name}"
+
+
+def _on_server(found: list[RunnerDeployment]) -> dict[str, Any]:
+    """The deployments of these names that the Prefect server already has (name -> the server's record)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    existing = {}
+    with get_client(sync_client=True) as client:
+        for deployment in found:
+            try:
+                existing[_name(deployment)] = client.read_deployment_by_name(_name(deployment))
+            except ObjectNotFound:
+                continue
+    return existing
+
+
+def _paused(record: Any) -> bool:
+    """A deployment on the server that is paused, or whose schedules are all paused."""
+    schedules = record.schedules or []
+    return bool(record.paused) or (bool(schedules) and not any(s.active for s in schedules))
 
 
 def code_root() -> Path:
@@ -233,9 +270,10 @@ def code_root() -> Path:
     return root
 
 
-def deploy_to_pool(config: DeploySettings, pool: str) -> list[str]:
+def deploy_to_pool(config: DeploySettings, pool: str) -> tuple[list[str], list[str]]:
     """Register the deployments in the ``process`` work pool ``pool`` (created if missing) of the Prefect server
-    at PREFECT_API_URL; a worker runs them from this project folder. Returns their names."""
+    at PREFECT_API_URL; a worker runs them from this project folder. Returns their names, and those kept paused
+    because they were paused on the server (a redeploy never resumes what an operator paused)."""
     from prefect import Flow
     from prefect.settings import PREFECT_API_URL
 
@@ -252,9 +290,12 @@ def deploy_to_pool(config: DeploySettings, pool: str) -> list[str]:
         return cast("Flow[..., Any]", loaded)  # synchronous outside an event loop
 
     found = deployments(config, from_source, EntrypointType.FILE_PATH, work_pool_name=pool)
+    kept = [] if config.paused else [n for n, record in _on_server(found).items() if _paused(record)]
     for deployment in found:
+        if _name(deployment) in kept:  # paused by an operator (a backup, say): a redeploy keeps it paused
+            deployment.paused = True
         deployment.apply()
-    return [f"{d.flow_name}/{d.name}" for d in found]
+    return [_name(d) for d in found], kept
 
 
 def ensure_process_pool(pool: str) -> None:

@@ -192,7 +192,9 @@ def test_deployments_train_and_score_through_a_server_and_a_worker(tmp_path, mon
     ]
     with (
         started("prefect-server", prefect_server, env, logs) as prefect_process,
-        started("mlflow-server", mlflow_server, env, logs) as mlflow_process,
+        started(
+            "mlflow-server", mlflow_server, {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, logs
+        ) as mlflow_process,
     ):
         fleet = home / "fleet"
         wearcast(
@@ -232,6 +234,19 @@ def test_deployments_train_and_score_through_a_server_and_a_worker(tmp_path, mon
             clock=clock,
         )
         assert "wearcast-score/hourly-inbox" in printed
+        # a redeploy (a setting changed) never resumes schedules an operator paused (here: made paused)
+        same = [
+            "--data",
+            str(fleet),
+            "--inbox",
+            str(fleet / "inbox"),
+            "--store",
+            str(store),
+            "--model-name",
+            MODEL,
+        ]
+        again = wearcast("deploy", "--pool", POOL, *same, env=env, clock=clock)
+        assert "wearcast-score/hourly-inbox in work pool 'wearcast-it' (kept paused" in again, again
         worker = [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"]
         with started("worker", worker, env, logs):
             out = home / "outputs"
@@ -259,7 +274,16 @@ def test_deployments_train_and_score_through_a_server_and_a_worker(tmp_path, mon
 
         # The other way to run them: `wearcast serve` (prefect.serve) takes the same deployments over; with the
         # worker stopped, only it can run the next scoring run.
-        serve = [str(BIN / "wearcast"), "serve", "--paused", "--data", str(fleet), "--model-name", MODEL]
+        refused = subprocess.run(
+            [str(BIN / "wearcast"), "serve", "--paused", "--model-name", MODEL],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode == 2 and "--take-over" in refused.stderr, refused.stderr
+        serve = [str(BIN / "wearcast"), "serve", "--paused", "--take-over", "--data", str(fleet)]
+        serve += ["--model-name", MODEL]
         with started("serve", serve, {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}, logs):
             served_out = home / "served"
             served = run_deployment(
