@@ -57,6 +57,8 @@ REASON_CODES: dict[str, str] = {
     "wrong_length": "record every snapshot of a channel with the machine's usual number of samples",
     "missing_channel": "name the channel of every snapshot",
     "flat_snapshot": "check the accelerometer and its cable: the snapshot carries no signal",
+    "cut_short_row": "export the file whole (a CSV ends with a line break); deliver a batch under a name that "
+    "starts with '.' and rename it once it is complete",
     "conflicts_with_stored": "a stored row is never replaced (past lists stay reproducible): send a correction "
     "under its own timestamp, or fix the source so that it sends each row once with its final values",
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import re
 import textwrap
 from collections.abc import Iterable
@@ -213,6 +214,26 @@ def table_files(root: Path, name: str) -> list[Path]:
     return files
 
 
+def _ends_with_line_break(path: Path) -> bool:
+    """Whether the file's last byte is a line break: a CSV cut short while it was copied ends mid-row."""
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) in (b"\n", b"\r")
+
+
+def _file_note(table: str, file: str, code: str, note: str) -> dict:
+    """A note about a whole file (no cell, no row)."""
+    return {
+        "table": table,
+        "file": file,
+        "column": "",
+        "code": code,
+        "cells": 0,
+        "first_row": -1,
+        "note": note,
+    }
+
+
 def _read_tabular(path: Path) -> pd.DataFrame:
     if path.suffix == ".csv":
         return pd.read_csv(path, dtype={"machine_id": str}, keep_default_na=True)
@@ -291,6 +312,11 @@ def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.
     frames = []
     for path in table_files(root, table):
         file = _rel(root, path)
+        if path.suffix == ".csv" and path.stat().st_size == 0:  # an export of no rows: nothing to read
+            q.notes.append(
+                _file_note(table, file, "empty_file", "the file is empty (0 bytes): read as no rows")
+            )
+            continue
         try:
             frame = _read_tabular(path)
         except Exception as exc:  # a truncated or foreign file must not stop the other files
@@ -299,6 +325,11 @@ def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.
         counts[table]["rows_in"] += len(frame)
         present = [str(c) for c in frame.columns]
         frame = frame.assign(_row=np.arange(len(frame)), _file=file)
+        if path.suffix == ".csv" and len(frame) and not _ends_with_line_break(path):
+            reason = "the file does not end with a line break, so its last row may be cut short"
+            frame = q.reject(
+                table, file, frame, np.arange(len(frame)) == len(frame) - 1, "", reason, "cut_short_row"
+            )
         if missing := _missing_columns(table, frame):
             frame = frame.assign(machine_id=frame.get("machine_id", ""))
             q.reject_all(table, file, frame, missing[0], *_missing_reason(missing[0], present))
@@ -747,7 +778,7 @@ def load_dataset(
     if telemetry.empty and waveforms.meta.empty:
         code = "empty_dataset" if quarantine.empty else "unusable_dataset"
         raise ContractError(_nothing_usable(root, quarantine), code)
-    notes = pd.DataFrame(ctx.notes, columns=NOTE_COLUMNS)
+    notes = pd.DataFrame([*q.notes, *ctx.notes], columns=NOTE_COLUMNS)
     flags = pd.concat([f for f in (telemetry_flags, waveform_flags) if len(f)] or [sensor_flag_frame()])
     flags = flags.sort_values(["machine_id", "column", "since"]).reset_index(drop=True)
     return Dataset(

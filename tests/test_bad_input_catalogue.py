@@ -441,6 +441,20 @@ def no_telemetry_nor_waveforms(root):
     return Expect("no_tables", "error")
 
 
+def csv_cut_short_while_copied(root):
+    """A CSV picked up while it was still being copied: its last row ends mid-number (41.5 -> 41.)."""
+    path = root / "telemetry" / "part-1.csv"
+    _rows(n=3, temperature_bearing=41.5).to_csv(path, index=False)
+    text = path.read_text()
+    path.write_text(text[: text.rindex("41.5") + 3])
+    return Expect("cut_short_row", machine="M01")
+
+
+def empty_csv_file_is_no_rows(root):
+    (root / "events.csv").write_text("")
+    return Expect("empty_file", "note")
+
+
 CASES: dict[str, Callable[[Path], Expect]] = {
     f.__name__: f
     for f in [
@@ -504,6 +518,8 @@ CASES: dict[str, Callable[[Path], Expect]] = {
         nothing_usable,
         semicolon_csv_alone,
         no_telemetry_nor_waveforms,
+        csv_cut_short_while_copied,
+        empty_csv_file_is_no_rows,
     ]
 }
 
