@@ -185,7 +185,7 @@ def no_champion_message(model_name: str) -> str:
     return (
         f"{where}: version(s) {listed} are registered, none is the champion (a version that fails its sanity "
         "checks is registered but not promoted: its `promotion` tag says why); "
-        f'fix: `wearcast promote {last} --reason "..."` after checking it, or pass --model {last}'
+        f'fix: `wearcast promote {last} --reason "..." --force` after checking it, or pass --model {last}'
     )
 
 

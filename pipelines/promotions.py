@@ -49,8 +49,10 @@ def move_champion(
         "reason": reason,
         "rollback_to": previous,
     }
-    if problems and action == "promote":
-        audit["overruled_sanity_problems"] = problems
+    if problems:  # the training's findings stay on the version: a later promotion needs --force again
+        audit["sanity_problems"] = problems
+        if action == "promote":
+            audit["overruled_sanity_problems"] = problems
     if action == "rollback":  # the restored version rolls back, in turn, to the one it had replaced
         audit["rollback_to"] = _rollback_to(registry.promotion_record(model_name, version))
     registry.set_champion(model_name, version, audit)

@@ -72,3 +72,5 @@ def test_a_version_that_failed_its_sanity_checks_needs_force_and_the_audit_names
     assert champion(settings) == "2"
     assert audit["overruled_sanity_problems"] == refused["sanity_problems"]
     move_champion(settings, "m", "3", "promote", "next")  # no record of problems: no force needed
+    with pytest.raises(RegistryError, match="--force"):  # forced once is not forced for ever
+        move_champion(settings, "m", "2", "promote", "again")
