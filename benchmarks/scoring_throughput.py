@@ -372,14 +372,13 @@ def flow_vs_pure(
         dataset = flows.load.fn(str(data))
         table = scale.featurize.fn(dataset, model.spec.config, latest_as_of(dataset))
         flows.check_features(model, table.frame, MODEL_NAME, version)
-        last = flows.last_list(out)
-        previous = flows.previous_list(out, dataset.latest_reading(), last)
+        previous = flows.previous_list(out, dataset.latest_reading())
         risk = score_dataset(model, dataset, MODEL_NAME, version, frame=table.frame, previous=previous)
         drift = flows.check_drift.fn(model, table.frame, risk, dataset)
         paths = flows.write_outputs.fn(risk, dataset, out)
         precision = list_precision(load_findings(home / "feedback"), read_lists(out / "lists"))
         flows.write_report.fn(model, risk, dataset, MODEL_NAME, version, out, drift, precision)
-        flows.notify.fn(risk, WebhookConfig.from_env(), out, paths["risk_list_csv"], last)
+        flows.notify.fn(risk, WebhookConfig.from_env(), out, paths["risk_list_csv"])
 
     pure(home / "warm-up", warm_up)  # first-call imports (report, plots) are not the flow's overhead
     pures, runs = [], []

@@ -95,9 +95,8 @@ class ScoreParams(BaseModel):
 P = ParamSpec("P")
 R = TypeVar("R")
 UNUSABLE = "UnusableInput"
-NOT_STORED = (
-    "BatchesNotStored"  # a Failed state: the list was written, but an inbox batch could not be stored
-)
+NOT_STORED = "BatchesNotStored"  # a Failed state: the list was written, but an inbox batch was not stored
+ANNOUNCED = "announced.json"  # in the outputs folder: the machines the webhook got for the last list's time
 
 
 class Unusable(NamedTuple):
@@ -452,20 +451,13 @@ def list_stamp(as_of: pd.Series | pd.Timestamp | None) -> str:
     return pd.Timestamp(newest).strftime("%Y%m%dT%H%M") if pd.notna(newest) else "none"
 
 
-def last_list(out: Path) -> pd.DataFrame | None:
-    """The list the last run wrote to ``out``, if any."""
-    return _read_list(out / "risk_list.parquet")
-
-
-def previous_list(
-    out: Path, as_of: pd.Series | pd.Timestamp | None = None, current: pd.DataFrame | None = None
-) -> pd.DataFrame | None:
-    """The list that alarms and changes carry over from: the last one written to ``out`` (``current``, read when
-    not given) made as of an earlier time than ``as_of`` (the newest readings of the list to make). A run on the
-    same readings again (an hourly run with no new batch) compares with the list before, as the first run did,
-    so its ``new`` and ``rising`` stay; without ``as_of``, the last list written."""
+def previous_list(out: Path, as_of: pd.Series | pd.Timestamp | None = None) -> pd.DataFrame | None:
+    """The list that alarms and changes carry over from: the last one written to ``out`` made as of an earlier
+    time than ``as_of`` (the newest readings of the list to make). A run on the same readings again (an hourly
+    run with no new batch) compares with the list before, as the first run did, so its ``new`` and ``rising``
+    stay; without ``as_of``, the last list written."""
     stamp = list_stamp(as_of)
-    current = last_list(out) if current is None else current
+    current = _read_list(out / "risk_list.parquet")
     if current is None or stamp == "none" or list_stamp(current.get("as_of")) < stamp:
         return current
     earlier = sorted(
@@ -609,23 +601,28 @@ def sensor_flags_of(history: Dataset) -> pd.DataFrame:
 
 @task(cache_policy=NO_CACHE)
 def notify(
-    risk: pd.DataFrame, webhook: WebhookConfig | None, out: Path, list_path: str, last: pd.DataFrame | None
+    risk: pd.DataFrame, webhook: WebhookConfig | None, out: Path, list_path: str
 ) -> DeliveryResult | None:
     """Post the new flagged machines to the webhook (never fails the run; undelivered payloads wait in outbox/),
-    except those the ``last`` list already announced as new when it was made as of the same time."""
-    return notify_new_high_risk(
-        risk, webhook, out / "outbox", list_path=list_path, announced=announced(last, risk)
-    )
+    except those already posted or queued for a list made as of the same time (``announced.json``: a run on the
+    same readings again keeps them ``new``)."""
+    stamp = list_stamp(risk["as_of"])
+    done = announced(out, stamp)
+    result = notify_new_high_risk(risk, webhook, out / "outbox", list_path=list_path, announced=done)
+    if result is not None and (result.delivered or result.outbox_path is not None):
+        new = risk.loc[risk["flagged"].eq(True) & risk["change"].eq("new"), "machine_id"].astype(str)
+        record = json.dumps({"stamp": stamp, "machines": sorted(done | set(new))})
+        write_atomically(out / ANNOUNCED, lambda path: path.write_text(record))
+    return result
 
 
-def announced(last: pd.DataFrame | None, risk: pd.DataFrame) -> set[str]:
-    """Machines the last list flagged as new, when it was made as of the same time as ``risk`` (a run on the same
-    readings again keeps them ``new``, but they were posted already)."""
-    if last is None or not {"flagged", "change", "as_of"} <= set(last.columns):
+def announced(out: Path, stamp: str) -> set[str]:
+    """Machines posted (or queued in outbox/) for the list made as of ``stamp``; none for another time."""
+    try:
+        record = json.loads((out / ANNOUNCED).read_text())
+    except (OSError, ValueError):
         return set()
-    if list_stamp(last["as_of"]) != list_stamp(risk["as_of"]):
-        return set()
-    return set(last.loc[last["flagged"].eq(True) & last["change"].eq("new"), "machine_id"].astype(str))
+    return set(record.get("machines", [])) if record.get("stamp") == stamp else set()
 
 
 @task(cache_policy=NO_CACHE)
@@ -727,7 +724,6 @@ def score_flow(params: ScoreParams) -> dict | State:
     table = featurize_fleet(settings.scale, dataset, model.spec.config, latest_as_of(dataset))
     check_features(model, table.frame, params.model_name, version)
     out = Path(params.out) if params.out else settings.outputs
-    last = last_list(out)
     risk = score_dataset(
         model,
         dataset,
@@ -735,7 +731,7 @@ def score_flow(params: ScoreParams) -> dict | State:
         version,
         frame=table.frame,
         stale_after_h=params.stale_after_h,
-        previous=previous_list(out, dataset.latest_reading(), last),
+        previous=previous_list(out, dataset.latest_reading()),
     )
     log_scored(risk, params.model_name, version)
     drift = check_drift(model, table.frame, risk, dataset)
@@ -743,7 +739,7 @@ def score_flow(params: ScoreParams) -> dict | State:
     feedback_dir = Path(params.feedback_dir) if params.feedback_dir else settings.root / "feedback"
     precision = list_precision(load_findings(feedback_dir), read_lists(out / "lists"))
     paths["report"] = write_report(model, risk, dataset, params.model_name, version, out, drift, precision)
-    delivery = notify(risk, webhook, out, paths["risk_list_csv"], last)
+    delivery = notify(risk, webhook, out, paths["risk_list_csv"])
     if delivery is not None:
         log_event("notify", **{k: v for k, v in asdict(delivery).items() if not isinstance(v, (list, dict))})
     paths["drift"] = log_scoring(params, settings, version, risk, drift, out)

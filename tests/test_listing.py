@@ -60,7 +60,7 @@ def test_crew_capacity_flags_only_the_riskiest_in_alarm():
 
 
 def test_a_list_made_again_on_the_same_readings_carries_over_from_the_list_before(tmp_path):
-    from pipelines.flows import announced, list_stamp, previous_list
+    from pipelines.flows import list_stamp, previous_list
 
     def written(stamp: str, change: str, folder: Path) -> pd.DataFrame:
         lst = pd.DataFrame(
@@ -87,4 +87,3 @@ def test_a_list_made_again_on_the_same_readings_carries_over_from_the_list_befor
     assert previous_list(tmp_path) is not None and previous_list(tmp_path / "none", same) is None
     (lists / "risk_list_20260201T1000.parquet").unlink()
     assert previous_list(tmp_path, same) is None  # nothing earlier: alarms start afresh
-    assert announced(second, second) == {"a"} and announced(second, first) == set()

@@ -274,3 +274,33 @@ def test_unsigned_without_a_secret(tmp_path):
         cfg = WebhookConfig.from_env({"WEARCAST_WEBHOOK_URL": server.url})
         assert post_alerts(cfg, {"a": 1}, **FAST).delivered
     assert SIGNATURE_HEADER not in server.requests[0]["headers"]
+
+
+def test_the_score_flow_posts_each_new_machine_once_per_list_time_and_loses_none(tmp_path, monkeypatch):
+    """A run on the same readings again keeps ``new`` on the list but must not post it twice; a run that wrote
+    its list but never got to post (killed, or no webhook yet) must not make the next run skip the machine."""
+    from pipelines import flows
+    from pipelines.notify import DeliveryResult
+
+    seen: list[set[str]] = []
+
+    def fake(risk, config, outbox, list_path=None, announced=frozenset()):
+        seen.append(set(announced))
+        return None if config is None else DeliveryResult(True, 1, "d1")
+
+    monkeypatch.setattr(flows, "notify_new_high_risk", fake)
+    risk = pd.DataFrame(
+        {
+            "machine_id": ["a", "b"],
+            "as_of": pd.to_datetime(["2026-02-01 10:00"] * 2, utc=True),
+            "flagged": [True, False],
+            "change": ["new", ""],
+        }
+    )
+    config = object()
+    flows.notify.fn(risk, None, tmp_path, "list.csv")  # no webhook yet: nothing was posted
+    flows.notify.fn(risk, config, tmp_path, "list.csv")  # the webhook is set: post a
+    flows.notify.fn(risk, config, tmp_path, "list.csv")  # the same readings again: a was posted
+    later = risk.assign(as_of=risk["as_of"] + pd.Timedelta(hours=1))
+    flows.notify.fn(later, config, tmp_path, "list.csv")  # a list of a later time starts afresh
+    assert seen == [set(), set(), {"a"}, set()]
