@@ -781,7 +781,7 @@ def deploy(
         console.print(f"deployment {name} in work pool '{pool}'{paused_note}", markup=False)
     if kept:
         console.print(
-            "resume a paused deployment with `prefect deployment resume NAME` (or its schedule in the UI)",
+            "resume a paused deployment with `prefect deployment resume NAME` (or its toggle in the UI)",
             markup=False,
         )
     console.print(

@@ -23,7 +23,8 @@ Layout under the store folder (default ``<project>/store``), one Delta table per
 Every data row carries the ``batch_id`` that wrote it (a content fingerprint of the batch folder). Each table
 write records the batch in the table's transaction log (a Delta app transaction), so rerunning a batch killed
 mid-way completes only the tables it had not written; a batch abandoned mid-way (its folder gone) is rolled back
-by the next append. One writer at a time (the score flow); any number of readers (Spark, DuckDB, Polars too).
+by the next append. One writer at a time (the score flow); any number of readers (Spark, DuckDB, Polars too; ``machines/`` holds a
+row per register change: the current one is the row of the batch latest in ``_batches/``).
 Numbers are stored as float64 (except counts), text as string, timestamps as UTC microseconds.
 """
 
@@ -517,10 +518,10 @@ def _quarantine_to_store(quarantine: pd.DataFrame, batch_id: str) -> pa.Table:
 
 _NO_CLASH = pd.DataFrame(columns=[*QUARANTINE_COLUMNS, "timestamp"])
 _WHAT = {
-    "machines": "machine register row",
-    "telemetry": "reading",
-    "waveforms": "snapshot",
-    "events": "event",
+    "machines": "a machine register row",
+    "telemetry": "a reading",
+    "waveforms": "a snapshot",
+    "events": "an event",
 }
 
 
@@ -597,15 +598,23 @@ def _clash_records(c: _Comparison) -> pd.DataFrame:
                 "machine_id": str(row["machine_id"]),
                 "column": first,
                 "code": "conflicts_with_stored",
-                "reason": f"a {_WHAT[c.table]} with this key ({key}) is already stored by batch "
-                f"{str(row['batch_id'])[:12]} with {first} = {_cell(c.stored(i, first))}; this batch has "
-                f"{_cell(row[first])}{more}; the stored one is kept",
+                "reason": f"{_WHAT[c.table]} with this key ({key}) is already stored by batch "
+                f"{str(row['batch_id'])[:12]} with {_difference(first, c.stored(i, first), row[first])}{more}; "
+                "the stored one is kept",
                 "value": _cell(row[first])[:80],
                 "fix": REASON_CODES["conflicts_with_stored"],
                 "timestamp": row["timestamp"] if "timestamp" in keys else pd.NaT,
             }
         )
     return pd.DataFrame(records, columns=_NO_CLASH.columns) if records else _NO_CLASH
+
+
+def _difference(column: str, stored: Any, offered: Any) -> str:
+    """'speed_rpm = 1500; this batch has 1600', or for snapshot samples 'other samples (2560 stored, 2560 in
+    this batch)'."""
+    if column == "values":
+        return f"other samples ({_cell(stored)} stored, {_cell(offered)} in this batch)"
+    return f"{column} = {_cell(stored)}; this batch has {_cell(offered)}"
 
 
 def _register_updates(c: _Comparison) -> tuple[pa.Table, list[str]]:

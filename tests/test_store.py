@@ -257,7 +257,7 @@ def test_a_snapshot_sent_again_with_other_samples_is_a_conflict_and_the_same_sam
     assert result.duplicates["waveforms"] == len(history.waveforms.meta) - 1
     q = store.quarantine("h2")
     assert q["column"].tolist() == ["values"] and q["machine_id"].tolist() == [first["machine_id"]]
-    assert f"channel {first['channel']}" in q["reason"].iloc[0]
+    assert f"channel {first['channel']}" in q["reason"].iloc[0] and "other samples (" in q["reason"].iloc[0]
     np.testing.assert_array_equal(samples(store.read()), samples(history))
 
 
