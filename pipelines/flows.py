@@ -537,7 +537,8 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
         )
     history = store.read()
     stored = [r.batch_id for r in reports if r.status == "stored" and r.batch_id]
-    if not any(r.totals()["stored"] for r in reports):  # a stopped feed must not go unnoticed
+    readings = [r.tables.get(t, {}).get("stored", 0) for r in reports for t in ("telemetry", "waveforms")]
+    if not any(readings):  # a stopped feed must not go unnoticed (register rows or events are no readings)
         newest = history.latest_reading().max()
         age = pd.Timestamp.now(tz="UTC") - newest if pd.notna(newest) else None
         log_event(
@@ -547,8 +548,8 @@ def ingest_inbox(inbox: str, store_path: str) -> tuple[Dataset, dict, list[dict]
             batches=len(reports),
             newest_reading=newest,
             hours_ago=None if age is None else round(age.total_seconds() / 3600.0, 1),
-            note="no batch of this run stored a row: the list is the store's as it was; if batches are due, "
-            "check the feed into the inbox",
+            note="no batch of this run stored a reading: the list is the store's as it was; if batches are "
+            "due, check the feed into the inbox",
         )
     rejected = [
         store.quarantine(batch_id) for batch_id in stored
