@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from contract import quarantine_notes
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
@@ -218,7 +219,9 @@ def engine_features(
 ) -> pd.DataFrame:
     """Features at every reading of ``series`` (grouped by engine, in time order), from that reading and
     earlier ones only: age, and per column its last value, windowed mean, std, slope and baseline distance."""
-    windows_h = tuple(round(w * cycle_h) for w in windows)
+    # exact hours (whole ones as ints, for the feature names): rounding would turn the windows of cycles shorter
+    # than an hour into 0 h, and distort those of cycles of minutes
+    windows_h = tuple(int(h) if float(h).is_integer() else h for h in (w * cycle_h for w in windows))
     as_of = series[["machine_id", "timestamp"]]
     tel = telemetry_features_asof(series, as_of, windows_h, max_age_h=cycle_h * 1.5)
     stats = ("__mean__", "__std__", "__slope__")
@@ -361,6 +364,9 @@ def sensor_notes(train: Dataset, test: Dataset, kept: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     train, test = load_dataset(args.data_dir / "train"), load_dataset(args.data_dir / "test")
+    for part, dataset in (("train", train), ("test", test)):  # rows set aside change the result: say so
+        for note in quarantine_notes(dataset):
+            print(f"note ({part}): {note}")
     truth = read_truth(args.data_dir / "test_truth.parquet", test)  # before the search: fail fast
     data = prepare(train, test)
     print(

@@ -4,7 +4,7 @@ not a traceback, and what the loader quarantined is summarised, so a machine tha
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +20,18 @@ def load_or_exit(folder: Path) -> Dataset:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def exit_2_on_input_error(main: Callable[[], object]) -> None:
+    """Run a benchmark's ``main``: a ``SystemExit("message")`` (the input cannot be used; the message names the
+    file, column and fix) exits 2 as the CLI's input errors do, not 1 (an internal error)."""
+    try:
+        main()
+    except SystemExit as stop:
+        if isinstance(stop.code, str):
+            print(f"error: {stop.code}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
 
 
 def some(ids: Iterable[object], limit: int = 5) -> str:

@@ -59,14 +59,13 @@ scores) as CSV, and ends with one headline line.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from contract import load_or_exit, some
+from contract import exit_2_on_input_error, load_or_exit, quarantine_notes, some
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
@@ -214,7 +213,10 @@ def feature_table(data_dir: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Snapshot rows with labels, and the feature columns of each family. Recordings without features or
     without labels are named and left out."""
     labels = read_labels(data_dir)
-    frame = build_features(load_or_exit(data_dir)).frame
+    dataset = load_or_exit(data_dir)
+    for note in quarantine_notes(dataset):  # rows set aside change the result: say so
+        print(f"note: {note}")
+    frame = build_features(dataset).frame
     columns: dict[str, list[str]] = {name: [] for name in FAMILIES}
     for column in frame.columns:
         if column.startswith("vib__") and (kind := family(column.split("__", 2)[2])) is not None:
@@ -585,4 +587,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_2_on_input_error(main)

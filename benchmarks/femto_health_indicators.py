@@ -36,7 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from contract import load_or_exit, quarantine_notes, run_to_failure, until_failure
+from contract import exit_2_on_input_error, load_or_exit, quarantine_notes, run_to_failure, until_failure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy.stats import spearmanr
 
@@ -325,4 +325,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_2_on_input_error(main)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from contract import load_or_exit, quarantine_notes, run_to_failure, until_failure
+from contract import exit_2_on_input_error, load_or_exit, quarantine_notes, run_to_failure, until_failure
 from sklearn.metrics import roc_auc_score
 
 from features.build import KEYS, FeatureConfig, build_features
@@ -410,4 +410,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_2_on_input_error(main)

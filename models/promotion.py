@@ -98,8 +98,8 @@ def sanity_problems(
 ) -> list[str]:
     """Why a trained model must not become champion, whatever its score: a hold-out too small to judge it
     (fewer than MIN_HOLDOUT_ROWS labelled rows, or rows of one class only: then every other figure is noise, so
-    this one is named first), features of its spec that the hold-out lacks or has only NaN for, or
-    probabilities that are badly calibrated on the hold-out."""
+    this one is named first), features of its spec that the hold-out lacks or has only NaN for, a ranking no
+    better than chance, or probabilities that are badly calibrated on the hold-out."""
     problems = []
     if labels is not None:
         n_rows, positives = len(labels), int(np.nansum(labels.to_numpy(dtype=float)))
@@ -118,10 +118,29 @@ def sanity_problems(
     empty = [c for c in present if holdout[c].isna().all()]
     if empty:
         problems.append(f"{len(empty)} features are all-NaN in the hold-out (e.g. {empty[0]})")
+    chance = _no_better_than_chance(metrics, labels)
+    if chance:
+        problems.append(chance)
     error = metrics.get("calibration_error", math.nan)
     if not math.isfinite(error) or error > max_calibration_error:
         problems.append(f"calibration error {error:.3f} on the hold-out exceeds {max_calibration_error}")
     return problems
+
+
+def _no_better_than_chance(metrics: dict[str, float], labels: pd.Series | None) -> str | None:
+    """Why the model ranks the hold-out no better than chance (ROC AUC at most 0.5, or PR AUC at most the share
+    of rows with a failure ahead), else None."""
+    roc, pr = metrics.get("roc_auc", math.nan), metrics.get("pr_auc", math.nan)
+    if math.isfinite(roc) and roc <= 0.5:
+        return f"ROC AUC {roc:.3f} on the hold-out: the model ranks machines no better than chance"
+    if labels is not None and len(labels) and math.isfinite(pr):
+        share = float(np.nanmean(labels.to_numpy(dtype=float)))
+        if pr <= share:
+            return (
+                f"PR AUC {pr:.3f} on the hold-out is no better than the share of rows with a failure ahead "
+                f"({share:.3f}): the model ranks machines no better than chance"
+            )
+    return None
 
 
 def promotion_decision(

@@ -66,3 +66,20 @@ def test_a_hold_out_too_small_or_of_one_class_is_named_first():
     assert no_failure[0].startswith("the hold-out has 40 labelled rows, 0 of them")
     both = pd.Series([0] * 30 + [1] * 10)
     assert sanity_problems(candidate, rows, {"calibration_error": 0.02}, labels=both) == []
+
+
+def test_a_model_no_better_than_chance_is_not_promoted():
+    candidate = SimpleNamespace(spec=SimpleNamespace(columns=("a",)))
+    rows, labels = pd.DataFrame({"a": np.arange(40.0)}), pd.Series([0] * 30 + [1] * 10)
+    worse = sanity_problems(
+        candidate, rows, {"roc_auc": 0.17, "pr_auc": 0.1, "calibration_error": 0.02}, labels=labels
+    )
+    assert worse == ["ROC AUC 0.170 on the hold-out: the model ranks machines no better than chance"]
+    flat = sanity_problems(
+        candidate, rows, {"roc_auc": 0.6, "pr_auc": 0.2, "calibration_error": 0.02}, labels=labels
+    )
+    assert flat[0].startswith(
+        "PR AUC 0.200 on the hold-out is no better than the share of rows with a failure ahead (0.250)"
+    )
+    good = {"roc_auc": 0.9, "pr_auc": 0.7, "calibration_error": 0.02}
+    assert sanity_problems(candidate, rows, good, labels=labels) == []
