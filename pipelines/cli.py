@@ -15,10 +15,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import click
 import typer
+
+if TYPE_CHECKING:
+    import pandas
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -555,7 +558,29 @@ def run_report(
     )
     console.print(f"timeline: {result['files'][0]}", soft_wrap=True)
     console.print(f"report: {result['files'][1]} (MLflow run {result['run_id']})", soft_wrap=True)
+    import pandas as pd
+
+    thin = thin_replay(pd.read_parquet(result["files"][0]), every_h)
+    if thin:
+        err.print(f"warning: {thin}", markup=False, highlight=False)
     return result
+
+
+def thin_replay(timeline: pandas.DataFrame, every_h: float) -> str | None:
+    """Why the figures of a replay say little, when it scored fewer rows than two per machine (most of its
+    machines failed before the next scoring time, or had no reading): else None."""
+    if "status" not in timeline or timeline.empty:
+        return None
+    scored = int((timeline["status"] == "scored").sum())
+    machines = timeline["machine_id"].nunique()
+    if scored >= 2 * machines:
+        return None
+    by_status = ", ".join(f"{n} {s}" for s, n in timeline["status"].value_counts().items())
+    return (
+        f"the replay scored only {scored} rows of {machines} machines ({by_status}), so its figures say little: "
+        f"lives or records shorter than the {every_h:g} h step between scoring times are barely scored; fix: a "
+        "smaller --every-h (and --min-lead-h below the lives)"
+    )
 
 
 @app.command()

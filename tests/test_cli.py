@@ -255,3 +255,16 @@ def test_an_inbox_run_with_a_batch_not_stored_exits_3_after_writing_the_list(
     out = capsys.readouterr()
     assert "risk list written" in out.out
     assert ("1 batch(es) not stored (b7)" in out.err) == (code == 3)
+
+
+def test_a_replay_that_scored_almost_nothing_says_so_and_how_to_fix_it():
+    import pandas as pd
+
+    from pipelines.cli import thin_replay
+
+    lives = pd.DataFrame({"machine_id": ["b1"] * 3 + ["b2"] * 3, "status": ["failed"] * 5 + ["scored"]})
+    warning = thin_replay(lives, 24.0)
+    assert warning is not None and "scored only 1 rows of 2 machines (5 failed, 1 scored)" in warning
+    assert "the 24 h step" in warning and "fix: a smaller --every-h" in warning
+    fine = pd.DataFrame({"machine_id": ["b1"] * 4, "status": ["scored"] * 4})
+    assert thin_replay(fine, 24.0) is None
