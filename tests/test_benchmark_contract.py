@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from contract import load_or_exit, run_to_failure, until_failure
+from contract import exit_2_on_input_error, load_or_exit, run_to_failure, until_failure
 
 
 def rows(machine: str, start: str, hours: int) -> pd.DataFrame:
@@ -84,3 +84,15 @@ def test_a_life_ends_at_its_failure_even_when_the_data_goes_on():
     kept = until_failure(frame, failures)
     assert len(kept) == 11 and kept["timestamp"].max() == failures["on"]
     assert until_failure(frame, failures.iloc[:0]).empty  # a machine without a failure keeps no rows
+
+
+def test_a_benchmark_stopped_by_bad_input_exits_2_with_its_message(capsys):
+    def bad_input() -> None:
+        raise SystemExit("labels.parquet: not found; give one row per recording")
+
+    with pytest.raises(SystemExit) as stopped:
+        exit_2_on_input_error(bad_input)
+    assert stopped.value.code == 2 and "error: labels.parquet: not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        exit_2_on_input_error(lambda: sys.exit(0))
+    assert done.value.code == 0

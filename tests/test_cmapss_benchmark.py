@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from cmapss import fit_conditions
+from cmapss import engine_features, fit_conditions
 
 CENTRES = np.array([[0, 0], [10, 0.25], [20, 0.7], [25, 0.62], [35, 0.84], [42, 0.84]])
 
@@ -62,3 +63,18 @@ def test_a_fleet_without_settings_is_one_condition():
     assert (conditions.label(frame) == 0).all()
     z = conditions.normalise(frame)["sensor_a"]
     assert abs(z.mean()) < 1e-9
+
+
+def test_window_features_of_cycles_shorter_than_an_hour_span_whole_cycles():
+    """One cycle a minute: windows of 5 and 10 cycles are 5 and 10 minutes, not rounded to 0 h."""
+    n = 30
+    series = pd.DataFrame(
+        {
+            "machine_id": "e1",
+            "timestamp": pd.date_range("2024-01-01", periods=n, freq="min", tz="UTC"),
+            "sensor_a": np.arange(n, dtype=float),
+        }
+    )
+    features = engine_features(series, ["sensor_a"], (5, 10), cycle_h=1 / 60)
+    mean_5 = next(c for c in features.columns if c.startswith("tel__sensor_a__mean__") and "0.0833" in c)
+    assert features[mean_5].iloc[-1] == pytest.approx(np.arange(n)[-6:].mean(), abs=0.6)

@@ -217,34 +217,11 @@ def test_deployments_train_and_score_through_a_server_and_a_worker(tmp_path, mon
         wait_healthy(
             "mlflow server", f"{tracking}/health", mlflow_process, clock, 150, logs / "mlflow-server.log"
         )
-        printed = wearcast(
-            "deploy",
-            "--pool",
-            POOL,
-            "--paused",
-            "--data",
-            str(fleet),
-            "--inbox",
-            str(fleet / "inbox"),
-            "--store",
-            str(store),
-            "--model-name",
-            MODEL,
-            env=env,
-            clock=clock,
-        )
+        same = ["--data", str(fleet), "--inbox", str(fleet / "inbox"), "--store", str(store)]
+        same += ["--model-name", MODEL]
+        printed = wearcast("deploy", "--pool", POOL, "--paused", *same, env=env, clock=clock)
         assert "wearcast-score/hourly-inbox" in printed
         # a redeploy (a setting changed) never resumes schedules an operator paused (here: made paused)
-        same = [
-            "--data",
-            str(fleet),
-            "--inbox",
-            str(fleet / "inbox"),
-            "--store",
-            str(store),
-            "--model-name",
-            MODEL,
-        ]
         again = wearcast("deploy", "--pool", POOL, *same, env=env, clock=clock)
         assert "wearcast-score/hourly-inbox in work pool 'wearcast-it' (kept paused" in again, again
         worker = [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"]
