@@ -165,7 +165,7 @@ class HistoryStore:
         for table in ("machines", "telemetry", "events"):
             got = self._read_arrow(table, versions[table], None, where(table)) if table in wanted else None
             if table == "machines" and got is not None:
-                got = _latest_register(got, self.batches(version))
+                got = _latest_register(got, self._order(version))
             frames[table] = _from_store(table, got)
         if "telemetry" in wanted and len(frames["telemetry"]):
             frames["telemetry"] = _without(frames["telemetry"], self._withdrawn(versions["quarantine"], ids))
@@ -346,9 +346,9 @@ class HistoryStore:
         conds.append(pc.field("timestamp").isin(pc.unique(again.column("timestamp"))))
         return fresh, _clash_records(_compare(table, again, dataset, _all(conds), self._order())), []
 
-    def _order(self) -> dict[str, int]:
-        """Commit order of the stored batches (batch id -> position in the log)."""
-        return dict(zip(self.batches(), range(len(self.batches())), strict=True))
+    def _order(self, version: int | None = None) -> dict[str, int]:
+        """Commit order of the batches stored as of ``version`` (batch id -> position in the log)."""
+        return {batch: position for position, batch in enumerate(self.batches(version))}
 
     def _commit_log(
         self, batch_id: str, source: str, dataset: Dataset, stored: dict, duplicates: dict, conflicts: dict
@@ -685,13 +685,14 @@ def _without(telemetry: pd.DataFrame, withdrawn: pd.DataFrame) -> pd.DataFrame:
     return telemetry[~gone].reset_index(drop=True)
 
 
-def _latest_register(machines: pa.Table, batches: list[str]) -> pa.Table:
+def _latest_register(machines: pa.Table, order: dict[str, int]) -> pa.Table:
     """Each machine's latest register row (batches in commit order): a later batch's changed row updates it."""
     if machines.num_rows <= len(pc.unique(machines.column("machine_id"))):
         return machines
     frame = machines.to_pandas()
-    order = frame["batch_id"].map(dict(zip(batches, range(len(batches)), strict=True)))
-    latest = frame.assign(_order=order).sort_values("_order", kind="stable", na_position="first")
+    latest = frame.assign(_order=frame["batch_id"].map(order)).sort_values(
+        "_order", kind="stable", na_position="first"
+    )
     latest = latest.drop_duplicates("machine_id", keep="last").drop(columns="_order")
     return pa.Table.from_pandas(latest, schema=machines.schema, preserve_index=False)
 
