@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from features.bearings import defect_orders
 from features.dataset import Dataset
-from features.iso import iso_zone, normalise_class
+from features.iso import DEFAULT_CLASS, iso_zone, normalise_class
 from features.telemetry import asof_join, hours_since_maintenance, machine_runs, telemetry_features_asof
 from features.vibration import VibrationConfig, nan_reasons, vibration_features
 
@@ -186,8 +186,10 @@ def snapshot_features(
 
 def machine_classes(dataset: Dataset) -> pd.Series:
     """ISO vibration class of each snapshot's machine (the default class where the machines table has none)."""
-    classes = dataset.machines.set_index("machine_id").reindex(columns=["vibration_class"])["vibration_class"]
-    return normalise_class(dataset.waveforms.meta["machine_id"].map(classes))
+    machines = dataset.machines.drop_duplicates("machine_id").set_index("machine_id")
+    classes = normalise_class(machines.reindex(columns=["vibration_class"])["vibration_class"])
+    ids = dataset.waveforms.meta["machine_id"]
+    return ids.map(classes).fillna(DEFAULT_CLASS).astype(object)  # a machine known by its readings alone
 
 
 def _empty_notes() -> pd.DataFrame:

@@ -37,6 +37,7 @@ from features.checks import (
     spike_flags,
 )
 from features.errors import InputError
+from features.iso import DEFAULT_CLASS, class_names
 from features.telemetry import latest_per_machine
 
 CONTRACT_VERSION = "v1"
@@ -347,16 +348,66 @@ def _clean_machines(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
     machines = _reject_per_file(q, "machines", machines, dup, "machine_id", reason, "duplicate_machine")
     if "installed_at" in machines:
         machines["installed_at"] = _to_utc(machines["installed_at"])
-    for col in (
-        "rated_speed_rpm",
-        "bearing_n_balls",
-        "bearing_ball_diameter_mm",
-        "bearing_pitch_diameter_mm",
-        "bearing_contact_angle_deg",
-    ):
+    for col in REGISTER_NUMBERS:
         if col in machines:
-            machines[col] = pd.to_numeric(machines[col], errors="coerce")
+            numbers = pd.to_numeric(machines[col], errors="coerce")
+            unreadable = numbers.isna().to_numpy() & _given(machines[col])
+            if unreadable.any():
+                what = f"{col} is not a number: read as missing, so {_WITHOUT[col]}"
+                q.notes.append(_register_note(machines, col, unreadable, "register_not_a_number", what))
+            machines[col] = numbers
+    if "vibration_class" in machines:  # 'III', 3, 3.0, 'class 3' -> 'III'; others kept, and said
+        classes = class_names(machines["vibration_class"])
+        unknown = classes.isna().to_numpy() & _given(machines["vibration_class"])
+        if unknown.any():
+            what = (
+                f"vibration_class is not an ISO 10816-1 class (I-IV or 1-4): judged as class {DEFAULT_CLASS} "
+                "for the velocity zone"
+            )
+            q.notes.append(
+                _register_note(machines, "vibration_class", unknown, "unknown_vibration_class", what)
+            )
+        machines["vibration_class"] = classes.where(~unknown, machines["vibration_class"])
     return machines
+
+
+REGISTER_NUMBERS = (
+    "rated_speed_rpm",
+    "bearing_n_balls",
+    "bearing_ball_diameter_mm",
+    "bearing_pitch_diameter_mm",
+    "bearing_contact_angle_deg",
+)
+_WITHOUT = {
+    "rated_speed_rpm": "snapshots without a speed of their own (or in telemetry) get no order or defect features",
+    **{
+        col: "the bearing defect frequencies (envelope features) of that machine are NaN"
+        for col in REGISTER_NUMBERS[1:]
+    },
+}
+
+
+def _given(col: pd.Series) -> np.ndarray:
+    """Cells that hold something (not missing, not blank text)."""
+    return (col.notna() & (col.astype(str).str.strip() != "")).to_numpy(dtype=bool)
+
+
+def _register_note(machines: pd.DataFrame, column: str, cells: np.ndarray, code: str, what: str) -> dict:
+    """A note on machine register cells that were read but cannot be used as given, naming the machines."""
+    bad = machines.loc[cells]
+    named = ", ".join(
+        f"{m} ({str(v)[:20]!r})" for m, v in zip(bad["machine_id"][:3], bad[column][:3], strict=True)
+    )
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return {
+        "table": "machines",
+        "file": str(bad["_file"].iloc[0]) if "_file" in bad else "",
+        "column": column,
+        "code": code,
+        "cells": int(cells.sum()),
+        "first_row": int(bad["_row"].iloc[0]) if "_row" in bad else -1,
+        "note": f"{what}: machine {named}{more}; fix: correct {column} in the machines table",
+    }
 
 
 @dataclass

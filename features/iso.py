@@ -29,11 +29,22 @@ DEFAULT_CLASS = "II"
 ZONE_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D"}
 
 
+def class_names(values: pd.Series) -> pd.Series:
+    """Machine classes as 'I'..'IV', from roman numerals in any case (with or without a leading 'class') or the
+    numbers 1..4 (also as 3.0 or '3'); None where missing or not a class, so the caller can say so."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    whole = numbers.notna() & (numbers == numbers.round()) & (numbers.abs() < 1e6)
+    text = values.astype("string").str.strip().str.upper().str.replace(r"^CLASS[\s_-]*", "", regex=True)
+    text = text.mask(whole, numbers.where(whole).astype("Int64").astype("string"))
+    text = text.replace({"1": "I", "2": "II", "3": "III", "4": "IV"})
+    known = text.isin(list(ZONE_BOUNDARIES_MM_S)).to_numpy(dtype=bool)
+    names: list[str | None] = [name if ok else None for name, ok in zip(text, known, strict=True)]
+    return pd.Series(names, index=values.index, dtype="object")
+
+
 def normalise_class(values: pd.Series) -> pd.Series:
-    """Machine classes as 'I'..'IV' (accepts 1..4 and roman numerals in any case); unknown -> the default."""
-    arabic = {"1": "I", "2": "II", "3": "III", "4": "IV"}
-    text = values.astype("string").str.strip().str.upper().replace(arabic)
-    return text.where(text.isin(list(ZONE_BOUNDARIES_MM_S)), DEFAULT_CLASS).astype(object)
+    """Machine classes as 'I'..'IV' (see ``class_names``); missing or unknown -> the default class."""
+    return class_names(values).fillna(DEFAULT_CLASS).astype(object)
 
 
 def iso_zone(velocity_rms_mm_s: np.ndarray, vibration_class: pd.Series) -> np.ndarray:

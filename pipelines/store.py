@@ -52,7 +52,7 @@ from deltalake import (
 )
 
 from features.checks import REASON_CODES
-from features.dataset import QUARANTINE_COLUMNS, TABLES, Dataset, Waveforms
+from features.dataset import QUARANTINE_COLUMNS, REGISTER_NUMBERS, TABLES, Dataset, Waveforms
 
 STORED_TABLES = (*TABLES, "quarantine")
 ROW_KEYS = {
@@ -449,12 +449,16 @@ def _offered(dataset: Dataset) -> dict[str, int]:
     }
 
 
-def _store_frame(frame: pd.DataFrame) -> pa.Table:
-    """A frame as Arrow with the store's types: UTC timestamps, float64 numbers, string text."""
+def _store_frame(frame: pd.DataFrame, numbers: frozenset[str] | None = None) -> pa.Table:
+    """A frame as Arrow with the store's types: UTC timestamps, float64 numbers, string text. With ``numbers``
+    (the machine register, events), only those columns may be numbers; the others are text, so that a column
+    read as numbers from one file and as words from the next ('101', then 'north') stays one column."""
     columns = {}
     for name, col in frame.items():
         if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
             columns[str(name)] = pa.array(_to_utc_us(col), type=_UTC)
+        elif numbers is not None and name not in numbers:
+            columns[str(name)] = _text(col)
         elif pd.api.types.is_bool_dtype(col):
             columns[str(name)] = pa.array(col, type=pa.bool_())
         elif pd.api.types.is_numeric_dtype(col):
@@ -465,16 +469,33 @@ def _store_frame(frame: pd.DataFrame) -> pa.Table:
 
 
 def _text(col: pd.Series) -> pa.Array:
-    """Text as a string array; other objects (numbers in a text column) are spelled out."""
-    try:
-        array = pa.array(col, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        array = pa.array(col.astype(object).where(col.isna(), col.astype(str)), from_pandas=True)
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        return array.cast(pa.string())
-    if pa.types.is_null(array.type):
-        return array.cast(pa.string())
-    return pa.array(col.astype(object).where(col.isna(), col.astype(str)), from_pandas=True).cast(pa.string())
+    """Text as a string array; numbers in a text column are spelled out as a person wrote them (101, not
+    101.0)."""
+    if pd.api.types.is_string_dtype(col) or pd.api.types.is_object_dtype(col):
+        try:
+            array = pa.array(col, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            array = None
+        if array is not None and (
+            pa.types.is_string(array.type)
+            or pa.types.is_large_string(array.type)
+            or pa.types.is_null(array.type)
+        ):
+            return array.cast(pa.string())
+    return pa.array([_spelled(value) for value in col], type=pa.string())
+
+
+def _spelled(value: Any) -> str | None:
+    """One cell as text: None when missing, whole numbers without '.0', other numbers in their shortest form."""
+    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating) and float(value).is_integer() and abs(float(value)) < 2**53:
+        return str(int(value))
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
 
 
 def _to_utc_us(col: pd.Series) -> pd.Series:
@@ -494,7 +515,8 @@ def _to_store(table: str, dataset: Dataset, batch_id: str) -> pa.Table:
     if table == "waveforms":
         return _waveforms_to_store(dataset.waveforms, batch_id)
     frame = getattr(dataset, table)
-    return _with_lineage(_store_frame(frame), batch_id, partitioned=table in PARTITIONS)
+    numbers = {"machines": frozenset(REGISTER_NUMBERS), "events": frozenset()}.get(table)
+    return _with_lineage(_store_frame(frame, numbers), batch_id, partitioned=table in PARTITIONS)
 
 
 def _quarantine_to_store(quarantine: pd.DataFrame, batch_id: str) -> pa.Table:
@@ -576,7 +598,11 @@ def _compare(
             differs[column] = ~np.array(same, dtype=bool)
         else:
             given, missing = mine.notna().to_numpy(), theirs.isna().to_numpy()
-            equal = (mine.to_numpy(dtype=object) == theirs.to_numpy(dtype=object)) & ~missing
+            if pd.api.types.is_numeric_dtype(mine) and pd.api.types.is_numeric_dtype(theirs):
+                equal = (mine.to_numpy(dtype=object) == theirs.to_numpy(dtype=object)) & ~missing
+            else:  # text, or text against the numbers an earlier version stored: compared as spelled
+                spelled = zip(map(_spelled, mine), map(_spelled, theirs), strict=True)
+                equal = np.array([a == b for a, b in spelled], dtype=bool) & ~missing
             differs[column] = given & ~equal
     return _Comparison(table, both, compared, stored_columns, differs)
 
@@ -641,7 +667,7 @@ def _register_updates(c: _Comparison) -> tuple[pa.Table, list[str]]:
         stored = c.both.get(f"{column}@stored", c.both.get(column))
         if stored is not None and frame[column].isna().all():
             frame[column] = frame[column].astype(stored.dtype)
-    return _store_frame(frame), changes
+    return _store_frame(frame, frozenset(REGISTER_NUMBERS)), changes
 
 
 def _same_samples(mine: object, theirs: object) -> bool:

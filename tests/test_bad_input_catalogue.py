@@ -455,6 +455,24 @@ def empty_csv_file_is_no_rows(root):
     return Expect("empty_file", "note")
 
 
+def _edit_register(root: Path, column: str, value) -> None:
+    machines = pd.read_parquet(root / "machines.parquet")
+    machines[column] = machines.get(column, pd.Series(None, index=machines.index)).astype(object)
+    machines.loc[machines["machine_id"] == "M01", column] = value
+    (root / "machines.parquet").unlink()  # a register typed by hand: a CSV
+    machines.to_csv(root / "machines.csv", index=False)
+
+
+def bearing_geometry_that_is_not_a_number(root):
+    _edit_register(root, "bearing_n_balls", "nine")
+    return Expect("register_not_a_number", "note")
+
+
+def vibration_class_that_is_not_a_class(root):
+    _edit_register(root, "vibration_class", "5")
+    return Expect("unknown_vibration_class", "note")
+
+
 CASES: dict[str, Callable[[Path], Expect]] = {
     f.__name__: f
     for f in [
@@ -520,6 +538,8 @@ CASES: dict[str, Callable[[Path], Expect]] = {
         no_telemetry_nor_waveforms,
         csv_cut_short_while_copied,
         empty_csv_file_is_no_rows,
+        bearing_geometry_that_is_not_a_number,
+        vibration_class_that_is_not_a_class,
     ]
 }
 

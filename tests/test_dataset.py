@@ -97,6 +97,25 @@ def test_sensor_values_that_are_not_numbers_become_nan_with_a_note(tiny):
     assert note["column"] == "temperature_bearing" and note["cells"] == 2 and "'error'" in note["note"]
 
 
+def test_register_values_that_cannot_be_used_are_named_in_notes_and_classes_are_spelled_one_way(tiny):
+    machines = pd.read_parquet(tiny / "machines.parquet")
+    machines["vibration_class"] = ["3", "class X", ""]
+    machines["bearing_n_balls"] = ["9", "nine", None]
+    (tiny / "machines.parquet").unlink()
+    machines.to_csv(tiny / "machines.csv", index=False)
+    ds = load_dataset(tiny)
+    balanced(ds)
+    got = ds.machines.set_index("machine_id")
+    assert list(got["vibration_class"]) == ["III", "class X", None]  # an unknown class is kept, and said
+    assert got.loc["M00", "bearing_n_balls"] == 9 and np.isnan(got.loc["M01", "bearing_n_balls"])
+    notes = ds.notes.set_index("code")
+    assert notes.loc["unknown_vibration_class", "cells"] == 1
+    assert "M01 ('class X')" in notes.loc["unknown_vibration_class", "note"]
+    assert "judged as class II" in notes.loc["unknown_vibration_class", "note"]
+    assert "M01 ('nine')" in notes.loc["register_not_a_number", "note"]
+    assert notes.loc["register_not_a_number", "file"] == "machines.csv"
+
+
 def test_bad_snapshots_are_quarantined(tiny):
     stamp = pd.Timestamp("2026-02-01", tz="UTC")
     bad = np.ones(4096, np.float32)

@@ -325,3 +325,24 @@ def test_a_changed_machine_register_row_updates_the_register_and_keeps_what_it_d
     back = store.append(resent(history), "h4")  # the old values again: a change back
     assert back.stored["machines"] == 2
     assert store.read().machines.set_index("machine_id").loc[first, "vibration_class"] == old_class
+
+
+def test_a_register_column_read_as_numbers_then_as_words_stays_one_text_column(
+    tmp_path: Path, history: Dataset
+) -> None:
+    # CSV files type a column by what it holds: site codes '101' read as numbers, a later file's 'north' as text
+    store = open_store(tmp_path / "store")
+    machines = history.machines.copy()
+    machines["site"] = np.arange(101, 101 + len(machines))
+    machines["vibration_class"] = 3
+    store.append(resent(history, machines=machines), "h")
+    stored = store.read().machines.set_index("machine_id")
+    assert stored["site"].iloc[0] == "101" and stored["vibration_class"].iloc[0] == "3"
+    same = machines.assign(site=machines["site"].astype(str))  # the same codes, now read as text
+    again = store.append(resent(history, machines=same), "h2")
+    assert again.stored["machines"] == 0 and again.register_updates == []
+    renamed = same.copy()
+    renamed.loc[0, "site"] = "north"
+    changed = store.append(resent(history, machines=renamed), "h3")
+    assert changed.register_updates == [f"{renamed.loc[0, 'machine_id']}: site 101 -> north"]
+    assert store.read().machines.set_index("machine_id").loc[renamed.loc[0, "machine_id"], "site"] == "north"
