@@ -236,6 +236,16 @@ def check_version(model_name: str, version: str) -> None:
         ) from exc
 
 
+def version_exists(model_name: str, version: str) -> bool:
+    try:
+        MlflowClient().get_model_version(model_name, str(version))
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return False
+        raise  # a registry that cannot be read must not look like "deleted"
+    return True
+
+
 def promotion_record(model_name: str, version: str) -> dict:
     """The audit record written when ``version`` was last promoted (empty if none)."""
     tags = MlflowClient().get_model_version(model_name, version).tags

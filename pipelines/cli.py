@@ -641,10 +641,14 @@ def rollback(
     target = rollback_target(settings, model_name)
     audit = move_champion(settings, model_name, target, "rollback", reason)
     console.print(
-        f"champion of '{model_name}' rolled back: v{audit['champion_version']} -> v{target} ({reason}); "
+        f"champion of '{model_name}' rolled back: {_was(audit['champion_version'])} -> v{target} ({reason}); "
         f"audit in the registry tag 'promotion' and {settings.mlruns / 'promotions.jsonl'}",
         markup=False,
     )
+
+
+def _was(version: object) -> str:
+    return f"v{version}" if version is not None else "no champion (its version was deleted)"
 
 
 @app.command()

@@ -67,17 +67,60 @@ def _rollback_to(record: dict) -> str | None:
 
 
 def rollback_target(settings: Settings, model_name: str) -> str:
-    """The version that was champion before the current one (from the current champion's audit record)."""
+    """The version that was champion before the current one (from the current champion's audit record).
+
+    A version deleted from the registry since is skipped, back to the champion it had replaced (from the audit
+    trail in ``mlruns/promotions.jsonl``, since the registry forgets a deleted version's record); when the
+    champion itself was deleted (which removes the alias), rollback restores the one it had replaced."""
     registry.connect(settings.tracking_uri, settings.experiment, settings.artifact_location)
     current = registry.champion_version(model_name)
+    trail = _audit_trail(settings, model_name)
+    gone: list[str] = []
     if current is None:
-        raise registry.RegistryError(
-            f"model '{model_name}' has no champion to roll back; fix: `wearcast promote VERSION` to set one"
+        last = next((r for r in reversed(trail) if r.get("promoted")), None)
+        deleted = None if last is None else str(last.get("challenger_version"))
+        if deleted is None or registry.version_exists(model_name, deleted):
+            raise registry.RegistryError(
+                f"model '{model_name}' has no champion to roll back; fix: `wearcast promote VERSION` to set one"
+            )
+        gone.append(deleted)
+        before = _rollback_to(last or {})
+    else:
+        before = _rollback_to(registry.promotion_record(model_name, current))
+    while before and not registry.version_exists(model_name, before):
+        gone.append(str(before))
+        record: dict = next(
+            (
+                r
+                for r in reversed(trail)
+                if r.get("promoted") and str(r.get("challenger_version")) == str(before)
+            ),
+            {},
         )
-    before = _rollback_to(registry.promotion_record(model_name, current))
+        before = _rollback_to(record)
+    verb = "was" if len(gone) == 1 else "were"
+    deleted_note = f" (v{', v'.join(gone)} {verb} deleted from the registry)" if gone else ""
     if not before:
+        start = f"champion v{current}" if current is not None else f"the deleted champion v{gone[0]}"
         raise registry.RegistryError(
-            f"champion v{current} of '{model_name}' was the first champion: there is nothing to roll back to; "
+            f"{start} of '{model_name}' was the first champion{deleted_note}: there is nothing to roll back to; "
             "fix: `wearcast promote VERSION` to choose a version by hand"
         )
     return str(before)
+
+
+def _audit_trail(settings: Settings, model_name: str) -> list[dict]:
+    """Every promotion decision recorded for ``model_name`` in ``mlruns/promotions.jsonl``, oldest first (a line
+    that cannot be read is skipped: the trail is a record, not a source of truth)."""
+    path = settings.mlruns / "promotions.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("model_name") == model_name:
+            records.append(record)
+    return records

@@ -41,6 +41,23 @@ def test_rollbacks_walk_back_through_the_champions(settings):
         rollback_target(settings, "m")
 
 
+def test_rollback_skips_versions_deleted_from_the_registry_and_survives_a_deleted_champion(settings):
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    client.create_model_version("m", source="file:///nowhere")  # v4
+    for version in ("1", "2", "3", "4"):
+        move_champion(settings, "m", version, "promote", "next")
+    client.delete_model_version("m", "3")  # the version the champion replaced is gone: back to v2
+    assert rollback_target(settings, "m") == "2"
+    client.delete_model_version("m", "4")  # the champion itself is gone, and with it the alias
+    assert rollback_target(settings, "m") == "2"
+    move_champion(settings, "m", "2", "rollback", "v4 deleted")
+    assert champion(settings) == "2"
+    assert rollback_target(settings, "m") == "1"
+    client.delete_model_version("m", "1")
+    with pytest.raises(RegistryError, match=r"first champion \(v1 was deleted"):
+        rollback_target(settings, "m")
+
+
 def test_promoting_the_champion_again_is_refused(settings):
     move_champion(settings, "m", "2", "promote", "first")
     with pytest.raises(RegistryError, match="already the champion"):
