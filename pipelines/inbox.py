@@ -502,15 +502,19 @@ def _history_and_batch(
 ) -> pd.DataFrame:
     """Stored readings (not also in the batch) and the batch's, sorted by machine and time; ``_batch_row`` is
     the batch row's position (``positions``, default 0..n-1; -1 for history), ``_stored`` marks the batch
-    readings the store already holds (a batch sent again in part)."""
+    readings the store already holds (a batch sent again in part), which carry the stored values."""
     keys = pd.MultiIndex.from_frame(tel[["machine_id", "timestamp"]])
     stored_keys = pd.MultiIndex.from_frame(history[["machine_id", "timestamp"]])
+    again = keys.isin(stored_keys)
+    batch = tel[["machine_id", "timestamp", *sensors]].assign(
+        _batch_row=np.arange(len(tel)) if positions is None else positions, _stored=again
+    )
+    if again.any():  # the store keeps its reading (another value is refused as a conflict): judge that one
+        stored = history.set_index(["machine_id", "timestamp"]).reindex(columns=sensors)
+        batch.loc[again, sensors] = stored.loc[keys[again]].to_numpy(dtype=float)
     history = history[~stored_keys.isin(keys)]
     history = history.reindex(columns=["machine_id", "timestamp", *sensors]).assign(
         _batch_row=-1, _stored=False
-    )
-    batch = tel[["machine_id", "timestamp", *sensors]].assign(
-        _batch_row=np.arange(len(tel)) if positions is None else positions, _stored=keys.isin(stored_keys)
     )
     both = pd.concat([history, batch], ignore_index=True)
     return both.sort_values(["machine_id", "timestamp"], kind="stable").reset_index(drop=True)

@@ -393,6 +393,24 @@ def test_a_glitch_sent_again_with_the_reading_that_ends_it_is_withdrawn_from_the
     assert (tel["temperature_bearing"] < 200).all()  # neither copy of the spike is read
 
 
+def test_a_stored_reading_sent_again_with_another_value_is_judged_as_stored(hourly) -> None:
+    """The store keeps its reading when a batch sends the key again with another value (a conflict), so the
+    glitch judgement must see the stored value too: a 'corrected' copy of a burst's last reading does not end
+    the burst and withdraw its first reading while the stored burst reading stays."""
+    day, store, inbox = hourly
+    hours_batch(day, inbox, "b1", slice(0, 3), {("M0001", 1): 500.0, ("M0001", 2): 500.0})
+    assert process_inbox(inbox, store, now=NOW)[0].withdrawn == 0
+    hours_batch(day, inbox, "b2", slice(2, 3))  # hour 2 again, without its spike
+    second = process_inbox(inbox, store, now=NOW)[0]
+    assert second.balanced and second.quarantine_codes == {"conflicts_with_stored": 1}
+    assert second.withdrawn == 0
+    assert (store.read(machines=["M0001"]).telemetry["temperature_bearing"] > 200).sum() == 2
+    hours_batch(day, inbox, "b3", slice(3, 4))  # the next hour ends the burst: both readings withdrawn
+    third = process_inbox(inbox, store, now=NOW)[0]
+    assert third.withdrawn == 2
+    assert (store.read(machines=["M0001"]).telemetry["temperature_bearing"] < 200).all()
+
+
 def test_after_a_logger_outage_the_judge_with_saved_statistics_still_ends_a_stored_burst(hourly) -> None:
     """The saved statistics are less than a day old, but the readings before the batch stopped hours
     earlier: the judge reads back from the state's latest reading, not only one window before the batch."""
