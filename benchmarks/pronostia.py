@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from contract import exit_2_on_input_error, load_or_exit, quarantine_notes, run_to_failure, until_failure
+from joblib import Parallel, delayed
 from sklearn.metrics import roc_auc_score
 
 from features.build import KEYS, FeatureConfig, build_features
@@ -123,6 +124,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--inner-folds", type=int, default=2, help="calibration folds of inner models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nthread", type=int, default=1, help="XGBoost threads (1 on a shared 2-core box)")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="processes for the inner fits (1: all in this process)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="CSV of the per-bearing table")
     return parser.parse_args(argv)
 
@@ -278,14 +282,26 @@ def choose(
 
 
 def inner_timelines(train: Bearings, horizons: list[float], args) -> dict[float, tuple[Bearings, np.ndarray]]:
-    """Out-of-fold risk of every training bearing (inner leave one bearing out), per candidate horizon."""
+    """Out-of-fold risk of every training bearing (inner leave one bearing out), per candidate horizon. The
+    fits are independent: ``--jobs`` processes compute them (same results as one after the other: every fit
+    is seeded and single-threaded)."""
+    pairs = [(horizon_h, held) for horizon_h in horizons for held in train.ids]
+    fits = Parallel(n_jobs=args.jobs)(
+        delayed(fit_and_predict)(
+            train.subset([m for m in train.ids if m != held]),
+            train.subset([held]),
+            horizon_h,
+            args.inner_folds,
+            args,
+        )
+        for horizon_h, held in pairs
+    )
     timelines = {}
     for horizon_h in horizons:
         risk = np.full(len(train.frame), np.nan)
-        for held in train.ids:
-            rows = (train.frame["machine_id"] == held).to_numpy()
-            others = train.subset([m for m in train.ids if m != held])
-            risk[rows] = fit_and_predict(others, train.subset([held]), horizon_h, args.inner_folds, args)
+        for (h, held), fitted in zip(pairs, fits, strict=True):
+            if h == horizon_h:
+                risk[(train.frame["machine_id"] == held).to_numpy()] = fitted
         timelines[horizon_h] = (train, risk)
     return timelines
 

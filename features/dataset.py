@@ -206,13 +206,38 @@ class _Collector:
 
 
 def table_files(root: Path, name: str) -> list[Path]:
-    """The files that hold contract table ``name`` in dataset ``root`` (sorted; empty if absent)."""
-    allowed = (".parquet",) if name == "waveforms" else (".parquet", ".csv")
-    files = [root / f"{name}{ext}" for ext in allowed if (root / f"{name}{ext}").is_file()]
+    """The files that hold contract table ``name`` in dataset ``root`` (sorted; empty if absent): Parquet, and
+    CSV but for waveforms; suffixes in any case (``.PARQUET``)."""
+    return [path for path in _candidate_files(root, name) if path.suffix.lower() in _allowed(name)]
+
+
+def unread_files(root: Path, name: str) -> list[Path]:
+    """Files named as table ``name`` (``telemetry.csv.gz``) or inside its folder that are not read: not Parquet or
+    CSV. Names starting with '.' or '_' (``.DS_Store``, Spark's ``_SUCCESS``) are not data and not listed."""
+    return [path for path in _candidate_files(root, name) if path.suffix.lower() not in _allowed(name)]
+
+
+def _allowed(name: str) -> tuple[str, ...]:
+    return (".parquet",) if name == "waveforms" else (".parquet", ".csv")
+
+
+def _candidate_files(root: Path, name: str) -> list[Path]:
+    files = sorted(p for p in root.glob(f"{name}.*") if p.is_file())
     folder = root / name
     if folder.is_dir():
-        files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in allowed)
+        files += sorted(
+            p
+            for p in folder.rglob("*")
+            if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
+        )
     return files
+
+
+def _unread_note(root: Path, name: str, path: Path) -> dict:
+    what = "compressed: unpack it" if path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst") else ""
+    kinds = "Parquet" if name == "waveforms" else "Parquet or CSV"
+    fix = what or f"write it as {kinds}" + (" (samples as a list column)" if name == "waveforms" else "")
+    return _file_note(name, _rel(root, path), "unread_file", f"not read: not a {kinds} file; fix: {fix}")
 
 
 def _ends_with_line_break(path: Path) -> bool:
@@ -267,6 +292,16 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
         frame = q.reject(table, file, frame, np.ones(len(frame), bool), "timestamp", reason, "wrong_type")
     if "timestamp" in frame:
         stamps = _to_utc(frame["timestamp"])
+        unread = stamps.isna().to_numpy()
+        ambiguous = unread & frame["timestamp"].astype(str).str.contains(_NUMERIC_DATE, regex=True).to_numpy()
+        reason = (
+            "timestamp is not ISO 8601: in a date such as 01.03.2025 or 03/01/2025 the order of day and month "
+            "is ambiguous, so it is not guessed; fix: write YYYY-MM-DD hh:mm:ss (ISO 8601) or a Parquet timestamp"
+        )
+        frame = q.reject(
+            table, file, frame.assign(_stamp=stamps), ambiguous, "timestamp", reason, "bad_timestamp"
+        )
+        stamps = frame.pop("_stamp")
         frame = frame.assign(timestamp=stamps)
         reason = "timestamp is missing or not a timestamp"
         frame = q.reject(table, file, frame, stamps.isna().to_numpy(), "timestamp", reason, "bad_timestamp")
@@ -289,8 +324,15 @@ def _to_utc(values: pd.Series) -> pd.Series:
     elif pd.api.types.is_datetime64_dtype(values):
         out = values.dt.tz_localize("UTC")
     else:
-        out = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        out = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+        named = out.isna() & values.astype(str).str.contains(_MONTH_NAME, regex=True).to_numpy()
+        if named.any():  # '1 March 2025 12:00': unambiguous; '01.03.2025' is not (day or month first?)
+            out[named] = pd.to_datetime(values[named], errors="coerce", utc=True, format="mixed")
     return out.astype("datetime64[us, UTC]")
+
+
+_MONTH_NAME = r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+_NUMERIC_DATE = r"^\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"
 
 
 def _missing_columns(table: str, frame: pd.DataFrame) -> list[str]:
@@ -800,13 +842,18 @@ def load_dataset(
             "not_a_folder",
         )
     present = [t for t in ("telemetry", "waveforms") if table_files(root, t)]
+    unread = {t: unread_files(root, t) for t in TABLES}
     if not present:
+        skipped = [_rel(root, p) for t in ("telemetry", "waveforms") for p in unread[t]]
+        also = f"; not read, as not Parquet or CSV: {', '.join(skipped[:5])}" if skipped else ""
         raise ContractError(
             f"{root}: no telemetry or waveforms found (looked for telemetry/, telemetry.parquet, telemetry.csv, "
-            "waveforms/, waveforms.parquet); fix: a dataset needs at least one of them (see docs/data-contract.md)",
+            f"waveforms/, waveforms.parquet{also}); fix: a dataset needs at least one of them, as Parquet (or CSV "
+            "for telemetry; see docs/data-contract.md)",
             "no_tables",
         )
     q = _Collector()
+    q.notes += [_unread_note(root, t, path) for t in TABLES for path in unread[t]]
     counts = {t: {"rows_in": 0, "rows_used": 0, "rows_quarantined": 0} for t in TABLES}
     machines = _clean_machines(_read_table(root, "machines", q, counts), q)
     stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)

@@ -137,6 +137,19 @@ def decimal_comma_csv(root):
     return Expect("decimal_comma", machine="M01")
 
 
+def day_first_dates_in_a_csv(root):
+    """01.02.2026 is the 1st of February here, the 2nd of January elsewhere: not guessed."""
+    rows = _rows(start=T0 + pd.Timedelta(days=40, minutes=30))
+    rows["timestamp"] = rows["timestamp"].dt.strftime("%d.%m.%Y %H:%M")
+    _extra(root, rows, "part-1.csv")
+    return Expect("bad_timestamp", machine="M01")
+
+
+def compressed_csv_is_named_not_skipped(root):
+    _rows().to_csv(root / "telemetry" / "part-1.csv.gz", index=False)
+    return Expect("unread_file", "note")
+
+
 def text_instead_of_numbers_in_a_row(root):
     _extra(root, _rows(temperature_bearing="hot", temperature_ambient="n/a", speed_rpm="fast"), "part-1.csv")
     return Expect("wrong_type", machine="M01")
@@ -485,6 +498,8 @@ CASES: dict[str, Callable[[Path], Expect]] = {
         semicolon_csv,
         tab_separated_csv,
         decimal_comma_csv,
+        day_first_dates_in_a_csv,
+        compressed_csv_is_named_not_skipped,
         text_instead_of_numbers_in_a_row,
         text_in_one_cell_is_repaired,
         numeric_epoch_timestamps,

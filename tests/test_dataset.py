@@ -116,6 +116,27 @@ def test_register_values_that_cannot_be_used_are_named_in_notes_and_classes_are_
     assert notes.loc["register_not_a_number", "file"] == "machines.csv"
 
 
+def test_table_files_in_any_case_are_read_and_files_that_are_not_read_are_named(tiny):
+    clean = load_dataset(tiny)
+    (tiny / "telemetry" / "part-0.parquet").rename(tiny / "telemetry" / "part-0.PARQUET")
+    (tiny / "telemetry" / "notes.txt").write_text("exported by the historian")
+    (tiny / "telemetry" / "_SUCCESS").write_text("")  # a Spark marker: not data
+    (tiny / "telemetry" / ".DS_Store").write_bytes(b"\0")
+    ds = load_dataset(tiny)
+    assert len(ds.telemetry) == len(clean.telemetry)
+    unread = ds.notes[ds.notes["code"] == "unread_file"]
+    assert list(unread["file"]) == ["telemetry/notes.txt"] and "Parquet or CSV" in unread["note"].iloc[0]
+
+
+def test_a_dataset_whose_readings_are_all_in_unreadable_files_says_which(tiny):
+    for path in (tiny / "telemetry").glob("*"):
+        path.rename(path.with_name(path.name + ".gz"))
+    for path in (tiny / "waveforms").glob("*"):
+        path.unlink()
+    with pytest.raises(ContractError, match=r"not read, as not Parquet or CSV: telemetry/part-0.parquet.gz"):
+        load_dataset(tiny)
+
+
 def test_bad_snapshots_are_quarantined(tiny):
     stamp = pd.Timestamp("2026-02-01", tz="UTC")
     bad = np.ones(4096, np.float32)
