@@ -89,9 +89,13 @@ class FeatureTable:
 
 
 def default_as_of(dataset: Dataset) -> pd.DataFrame:
-    """Training rows: the snapshot times where there are waveforms, else the telemetry times."""
-    source = dataset.waveforms.meta if not dataset.waveforms.meta.empty else dataset.telemetry
-    return source[KEYS].drop_duplicates().sort_values(KEYS).reset_index(drop=True)
+    """Training rows, per machine: its snapshot times where it has waveforms, else its telemetry times (a
+    machine without a vibration sensor is not left out because others have one)."""
+    snapshots = dataset.waveforms.meta[KEYS]
+    readings = dataset.telemetry[KEYS]
+    without = readings[~readings["machine_id"].isin(snapshots["machine_id"].unique())]
+    rows = pd.concat([snapshots, without], ignore_index=True) if len(without) else snapshots
+    return rows.drop_duplicates().sort_values(KEYS).reset_index(drop=True)
 
 
 def latest_as_of(dataset: Dataset) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -105,6 +106,26 @@ def test_telemetry_only_data_can_be_scored():
     dataset = load_dataset(shared_data("cmapss-fd001/test"))
     frame = build_features(dataset, latest_as_of(dataset)).frame
     assert len(frame) == 100 and frame["tel__temperature_hpc_outlet__last"].notna().all()
+
+
+def test_a_machine_without_waveforms_keeps_its_telemetry_rows_beside_machines_with_them(tmp_path):
+    from conftest import make_tiny
+
+    root = make_tiny(tmp_path / "mixed")
+    dataset = load_dataset(root)
+    waveless = dataset.waveforms.meta["machine_id"].iloc[0]
+    meta = dataset.waveforms.meta
+    kept = meta[meta["machine_id"] != waveless].reset_index(drop=True)
+    dataset = replace(dataset, waveforms=replace(dataset.waveforms, meta=kept))
+    frame = build_features(dataset).frame
+    mine = frame[frame["machine_id"] == waveless]
+    readings = dataset.telemetry[dataset.telemetry["machine_id"] == waveless]
+    assert list(mine["timestamp"]) == sorted(readings["timestamp"])
+    assert mine["tel__temperature_bearing__last"].notna().all()
+    assert mine["vib__acc_horizontal__rms"].isna().all()
+    others = frame[frame["machine_id"] != waveless]
+    snapshots = dataset.waveforms.meta[["machine_id", "timestamp"]].drop_duplicates()
+    assert len(others) == len(snapshots)
 
 
 def test_channels_stamped_apart_meet_in_one_row(tmp_path):
