@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from features.bearings import defect_orders
+from features.checks import nominal_rates
 from features.dataset import Dataset
 from features.iso import DEFAULT_CLASS, iso_zone, normalise_class
 from features.telemetry import asof_join, hours_since_maintenance, machine_runs, telemetry_features_asof
@@ -161,7 +162,8 @@ def snapshot_features(
     shaft, orders = shaft_speed_hz(dataset, config.telemetry_max_age_h), snapshot_defect_orders(dataset)
     vib_config = VibrationConfig(bands_hz=config.bands_hz)
     parts, notes = [], []
-    for (rate, _), group in meta.groupby(["sample_rate_hz", "n_samples"], sort=True):
+    rates = nominal_rates(meta["sample_rate_hz"])  # a logger's measured rates (25600.3 Hz ...) as one rate
+    for (rate, _), group in meta.assign(_rate=rates).groupby(["_rate", "n_samples"], sort=True):
         rows = group.index.to_numpy()
         for start in range(0, len(rows), SNAPSHOTS_PER_CHUNK):
             chunk = rows[start : start + SNAPSHOTS_PER_CHUNK]

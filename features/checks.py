@@ -95,6 +95,11 @@ class PlausibilityConfig(BaseModel):
     stuck_max_chance: float = 1e-6
     future_tolerance_minutes: float = 24 * 60.0  # clock skew allowed for readings after "now"
     min_snapshot_samples: int = 64
+    # sample rates within this relative difference are one rate (a logger stamping its measured rate drifts by
+    # ppm); a snapshot shape (rate, length) other than the channel's usual one is accepted once it recurs this
+    # often (a logger set to a new rate or length), else it is a transfer cut short or a one-off setting
+    rate_tolerance: float = 1e-3
+    min_shape_snapshots: int = 3
 
 
 def _match(column: str, patterns) -> str | None:
@@ -702,25 +707,85 @@ def sensor_flag_frame(rows: list[dict] | None = None) -> pd.DataFrame:
     return frame.astype({"readings": np.int64, "active": bool})
 
 
-def snapshot_shape_problems(meta: pd.DataFrame, config: PlausibilityConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Snapshots whose length, or sample rate, differs from what their machine's channel usually records.
+def nominal_rates(rates: pd.Series | np.ndarray, tolerance: float = 1e-3) -> np.ndarray:
+    """Sample rates within ``tolerance`` (relative, from the lowest of a group) read as one: the group's most
+    frequent value. A logger that stamps its measured rate (25600.3, 25599.8 Hz) records at one rate."""
+    values = np.asarray(rates, dtype=float)
+    out = values.copy()
+    finite = np.isfinite(values)
+    unique, inverse, counts = np.unique(values[finite], return_inverse=True, return_counts=True)
+    if not len(unique):
+        return out
+    group, start, groups = np.zeros(len(unique), np.intp), unique[0], 0
+    for i, rate in enumerate(unique):
+        if rate > start * (1 + tolerance):
+            groups, start = groups + 1, rate
+        group[i] = groups
+    nominal = np.empty(groups + 1)
+    for g in range(groups + 1):
+        members = np.flatnonzero(group == g)
+        nominal[g] = unique[members[np.argmax(counts[members])]]
+    out[finite] = nominal[group][inverse]
+    return out
 
-    "Usually" is the most frequent value per machine and channel (ties go to the fleet's most frequent value
-    for the channel); snapshots shorter than ``min_snapshot_samples`` are always the wrong length.
-    """
-    wrong_length = meta["n_samples"].to_numpy() < config.min_snapshot_samples
-    return wrong_length | ~_is_usual(meta, "n_samples"), ~_is_usual(meta, "sample_rate_hz")
 
+def snapshot_shape_problems(
+    meta: pd.DataFrame, config: PlausibilityConfig
+) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """Snapshots of a shape (sample rate, length) their machine's channel does not record: (wrong length, wrong
+    sample rate, the reason of each, with the numbers).
 
-def _is_usual(meta: pd.DataFrame, column: str) -> np.ndarray:
+    The usual shape is the most frequent per machine and channel (ties go to the fleet's most frequent for the
+    channel), with rates within ``rate_tolerance`` read as one; another shape is accepted once it recurs
+    ``min_shape_snapshots`` times (a logger set to a new rate or length), else it is the wrong length (a
+    transfer cut short) or the wrong rate. Snapshots shorter than ``min_snapshot_samples`` are always the wrong
+    length."""
+    reasons = pd.Series("", index=meta.index, dtype=object)
     if meta.empty:
-        return np.ones(0, bool)
+        return np.zeros(0, bool), np.zeros(0, bool), reasons
     keys = ["machine_id", "channel"]
-    own = meta.groupby([*keys, column], sort=False).size().rename("own")
-    fleet = meta.groupby(["channel", column], sort=False).size().rename("fleet")
-    votes = own.reset_index().merge(fleet.reset_index(), on=["channel", column])
-    usual = votes.sort_values(["own", "fleet", column], ascending=[False, False, False]).drop_duplicates(keys)
-    merged = meta[[*keys]].merge(
-        usual[[*keys, column]].rename(columns={column: "_usual"}), on=keys, how="left"
+    shape = meta[keys].assign(
+        rate=nominal_rates(meta["sample_rate_hz"], config.rate_tolerance), n=meta["n_samples"].to_numpy()
     )
-    return meta[column].to_numpy() == merged["_usual"].to_numpy()
+    own = shape.groupby([*keys, "rate", "n"], sort=False).size().rename("own")
+    fleet = shape.groupby(["channel", "rate", "n"], sort=False).size().rename("fleet")
+    votes = own.reset_index().merge(fleet.reset_index(), on=["channel", "rate", "n"])
+    usual = votes.sort_values(["own", "fleet", "n", "rate"], ascending=False).drop_duplicates(keys)
+    usual = usual.rename(columns={"rate": "usual_rate", "n": "usual_n", "own": "usual_count"})
+    both = shape.merge(usual[[*keys, "usual_rate", "usual_n", "usual_count"]], on=keys, how="left")
+    both = both.merge(own.reset_index(), on=[*keys, "rate", "n"], how="left")
+    total = shape.groupby(keys, sort=False)["n"].transform("size").to_numpy()
+    n, usual_n, rate, usual_rate = (both[c].to_numpy() for c in ("n", "usual_n", "rate", "usual_rate"))
+    accepted = ((n == usual_n) & (rate == usual_rate)) | (
+        both["own"].to_numpy() >= config.min_shape_snapshots
+    )
+    too_short = n < config.min_snapshot_samples
+    wrong_length = too_short | (~accepted & (n != usual_n))
+    wrong_rate = ~accepted & ~wrong_length
+    for i in np.flatnonzero(wrong_length | wrong_rate).tolist():
+        row = both.iloc[i]
+        usually = (
+            f"this machine's {row['channel']} records {int(row['usual_n'])} samples at {row['usual_rate']:g} Hz "
+            f"({int(row['usual_count'])} of its {int(total[i])} snapshots)"
+        )
+        if too_short[i]:
+            reasons.iloc[i] = (
+                f"snapshot has {int(row['n'])} samples, fewer than the {config.min_snapshot_samples} that vibration "
+                "features need (PlausibilityConfig.min_snapshot_samples)"
+            )
+        elif wrong_length[i]:
+            reasons.iloc[i] = (
+                f"snapshot has {int(row['n'])} samples at {row['rate']:g} Hz; {usually}, and {int(row['n'])} "
+                f"samples only {int(row['own'])} time(s): "
+                + (
+                    "a transfer cut short, or a one-off setting"
+                    if row["n"] < row["usual_n"]
+                    else "a one-off setting"
+                )
+            )
+        else:
+            reasons.iloc[i] = (
+                f"snapshot recorded at {meta['sample_rate_hz'].iloc[i]:g} Hz; {usually}, and at {row['rate']:g} "
+                f"Hz only {int(row['own'])} time(s)"
+            )
+    return wrong_length, wrong_rate, reasons

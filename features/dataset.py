@@ -161,7 +161,7 @@ class _Collector:
                     "machine_id": bad["machine_id"].astype(str) if "machine_id" in bad else "",
                     "column": column,
                     "code": code,
-                    "reason": reason,
+                    "reason": bad["_reason"].to_numpy() if not reason and "_reason" in bad else reason,
                     "value": value,
                     "fix": REASON_CODES[code],
                 }
@@ -774,12 +774,11 @@ def _read_waveforms(root: Path, q: _Collector, counts: dict, ctx: _Context) -> t
     flags = _flat_channel_flags(meta)
     reason = "snapshot is flat (every sample has the same value): the accelerometer is dead or disconnected"
     meta = _reject_per_file(q, "waveforms", meta, meta["_flat"].to_numpy(), "values", reason, "flat_snapshot")
-    wrong_length, wrong_rate = snapshot_shape_problems(meta, ctx.config)
-    reason = "snapshot length differs from this machine's other snapshots of the channel"
-    meta = _reject_per_file(q, "waveforms", meta, wrong_length, "values", reason, "wrong_length")
-    reason = "sample_rate_hz differs from this machine's other snapshots of the channel"
+    wrong_length, wrong_rate, reasons = snapshot_shape_problems(meta, ctx.config)
+    meta = meta.assign(_reason=reasons)
+    meta = _reject_per_file(q, "waveforms", meta, wrong_length, "n_samples", "", "wrong_length")
     meta = _reject_per_file(
-        q, "waveforms", meta, wrong_rate[~wrong_length], "sample_rate_hz", reason, "wrong_sample_rate"
+        q, "waveforms", meta, wrong_rate[~wrong_length], "sample_rate_hz", "", "wrong_sample_rate"
     )
     columns = ["machine_id", "timestamp", "channel", "sample_rate_hz", "speed_rpm", "offset", "n_samples"]
     return Waveforms(meta[columns].reset_index(drop=True), np.concatenate(flats)), flags

@@ -269,3 +269,55 @@ def test_semicolon_csv_says_it_is_not_comma_separated(tiny):
     (tiny / "waveforms" / "part-0.parquet").unlink()
     with pytest.raises(ContractError, match="not comma-separated; fix: export it with commas"):
         load_dataset(tiny)
+
+
+def _logger_rows(days: int, rate_of, n_of, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    rows = []
+    for day in range(days):
+        rate, n = rate_of(day, rng), n_of(day)
+        t = np.arange(n) / rate
+        values = np.sin(2 * np.pi * 100 * t) + rng.normal(0, 0.1, n)
+        rows.append(
+            {
+                "machine_id": "L1",
+                "timestamp": start + pd.Timedelta(days=day),
+                "sample_rate_hz": rate,
+                "values": values,
+            }
+        )
+    return rows
+
+
+def test_a_logger_stamping_its_measured_rate_records_at_one_rate(tmp_path):
+    from features.build import build_features
+
+    rows = _logger_rows(30, lambda day, rng: 25600 + round(rng.normal(0, 0.5), 3), lambda day: 2560)
+    write_waveforms(tmp_path / "drift" / "waveforms" / "w.parquet", rows)
+    ds = load_dataset(tmp_path / "drift", now=pd.Timestamp("2026-03-01", tz="UTC"))
+    assert ds.quarantine.empty and len(ds.waveforms.meta) == 30
+    assert ds.waveforms.meta["sample_rate_hz"].nunique() > 1  # the stamped rates are kept as given
+    frame = build_features(ds).frame
+    assert len(frame) == 30 and frame["vib__acc_horizontal__rms"].notna().all()
+
+
+def test_a_logger_set_to_a_new_rate_keeps_its_earlier_snapshots_and_a_one_off_is_named_with_numbers(tmp_path):
+    rows = _logger_rows(
+        30, lambda day, rng: 25600.0 if day < 10 else 51200.0, lambda day: 2560 if day < 10 else 5120
+    )
+    rows[20]["values"] = rows[20]["values"][:3000]  # one transfer cut short
+    later = pd.Timestamp("2026-03-01", tz="UTC")
+    for days in (10, 30):  # what was accepted with 10 days of data stays accepted with 30
+        write_waveforms(tmp_path / "switch" / "waveforms" / "w.parquet", rows[:days])
+        ds = load_dataset(tmp_path / "switch", now=later)
+        kept = ds.waveforms.meta["timestamp"]
+        assert (kept < pd.Timestamp("2026-01-11", tz="UTC")).sum() == 10
+    assert len(ds.quarantine) == 1
+    cut = ds.quarantine.iloc[0]
+    assert cut["code"] == "wrong_length" and cut["value"] == "3000"
+    assert (
+        "snapshot has 3000 samples at 51200 Hz; this machine's acc_horizontal records 5120 samples at 51200 Hz"
+        in (cut["reason"])
+    )
+    assert "(19 of its 30 snapshots)" in cut["reason"] and "cut short" in cut["reason"]
