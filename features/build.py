@@ -17,9 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from features.bearings import defect_orders
 from features.checks import nominal_rates
-from features.dataset import Dataset
+from features.dataset import Dataset, id_strings
 from features.iso import DEFAULT_CLASS, iso_zone, normalise_class
-from features.telemetry import asof_join, hours_since_maintenance, machine_runs, telemetry_features_asof
+from features.telemetry import (
+    MIN_FLEET,
+    asof_join,
+    hours_since_maintenance,
+    machine_runs,
+    telemetry_features_asof,
+)
 from features.vibration import VibrationConfig, nan_reasons, vibration_features
 
 KEYS = ["machine_id", "timestamp"]
@@ -247,6 +253,12 @@ def _empty_reason(column: str, config: FeatureConfig) -> str:
         return "no maintenance or failure event before any as-of time (events table)"
     if "__slope__" in column:
         return "a slope needs at least 3 readings inside its window; no machine has them here"
+    if column.endswith("__rise_over_fleet"):
+        return (
+            f"a rise over the fleet needs at least {MIN_FLEET} machines of the same machine_type (machines table) "
+            "reporting the sensor in the same hour; no hour here has them (or there is no machine_type), and "
+            "there is no temperature_ambient to rise over instead"
+        )
     if "__envelope__" in column or "__order_" in column:
         return "no shaft speed or bearing geometry, or the envelope band lies above the Nyquist frequency"
     return "no reading this feature is computed from falls inside its window for any machine"
@@ -397,6 +409,7 @@ def build_features(
         as_of = default_as_of(dataset)
     else:
         as_of = as_of[KEYS].reset_index(drop=True)
+        as_of["machine_id"] = id_strings(as_of["machine_id"]).to_numpy(dtype=object)  # 7 -> "7", as loaded
         as_of["timestamp"] = pd.to_datetime(as_of["timestamp"], utc=True).astype(reading_time_dtype(dataset))
         dataset = restrict_to_needed(dataset, as_of, config) if trim else dataset
     parts = [as_of]

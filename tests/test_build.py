@@ -207,6 +207,26 @@ def test_as_of_times_in_any_unit_or_naive_utc_give_the_same_table(tmp_path):
         pd.testing.assert_frame_equal(build_features(dataset, variant).frame, reference)
 
 
+def test_as_of_rows_with_numeric_machine_ids_or_none_at_all_give_a_table(tmp_path):
+    from conftest import make_tiny, write_waveforms
+
+    from features.build import build_features, latest_as_of
+    from features.dataset import load_dataset
+
+    root = make_tiny(tmp_path / "d")
+    rows = [{"machine_id": "7", "timestamp": pd.Timestamp("2026-01-01", tz="UTC"), "values": np.ones(4096)}]
+    rows[0]["values"][::7] = -1.0
+    write_waveforms(root / "waveforms" / "numbered.parquet", rows)
+    dataset = load_dataset(root)
+    as_of = latest_as_of(dataset)
+    reference = build_features(dataset, as_of[as_of["machine_id"] == "7"]).frame
+    numeric = as_of[as_of["machine_id"] == "7"].assign(machine_id=7)  # ids typed as numbers in a notebook
+    pd.testing.assert_frame_equal(build_features(dataset, numeric).frame, reference)
+    assert reference["vib__acc_horizontal__rms"].notna().all()
+    empty = build_features(dataset, pd.DataFrame({"machine_id": [], "timestamp": []})).frame
+    assert empty.empty and list(empty.columns[:2]) == ["machine_id", "timestamp"]
+
+
 def test_trimming_telemetry_only_data_changes_no_feature():
     from conftest import shared_data
 
@@ -236,6 +256,22 @@ def test_features_empty_for_every_machine_are_noted_with_their_reason(tmp_path):
     assert "10 earlier snapshots" in ratio_reason and "baseline_snapshots" in ratio_reason
     assert empty_feature_notes(frame, config, noted=set(ratios))["feature"].isin(ratios).sum() == 0
     assert empty_feature_notes(frame.dropna(axis=1, how="all"), config).empty
+
+
+def test_a_rise_over_a_fleet_too_small_says_so(tmp_path):
+    """Two pumps without an ambient sensor: the fleet median needs three machines of the type."""
+    from conftest import make_tiny
+
+    from features.build import empty_feature_notes
+
+    root = make_tiny(tmp_path / "two", machines=2)
+    tel = pd.read_parquet(root / "telemetry" / "part-0.parquet").drop(columns="temperature_ambient")
+    tel.to_parquet(root / "telemetry" / "part-0.parquet")
+    frame = build_features(load_dataset(root)).frame
+    assert frame["tel__temperature_bearing__last"].notna().all()
+    notes = empty_feature_notes(frame, FeatureConfig()).set_index("feature")
+    reason = notes.loc["tel__temperature_bearing__rise_over_fleet", "reason"]
+    assert "at least 3 machines of the same machine_type" in reason
 
 
 def test_features_explained_per_snapshot_get_no_second_note(tmp_path):
