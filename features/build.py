@@ -42,6 +42,9 @@ class FeatureConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
     windows_h: tuple[PositiveInt, ...] = (24, 168)
     bands_hz: tuple[tuple[float, float], ...] = ((10, 500), (500, 1000), (1000, 2000), (2000, 5000))
+    # the envelope band (Hz); None: chosen per snapshot (features.vibration). Fix it to a resonance known from an
+    # impact test, or when the automatic choice lands on a band without the bearing's impacts
+    envelope_band_hz: tuple[float, float] | None = None
     baseline_snapshots: PositiveInt = 10
     regime_speed_step: Positive = 0.1
     regime_load_step_pct: Positive = 50.0
@@ -60,7 +63,7 @@ class FeatureConfig(BaseModel):
             raise ValueError(
                 f"windows_h {self.windows_h} lists a window twice (each window is a set of columns)"
             )
-        VibrationConfig(bands_hz=self.bands_hz)
+        VibrationConfig(bands_hz=self.bands_hz, envelope_band_hz=self.envelope_band_hz)
         return self
 
 
@@ -166,7 +169,7 @@ def snapshot_features(
     if meta.empty:
         return pd.DataFrame(columns=[*KEYS, "channel", "regime"]), _empty_notes()
     shaft, orders = shaft_speed_hz(dataset, config.telemetry_max_age_h), snapshot_defect_orders(dataset)
-    vib_config = VibrationConfig(bands_hz=config.bands_hz)
+    vib_config = VibrationConfig(bands_hz=config.bands_hz, envelope_band_hz=config.envelope_band_hz)
     parts, notes = [], []
     rates = nominal_rates(meta["sample_rate_hz"])  # a logger's measured rates (25600.3 Hz ...) as one rate
     for (rate, _), group in meta.assign(_rate=rates).groupby(["_rate", "n_samples"], sort=True):

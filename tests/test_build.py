@@ -274,6 +274,21 @@ def test_a_rise_over_a_fleet_too_small_says_so(tmp_path):
     assert "at least 3 machines of the same machine_type" in reason
 
 
+def test_a_fixed_envelope_band_in_the_feature_config_reaches_the_vibration_features(tmp_path):
+    from conftest import make_tiny
+
+    dataset = load_dataset(make_tiny(tmp_path / "tiny"))  # 10,240 Hz: Nyquist 5,120 Hz
+    automatic = build_features(dataset).frame
+    fixed = build_features(dataset, config=FeatureConfig(envelope_band_hz=(1000.0, 2000.0))).frame
+    above = build_features(dataset, config=FeatureConfig(envelope_band_hz=(6000.0, 7000.0))).frame
+    column = "vib__acc_horizontal__envelope__rms"
+    assert automatic[column].notna().all() and fixed[column].notna().all()
+    assert not np.allclose(automatic[column], fixed[column])
+    assert above[column].isna().all()
+    with pytest.raises(ValidationError):
+        FeatureConfig(envelope_band_hz=(2000.0, 1000.0))
+
+
 def test_features_explained_per_snapshot_get_no_second_note(tmp_path):
     """Without bearing geometry, every envelope-line feature is NaN and each snapshot's note says why: the
     every-machine notes leave those columns to them. A table with no rows gets no note at all."""
