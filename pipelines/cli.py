@@ -33,6 +33,11 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="wearcast: predictive maintenance from equipment data."
 )
 console = Console(soft_wrap=True)
+
+ENVELOPE_BAND_HELP = (
+    "Envelope band 'LO,HI' in Hz (e.g. 2000,4000: a resonance known from an impact test); "
+    "default: chosen per snapshot."
+)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -140,6 +145,7 @@ def train(
     promote_margin: Annotated[
         float, typer.Option(help="PR AUC the challenger must gain to replace the champion.")
     ] = 0.005,
+    envelope_band_hz: Annotated[str | None, typer.Option(help=ENVELOPE_BAND_HELP)] = None,
 ) -> None:
     """Train a failure predictor on DATA, track it in MLflow, register it, promote it if it beats the champion."""
     from models.train import TrainConfig
@@ -154,12 +160,31 @@ def train(
         search_trials=search_trials,
         life_cap_h=life_cap_h,
     )
-    result = run_training(data, model_name, config, promote_margin)
+    result = run_training(data, model_name, config, promote_margin, feature_config(envelope_band_hz))
     print_training(result)
 
 
-def run_training(data: Path, model_name: str, config=None, promote_margin: float = 0.005) -> dict:
+def feature_config(envelope_band_hz: str | None):
+    """The feature settings the command line can set (the rest: FeatureConfig's defaults)."""
+    from features.build import FeatureConfig
+
+    if envelope_band_hz is None:
+        return FeatureConfig()
+    try:
+        lo, hi = (float(part) for part in envelope_band_hz.split(","))
+        return FeatureConfig(envelope_band_hz=(lo, hi))
+    except ValueError as exc:  # two numbers, 0 <= lo < hi (pydantic's ValidationError is a ValueError)
+        raise InputError(
+            f"--envelope-band-hz {envelope_band_hz!r}: not a band in Hz; fix: give two numbers LO,HI with "
+            "0 <= LO < HI, such as 2000,4000"
+        ) from exc
+
+
+def run_training(
+    data: Path, model_name: str, config=None, promote_margin: float = 0.005, features=None
+) -> dict:
     settings = _start()
+    from features.build import FeatureConfig
     from models.train import TrainConfig
     from pipelines.flows import TrainParams, run_flow, train_flow
 
@@ -172,6 +197,7 @@ def run_training(data: Path, model_name: str, config=None, promote_margin: float
         model_name=model_name,
         train=config or TrainConfig(),
         promote_margin=promote_margin,
+        features=features or FeatureConfig(),
     )
     result = run_flow(train_flow, params)
     console.print(f"MLflow store: {settings.tracking_uri}")
@@ -423,8 +449,10 @@ def features(
     out: Annotated[
         Path, typer.Option(help="Feature table to write (Parquet); notes and quarantine go beside it.")
     ],
+    envelope_band_hz: Annotated[str | None, typer.Option(help=ENVELOPE_BAND_HELP)] = None,
 ) -> None:
     """Compute the feature table of DATA: one row per machine and as-of time, one column per feature."""
+    config = feature_config(envelope_band_hz)
     _start(uses=("prefect",))
     from pipelines.flows import FeaturesParams, features_flow, run_flow
 
@@ -436,7 +464,7 @@ def features(
         raise InputError(
             f"--out {out}: is inside {data}, which wearcast never writes; fix: write it elsewhere"
         )
-    params = FeaturesParams(data=str(Path(data).resolve()), out=str(Path(out).resolve()))
+    params = FeaturesParams(data=str(Path(data).resolve()), out=str(Path(out).resolve()), features=config)
     with _progress() as progress:
         bar = progress.add_task("vibration snapshots", total=None)
         result = run_flow(

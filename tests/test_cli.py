@@ -73,6 +73,13 @@ def test_features_command_writes_the_table_and_its_notes(tmp_path):
     baseline = notes[notes["feature"].str.endswith("__ratio_to_baseline")]  # 4 snapshots < a baseline of 10
     assert len(baseline) and (baseline["machine_id"] == "*").all()
     assert "rows: machines 3 in / 3 used / 0 quarantined" in result.stdout
+    fixed = run("features", str(data), "--out", str(out), "--envelope-band-hz", "1000,2000", home=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    column = "vib__acc_horizontal__envelope__rms"
+    assert (pd.read_parquet(out)[column] != table[column]).all()
+    for band in ("2000,1000", "2000", "low,high"):
+        bad = run("features", str(data), "--out", str(out), "--envelope-band-hz", band, home=tmp_path)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr and "fix: give two numbers" in bad.stderr
 
 
 def test_invalid_settings_exit_2_in_one_line(tmp_path):
