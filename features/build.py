@@ -7,6 +7,7 @@ same columns at scoring time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, cast
@@ -221,7 +222,11 @@ def explained_row_by_row(table: FeatureTable) -> set[str]:
     """The feature columns whose NaN values the per-snapshot notes already explain (``_reason_notes``: a
     channel's envelope and order features)."""
     notes = table.notes["feature"].dropna().astype(str)
-    channels = {note.split("__")[1] for note in notes.unique() if note.startswith("vib__")}
+    channels = {  # notes name 'vib__<channel>__envelope__* ...' or 'vib__<channel>__order_* ...'
+        re.split(r"__(?:envelope__|order_)", note.removeprefix("vib__"))[0]
+        for note in notes.unique()
+        if note.startswith("vib__")
+    }
     prefixes = tuple(p for c in channels for p in (f"vib__{c}__envelope__", f"vib__{c}__order_"))
     return {c for c in table.frame.columns if prefixes and c.startswith(prefixes)}
 

@@ -30,7 +30,12 @@ def sensor_words(sensor: str) -> str:
         return f"{sensor.removeprefix('temperature_').replace('_', ' ')} temperature"
     for suffix in ("_rpm", "_pct", "_psia", "_hz", "_mm_s"):
         sensor = sensor.removesuffix(suffix)
-    return sensor.replace("_", " ")
+    return _words(sensor)
+
+
+def _words(signal: str) -> str:
+    """``acc_horizontal`` -> ``acc horizontal`` (``bearing1__x`` -> ``bearing1 x``)."""
+    return " ".join(signal.replace("_", " ").split())
 
 
 def sensor_unit(sensor: str) -> str:
@@ -43,23 +48,53 @@ def sensor_unit(sensor: str) -> str:
     return ""
 
 
+def split_name(name: str) -> tuple[str, str, str]:
+    """``<kind>__<signal>__<feature>`` -> (kind, signal, feature). A signal may hold '__' itself (a channel
+    named ``bearing1__x``): the split is the first that leaves a feature this library computes."""
+    kind, _, tail = name.partition("__")
+    parts = tail.split("__")
+    for cut in range(1, len(parts)):
+        signal, rest = "__".join(parts[:cut]), "__".join(parts[cut:])
+        if _known(kind, signal, rest):
+            return kind, signal, rest
+    return kind, parts[0], "__".join(parts[1:])
+
+
+def _known(kind: str, signal: str, rest: str) -> bool:
+    if kind == "vib":
+        if rest == "iso_zone":
+            return True
+        base = rest.split("__slope__")[0].removesuffix("__ratio_to_baseline")
+        try:
+            vibration_feature_info(base)
+        except KeyError:
+            return False
+        return True
+    if kind == "tel":
+        return signal == "maintenance" or rest in _TEL_FEATURES or _WINDOW.match(rest) is not None
+    return False
+
+
+_TEL_FEATURES = ("last", "rise_over_ambient", "rise_over_fleet")
+
+
 def describe(name: str) -> Described:
     """Unit and one-line description of any feature column."""
-    kind, signal, rest = [*name.split("__", 2), "", ""][:3]
+    kind, signal, rest = split_name(name)
     if kind == "vib" and rest == "iso_zone":
         return Described(
             "zone",
-            f"ISO 20816 vibration severity zone, 1=A (new) to 4=D (damage) ({signal.replace('_', ' ')})",
+            f"ISO 20816 vibration severity zone, 1=A (new) to 4=D (damage) ({_words(signal)})",
         )
     if kind == "vib" and "__slope__" in rest:
         base, window = rest.split("__slope__")
         info = vibration_feature_info(base)
         unit = f"{info.unit}/h" if info.unit else "per h"
-        return Described(unit, f"{info.description} ({signal.replace('_', ' ')}) trend over {window[:-1]} h")
+        return Described(unit, f"{info.description} ({_words(signal)}) trend over {window[:-1]} h")
     if kind == "vib":
         ratio = rest.endswith("__ratio_to_baseline")
         info = vibration_feature_info(rest.removesuffix("__ratio_to_baseline"))
-        where = f" ({signal.replace('_', ' ')})"
+        where = f" ({_words(signal)})"
         if ratio:
             return Described("x", f"{info.description}{where} relative to its healthy level")
         return Described(info.unit, f"{info.description}{where}")
@@ -84,7 +119,7 @@ def describe(name: str) -> Described:
 def short_description(name: str) -> str:
     """The description without its parenthetical explanations and definitions, for one-line risk drivers."""
     text = re.sub(r"\s*\([^)]*\)", "", describe(name).description).split(":")[0]
-    channel = name.split("__")[1].replace("_", " ") if name.startswith("vib__") else ""
+    channel = _words(split_name(name)[1]) if name.startswith("vib__") else ""
     return f"{text} ({channel})" if channel else text
 
 
@@ -104,7 +139,7 @@ def driver_phrase(name: str, value: float) -> str:
         base = info.description.removesuffix(" above the median of its machine type")
         return f"{base} {value:.0f} {info.unit} above the median of its machine type"
     if name.endswith("__iso_zone") and value in ZONE_LETTERS:
-        return f"ISO 20816 zone {ZONE_LETTERS[int(value)]} ({name.split('__')[1].replace('_', ' ')})"
+        return f"ISO 20816 zone {ZONE_LETTERS[int(value)]} ({_words(split_name(name)[1])})"
     if name.startswith("vib__") and "__slope__" in name:
         base, window = name.split("__slope__")
         direction = "rising" if value >= 0 else "falling"

@@ -100,6 +100,34 @@ def test_every_feature_has_a_unit_and_a_description(fleet):
         assert info.description and info.description != name, name
 
 
+def test_channels_and_sensors_whose_names_hold_double_underscores_are_described(tmp_path):
+    """Feature names are <kind>__<signal>__<feature>; a channel named 'bearing1__x' must not break the words a
+    crew reads (describe raised KeyError, which would stop a risk list)."""
+    from conftest import make_tiny
+
+    from features.build import explained_row_by_row
+
+    root = make_tiny(tmp_path / "odd")
+    waves = pd.read_parquet(root / "waveforms" / "part-0.parquet").assign(channel="bearing1__x")
+    waves.to_parquet(root / "waveforms" / "part-0.parquet")
+    machines = pd.read_parquet(root / "machines.parquet").drop(
+        columns="bearing_n_balls"
+    )  # envelope lines NaN
+    machines.to_parquet(root / "machines.parquet")
+    tel = pd.read_parquet(root / "telemetry" / "part-0.parquet").rename(columns={"speed_rpm": "line__speed"})
+    tel.to_parquet(root / "telemetry" / "part-0.parquet")
+    table = build_features(load_dataset(root))
+    for name in table.feature_columns:
+        info = describe(name)
+        assert info.description and info.description != name, name
+    assert describe("vib__bearing1__x__rms").description.endswith("(bearing1 x)")
+    assert driver_phrase("vib__bearing1__x__rms__ratio_to_baseline", 2.0).endswith(
+        "(bearing1 x) 2.0x its healthy level"
+    )
+    assert "line speed" in describe("tel__line__speed__mean__24h").description
+    assert any(c.startswith("vib__bearing1__x__envelope__") for c in explained_row_by_row(table))
+
+
 def test_telemetry_only_data_can_be_scored():
     from conftest import shared_data
 
