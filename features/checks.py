@@ -95,10 +95,9 @@ class PlausibilityConfig(BaseModel):
     stuck_max_chance: float = 1e-6
     future_tolerance_minutes: float = 24 * 60.0  # clock skew allowed for readings after "now"
     min_snapshot_samples: int = 64
-    # sample rates within this relative difference are one rate (a logger stamping its measured rate drifts by
-    # ppm); a snapshot shape (rate, length) other than the channel's usual one is accepted once it recurs this
-    # often (a logger set to a new rate or length), else it is a transfer cut short or a one-off setting
-    rate_tolerance: float = 1e-3
+    # a snapshot shape (rate to 4 significant digits, length) other than the channel's usual one is accepted
+    # once it recurs this often (a logger set to a new rate or length), else it is a transfer cut short or a
+    # one-off setting
     min_shape_snapshots: int = 3
 
 
@@ -707,25 +706,14 @@ def sensor_flag_frame(rows: list[dict] | None = None) -> pd.DataFrame:
     return frame.astype({"readings": np.int64, "active": bool})
 
 
-def nominal_rates(rates: pd.Series | np.ndarray, tolerance: float = 1e-3) -> np.ndarray:
-    """Sample rates within ``tolerance`` (relative, from the lowest of a group) read as one: the group's most
-    frequent value. A logger that stamps its measured rate (25600.3, 25599.8 Hz) records at one rate."""
+def nominal_rates(rates: pd.Series | np.ndarray) -> np.ndarray:
+    """Sample rates rounded to 4 significant digits (at most 0.05 % off): a logger that stamps its measured rate
+    (25600.3, 25599.8 Hz) records at one rate. A fixed grid, so a snapshot's rate never depends on others."""
     values = np.asarray(rates, dtype=float)
     out = values.copy()
-    finite = np.isfinite(values)
-    unique, inverse, counts = np.unique(values[finite], return_inverse=True, return_counts=True)
-    if not len(unique):
-        return out
-    group, start, groups = np.zeros(len(unique), np.intp), unique[0], 0
-    for i, rate in enumerate(unique):
-        if rate > start * (1 + tolerance):
-            groups, start = groups + 1, rate
-        group[i] = groups
-    nominal = np.empty(groups + 1)
-    for g in range(groups + 1):
-        members = np.flatnonzero(group == g)
-        nominal[g] = unique[members[np.argmax(counts[members])]]
-    out[finite] = nominal[group][inverse]
+    usable = np.isfinite(values) & (values > 0)
+    scale = 10.0 ** (np.floor(np.log10(values[usable])) - 3)
+    out[usable] = np.round(values[usable] / scale) * scale
     return out
 
 
@@ -736,17 +724,16 @@ def snapshot_shape_problems(
     sample rate, the reason of each, with the numbers).
 
     The usual shape is the most frequent per machine and channel (ties go to the fleet's most frequent for the
-    channel), with rates within ``rate_tolerance`` read as one; another shape is accepted once it recurs
-    ``min_shape_snapshots`` times (a logger set to a new rate or length), else it is the wrong length (a
+    channel), with rates compared to 4 significant digits (``nominal_rates``); another shape is accepted once it
+    recurs ``min_shape_snapshots`` times (a logger set to a new rate or length), else it is the wrong length (a
     transfer cut short) or the wrong rate. Snapshots shorter than ``min_snapshot_samples`` are always the wrong
-    length."""
+    length. Like the glitch check, this judges with the whole loaded history: a new shape's first snapshots
+    are quarantined until it has recurred."""
     reasons = pd.Series("", index=meta.index, dtype=object)
     if meta.empty:
         return np.zeros(0, bool), np.zeros(0, bool), reasons
     keys = ["machine_id", "channel"]
-    shape = meta[keys].assign(
-        rate=nominal_rates(meta["sample_rate_hz"], config.rate_tolerance), n=meta["n_samples"].to_numpy()
-    )
+    shape = meta[keys].assign(rate=nominal_rates(meta["sample_rate_hz"]), n=meta["n_samples"].to_numpy())
     own = shape.groupby([*keys, "rate", "n"], sort=False).size().rename("own")
     fleet = shape.groupby(["channel", "rate", "n"], sort=False).size().rename("fleet")
     votes = own.reset_index().merge(fleet.reset_index(), on=["channel", "rate", "n"])

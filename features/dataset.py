@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import textwrap
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,15 +207,22 @@ class _Collector:
 
 
 def table_files(root: Path, name: str) -> list[Path]:
-    """The files that hold contract table ``name`` in dataset ``root`` (sorted; empty if absent): Parquet, and
-    CSV but for waveforms; suffixes in any case (``.PARQUET``)."""
-    return [path for path in _candidate_files(root, name) if path.suffix.lower() in _allowed(name)]
+    """The files that hold contract table ``name`` in dataset ``root`` (sorted; empty if absent): ``<name>.parquet``
+    or ``<name>.csv`` (not for waveforms), and the Parquet and CSV files of folder ``<name>/``; names in any case
+    (``.PARQUET``)."""
+    return [path for path in _candidate_files(root, name) if _is_table_file(root, name, path)]
 
 
 def unread_files(root: Path, name: str) -> list[Path]:
-    """Files named as table ``name`` (``telemetry.csv.gz``) or inside its folder that are not read: not Parquet or
-    CSV. Names starting with '.' or '_' (``.DS_Store``, Spark's ``_SUCCESS``) are not data and not listed."""
-    return [path for path in _candidate_files(root, name) if path.suffix.lower() not in _allowed(name)]
+    """Files named as table ``name`` (``telemetry.csv.gz``, ``machines.old.csv``) or inside its folder that are not
+    read. Names starting with '.' or '_' (``.DS_Store``, Spark's ``_SUCCESS``) are not data and not listed."""
+    return [path for path in _candidate_files(root, name) if not _is_table_file(root, name, path)]
+
+
+def _is_table_file(root: Path, name: str, path: Path) -> bool:
+    if path.parent == root:  # beside the folders: exactly <name>.parquet or <name>.csv
+        return path.name.lower() in {f"{name}{suffix}" for suffix in _allowed(name)}
+    return path.suffix.lower() in _allowed(name)
 
 
 def _allowed(name: str) -> tuple[str, ...]:
@@ -222,7 +230,7 @@ def _allowed(name: str) -> tuple[str, ...]:
 
 
 def _candidate_files(root: Path, name: str) -> list[Path]:
-    files = sorted(p for p in root.glob(f"{name}.*") if p.is_file())
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.name.lower().startswith(f"{name}."))
     folder = root / name
     if folder.is_dir():
         files += sorted(
@@ -234,10 +242,17 @@ def _candidate_files(root: Path, name: str) -> list[Path]:
 
 
 def _unread_note(root: Path, name: str, path: Path) -> dict:
-    what = "compressed: unpack it" if path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst") else ""
     kinds = "Parquet" if name == "waveforms" else "Parquet or CSV"
-    fix = what or f"write it as {kinds}" + (" (samples as a list column)" if name == "waveforms" else "")
-    return _file_note(name, _rel(root, path), "unread_file", f"not read: not a {kinds} file; fix: {fix}")
+    if path.parent == root and path.suffix.lower() in _allowed(
+        name
+    ):  # machines.old.csv: a copy, or a mistake
+        what = f"only {name}.parquet" + ("" if name == "waveforms" else f" or {name}.csv") + " is the table"
+        fix = f"rename it {name}.parquet, or move it into {name}/ if it holds more rows"
+    else:
+        what = f"not a {kinds} file"
+        compressed = path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst")
+        fix = "unpack it" if compressed else f"write it as {kinds}"
+    return _file_note(name, _rel(root, path), "unread_file", f"not read: {what}; fix: {fix}")
 
 
 def _ends_with_line_break(path: Path) -> bool:
@@ -293,7 +308,8 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
     if "timestamp" in frame:
         stamps = _to_utc(frame["timestamp"])
         unread = stamps.isna().to_numpy()
-        ambiguous = unread & frame["timestamp"].astype(str).str.contains(_NUMERIC_DATE, regex=True).to_numpy()
+        text = frame["timestamp"].astype(str)
+        ambiguous = unread & text.str.contains(_NUMERIC_DATE, regex=True).to_numpy()
         reason = (
             "timestamp is not ISO 8601: in a date such as 01.03.2025 or 03/01/2025 the order of day and month "
             "is ambiguous, so it is not guessed; fix: write YYYY-MM-DD hh:mm:ss (ISO 8601) or a Parquet timestamp"
@@ -301,6 +317,12 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
         frame = q.reject(
             table, file, frame.assign(_stamp=stamps), ambiguous, "timestamp", reason, "bad_timestamp"
         )
+        zoned = (unread & text.str.contains(_ZONE_WORD, regex=True).to_numpy())[~ambiguous]
+        reason = (
+            "timestamp names its time zone by an abbreviation (CET, EST ...), which is ambiguous and not read; "
+            "fix: write the offset (2025-03-01T12:00:00+01:00) or UTC"
+        )
+        frame = q.reject(table, file, frame, zoned, "timestamp", reason, "bad_timestamp")
         stamps = frame.pop("_stamp")
         frame = frame.assign(timestamp=stamps)
         reason = "timestamp is missing or not a timestamp"
@@ -325,14 +347,27 @@ def _to_utc(values: pd.Series) -> pd.Series:
         out = values.dt.tz_localize("UTC")
     else:
         out = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-        named = out.isna() & values.astype(str).str.contains(_MONTH_NAME, regex=True).to_numpy()
-        if named.any():  # '1 March 2025 12:00': unambiguous; '01.03.2025' is not (day or month first?)
-            out[named] = pd.to_datetime(values[named], errors="coerce", utc=True, format="mixed")
+        text = values.astype(str)
+        other = (  # '2025-03-01 12:00 UTC', '... 01:00 PM', '1 March 2025': read; not '01.03.2025' or '... CET'
+            out.isna().to_numpy()
+            & values.notna().to_numpy()
+            & ~text.str.contains(_NUMERIC_DATE, regex=True).to_numpy()
+            & ~text.str.contains(_ZONE_WORD, regex=True).to_numpy()
+        )
+        if other.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore"
+                )  # pandas warns on each form it must guess: these are not guesses
+                out[other] = pd.to_datetime(values[other], errors="coerce", utc=True, format="mixed")
     return out.astype("datetime64[us, UTC]")
 
 
-_MONTH_NAME = r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
-_NUMERIC_DATE = r"^\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"
+_NUMERIC_DATE = r"^\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"  # 01.03.2025, 03/01/25: day or month first?
+_ZONE_WORD = (  # CET, EST: pandas drops them and reads UTC (month names in capitals are no zone)
+    r"\b(?!(?:UTC|GMT|AM|PM|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|SEPT|OCT|NOV|DEC|MARCH|APRIL|JUNE|JULY)\b)"
+    r"[A-Z]{3,5}\b"
+)
 
 
 def _missing_columns(table: str, frame: pd.DataFrame) -> list[str]:
@@ -389,7 +424,15 @@ def _clean_machines(frames: list[pd.DataFrame], q: _Collector) -> pd.DataFrame:
     reason = "machine_id listed twice; the first row is kept"
     machines = _reject_per_file(q, "machines", machines, dup, "machine_id", reason, "duplicate_machine")
     if "installed_at" in machines:
-        machines["installed_at"] = _to_utc(machines["installed_at"])
+        installed = _to_utc(machines["installed_at"])
+        unreadable = installed.isna().to_numpy() & _given(machines["installed_at"])
+        if unreadable.any():
+            what = (
+                "installed_at is not a time (write ISO 8601: 2026-01-31 or 2026-01-31T08:00:00+01:00): read as "
+                "missing, so readings before the installation are not caught"
+            )
+            q.notes.append(_register_note(machines, "installed_at", unreadable, "register_not_a_time", what))
+        machines["installed_at"] = installed
     for col in REGISTER_NUMBERS:
         if col in machines:
             numbers = pd.to_numeric(machines[col], errors="coerce")

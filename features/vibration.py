@@ -21,10 +21,10 @@ Conventions an analyst can check:
 * Automatic envelope band (``VibrationConfig.envelope_band_hz is None``), per snapshot: the 0.1*fs-wide window
   with the largest power inside 0.1*fs..0.4*fs (the usable band of a 2.56x-oversampled acquisition, above most
   shaft and gear harmonics; start searched on a grid of 1/8 of the width): the resonance that impacts excite.
-  Above 25.6 kHz the window's width and the region's start stay those of 25.6 kHz (2.56 kHz): bearing
-  resonances are excited at a few kHz whatever the sample rate, and a 48 kHz acquisition would otherwise search
-  only above 4.8 kHz. ``envelope_bands_hz`` reports the band chosen per snapshot. The envelope spectrum reaches
-  the band's width (0.1*fs, at most 2.56 kHz).
+  Above 25.6 kHz the region starts no higher than 2.56 kHz: bearing resonances are excited at a few kHz
+  whatever the sample rate, and a 48 kHz acquisition would otherwise search only above 4.8 kHz (the width stays
+  0.1*fs, so the envelope spectrum still reaches the high defect lines of fast shafts). ``envelope_bands_hz``
+  reports the band chosen per snapshot. The envelope spectrum reaches 0.1*fs.
 * Normalised envelope lines (``envelope__<line>_snr``, dB): the same band, cepstrum pre-whitened (every bin
   divided by its magnitude, which removes resonances, transfer paths and discrete tones: Borghesani et al.,
   MSSP 2013; used in Smith & Randall's CWRU benchmark study, MSSP 2015), demodulated the same way. A line's
@@ -66,7 +66,7 @@ _BLOCK_ROWS = 128  # rows per block of the per-sample work (its buffers stay in 
 _CHUNK_ROWS = 1024  # rows per chunk: per-row quantities gathered, then the feature formulas on all of them
 _AUTO_REGION_FS = (0.1, 0.4)
 _AUTO_WIDTH_FS = 0.1
-_AUTO_MAX_HZ = 2560.0  # ... the region's start and the width no higher: those of a 25.6 kHz acquisition
+_AUTO_MAX_START_HZ = 2560.0  # ... the region's start no higher: that of a 25.6 kHz acquisition
 _MIN_SAMPLES = 16
 _SAFE_SPAN = (2.0**-20, 2.0**24)  # largest |sample| whose float32 fourth powers sum without under/overflow
 _ORDERS = (1, 2, 3)
@@ -555,7 +555,7 @@ def _envelope_region(
     """Envelope bins [k0, k1) (DC and Nyquist excluded), bins demodulated per row, auto-band grid step."""
     if config.envelope_band_hz is None:
         lo, hi = (fraction * sample_rate_hz for fraction in _AUTO_REGION_FS)
-        lo = min(lo, _AUTO_MAX_HZ)
+        lo = min(lo, _AUTO_MAX_START_HZ)
     else:
         lo, hi = config.envelope_band_hz
     inside = np.flatnonzero((freqs >= lo) & (freqs < hi))
@@ -563,7 +563,7 @@ def _envelope_region(
     if inside.size == 0:
         return 1, 1, 0, 0
     k0, k1 = int(inside[0]), int(inside[-1]) + 1
-    width = round(min(_AUTO_WIDTH_FS * sample_rate_hz, _AUTO_MAX_HZ) / freqs[1])
+    width = round(_AUTO_WIDTH_FS * sample_rate_hz / freqs[1])
     if config.envelope_band_hz is not None or width < _AUTO_GRID or width >= k1 - k0:
         return k0, k1, k1 - k0, 0
     block = width // _AUTO_GRID

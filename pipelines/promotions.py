@@ -88,6 +88,12 @@ def rollback_target(settings: Settings, model_name: str) -> str:
     else:
         before = _rollback_to(registry.promotion_record(model_name, current))
     while before and not registry.version_exists(model_name, before):
+        if str(before) in gone:  # deleted champions that had replaced each other (v1 -> v2 -> v1 ...)
+            raise registry.RegistryError(
+                f"the champions before v{current if current is not None else gone[0]} of '{model_name}' were "
+                f"deleted from the registry (v{', v'.join(gone)}): there is nothing to roll back to; fix: "
+                "`wearcast promote VERSION` to choose a version by hand"
+            )
         gone.append(str(before))
         record: dict = next(
             (

@@ -53,6 +53,7 @@ from deltalake import (
 
 from features.checks import REASON_CODES
 from features.dataset import QUARANTINE_COLUMNS, REGISTER_NUMBERS, TABLES, Dataset, Waveforms
+from features.iso import class_names
 
 STORED_TABLES = (*TABLES, "quarantine")
 ROW_KEYS = {
@@ -246,6 +247,8 @@ class HistoryStore:
             )
         self._roll_back_pending(keep=batch_id)
         self._mark_pending(batch_id)
+        for table in _TEXT_TABLES:
+            self._keep_text_as_text(table)
         stored, duplicates, conflicts, clashes, changes = {}, {}, {}, [], []
         for table in TABLES:
             frame, clash, changed = self._split_stored(table, _to_store(table, dataset, batch_id), batch_id)
@@ -276,6 +279,31 @@ class HistoryStore:
             self.version,
             conflicts=conflicts,
             register_updates=changes,
+        )
+
+    def _keep_text_as_text(self, table: str) -> None:
+        """A store written before the register's text columns were kept as text may hold numbers in them
+        (vibration_class 3, site 101): rewrite those columns as text once, with the same rows, so that a batch
+        with 'III' or 'north' can be stored (earlier table versions keep the numbers, for time travel)."""
+        if not _exists(self.path / table):
+            return
+        schema = DeltaTable(self.path / table).to_pyarrow_dataset().schema
+        numbers = _TEXT_TABLES[table]
+        stale = [
+            f.name
+            for f in schema
+            if f.name not in (*numbers, *_LINEAGE)
+            and not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            and not pa.types.is_timestamp(f.type)
+        ]
+        if not stale:
+            return
+        arrow = DeltaTable(self.path / table).to_pyarrow_table()
+        for name in stale:
+            text = pa.array([_spelled(v) for v in arrow.column(name).to_pylist()], type=pa.string())
+            arrow = arrow.set_column(arrow.schema.get_field_index(name), name, text)
+        write_deltalake(
+            self.path / table, arrow, mode="overwrite", schema_mode="overwrite", writer_properties=_WRITER
         )
 
     def _app(self, batch_id: str) -> str:
@@ -515,7 +543,7 @@ def _to_store(table: str, dataset: Dataset, batch_id: str) -> pa.Table:
     if table == "waveforms":
         return _waveforms_to_store(dataset.waveforms, batch_id)
     frame = getattr(dataset, table)
-    numbers = {"machines": frozenset(REGISTER_NUMBERS), "events": frozenset()}.get(table)
+    numbers = _TEXT_TABLES.get(table)
     return _with_lineage(_store_frame(frame, numbers), batch_id, partitioned=table in PARTITIONS)
 
 
@@ -538,6 +566,10 @@ def _quarantine_to_store(quarantine: pd.DataFrame, batch_id: str) -> pa.Table:
     return _with_lineage(arrow, batch_id, partitioned=False)
 
 
+_TEXT_TABLES = {  # tables whose columns are text but for these (and times)
+    "machines": frozenset(REGISTER_NUMBERS),
+    "events": frozenset(),
+}
 _NO_CLASH = pd.DataFrame(columns=[*QUARANTINE_COLUMNS, "timestamp"])
 _WHAT = {
     "machines": "a machine register row",
@@ -600,6 +632,12 @@ def _compare(
             given, missing = mine.notna().to_numpy(), theirs.isna().to_numpy()
             if pd.api.types.is_numeric_dtype(mine) and pd.api.types.is_numeric_dtype(theirs):
                 equal = (mine.to_numpy(dtype=object) == theirs.to_numpy(dtype=object)) & ~missing
+            elif column == "vibration_class":  # 'III' is the 3 an earlier version stored
+                spelled = zip(
+                    class_names(mine.astype(object)), class_names(theirs.astype(object)), strict=True
+                )
+                equal = np.array([a == b and a is not None for a, b in spelled], dtype=bool) & ~missing
+                equal |= np.array([_spelled(a) == _spelled(b) for a, b in zip(mine, theirs, strict=True)])
             else:  # text, or text against the numbers an earlier version stored: compared as spelled
                 spelled = zip(map(_spelled, mine), map(_spelled, theirs), strict=True)
                 equal = np.array([a == b for a, b in spelled], dtype=bool) & ~missing

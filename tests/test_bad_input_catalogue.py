@@ -145,6 +145,19 @@ def day_first_dates_in_a_csv(root):
     return Expect("bad_timestamp", machine="M01")
 
 
+def timestamps_with_a_zone_abbreviation(root):
+    """'2026-01-01 00:30 CET': pandas would drop the zone and read UTC, an hour off."""
+    rows = _rows()
+    rows["timestamp"] = rows["timestamp"].dt.strftime("%Y-%m-%d %H:%M CET")
+    _extra(root, rows, "part-1.csv")
+    return Expect("bad_timestamp", machine="M01")
+
+
+def installed_at_that_is_not_a_time(root):
+    _edit_register(root, "installed_at", "13.01.2026")
+    return Expect("register_not_a_time", "note")
+
+
 def compressed_csv_is_named_not_skipped(root):
     _rows().to_csv(root / "telemetry" / "part-1.csv.gz", index=False)
     return Expect("unread_file", "note")
@@ -500,6 +513,8 @@ CASES: dict[str, Callable[[Path], Expect]] = {
         decimal_comma_csv,
         day_first_dates_in_a_csv,
         compressed_csv_is_named_not_skipped,
+        timestamps_with_a_zone_abbreviation,
+        installed_at_that_is_not_a_time,
         text_instead_of_numbers_in_a_row,
         text_in_one_cell_is_repaired,
         numeric_epoch_timestamps,

@@ -122,10 +122,15 @@ def test_table_files_in_any_case_are_read_and_files_that_are_not_read_are_named(
     (tiny / "telemetry" / "notes.txt").write_text("exported by the historian")
     (tiny / "telemetry" / "_SUCCESS").write_text("")  # a Spark marker: not data
     (tiny / "telemetry" / ".DS_Store").write_bytes(b"\0")
+    stale = pd.read_parquet(tiny / "machines.parquet").assign(rated_speed_rpm=3000.0)
+    stale.to_csv(tiny / "machines.old.csv", index=False)  # a copy kept beside the table is not the table
     ds = load_dataset(tiny)
     assert len(ds.telemetry) == len(clean.telemetry)
-    unread = ds.notes[ds.notes["code"] == "unread_file"]
-    assert list(unread["file"]) == ["telemetry/notes.txt"] and "Parquet or CSV" in unread["note"].iloc[0]
+    assert (ds.machines["rated_speed_rpm"] == 1500.0).all() and ds.quarantine.empty
+    unread = ds.notes[ds.notes["code"] == "unread_file"].set_index("file")
+    assert sorted(unread.index) == ["machines.old.csv", "telemetry/notes.txt"]
+    assert "Parquet or CSV" in unread.loc["telemetry/notes.txt", "note"]
+    assert "rename it machines.parquet" in unread.loc["machines.old.csv", "note"]
 
 
 def test_a_dataset_whose_readings_are_all_in_unreadable_files_says_which(tiny):
@@ -321,3 +326,31 @@ def test_a_logger_set_to_a_new_rate_keeps_its_earlier_snapshots_and_a_one_off_is
         in (cut["reason"])
     )
     assert "(19 of its 30 snapshots)" in cut["reason"] and "cut short" in cut["reason"]
+
+
+def test_timestamps_in_common_unambiguous_forms_are_read(tmp_path):
+    """ISO 8601 with a space, a trailing UTC or GMT (BigQuery, strftime %Z), AM/PM, a month name."""
+    root = make_tiny(tmp_path / "forms")
+    tel = pd.read_parquet(root / "telemetry" / "part-0.parquet")
+    stamps = tel["timestamp"]
+    forms = [
+        stamps.dt.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        stamps.dt.strftime("%Y-%m-%dT%H:%M:%S GMT"),
+        stamps.dt.strftime("%Y-%m-%d %I:%M:%S %p"),
+        stamps.dt.strftime("%d %B %Y %H:%M"),
+        stamps.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+    ]
+    (root / "telemetry" / "part-0.parquet").unlink()
+    for i, form in enumerate(forms):
+        part = tel.iloc[i :: len(forms)].assign(timestamp=form.iloc[i :: len(forms)])
+        part.to_csv(root / "telemetry" / f"part-{i}.csv", index=False)
+    ds = load_dataset(root)
+    balanced(ds)
+    assert ds.quarantine.empty
+    pd.testing.assert_series_equal(
+        ds.telemetry.sort_values(["machine_id", "timestamp"])["timestamp"].reset_index(drop=True),
+        tel.sort_values(["machine_id", "timestamp"])["timestamp"]
+        .reset_index(drop=True)
+        .astype("datetime64[us, UTC]"),
+        check_names=False,
+    )

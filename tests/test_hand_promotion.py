@@ -58,6 +58,16 @@ def test_rollback_skips_versions_deleted_from_the_registry_and_survives_a_delete
         rollback_target(settings, "m")
 
 
+def test_rollback_through_deleted_champions_that_replaced_each_other_stops_with_the_fix(settings):
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    for version in ("1", "2", "1", "3"):  # v1 promoted again by hand after v2
+        move_champion(settings, "m", version, "promote", "next")
+    client.delete_model_version("m", "1")
+    client.delete_model_version("m", "2")
+    with pytest.raises(RegistryError, match=r"were deleted from the registry .*fix: `wearcast promote"):
+        rollback_target(settings, "m")
+
+
 def test_promoting_the_champion_again_is_refused(settings):
     move_champion(settings, "m", "2", "promote", "first")
     with pytest.raises(RegistryError, match="already the champion"):

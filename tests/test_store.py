@@ -346,3 +346,33 @@ def test_a_register_column_read_as_numbers_then_as_words_stays_one_text_column(
     changed = store.append(resent(history, machines=renamed), "h3")
     assert changed.register_updates == [f"{renamed.loc[0, 'machine_id']}: site 101 -> north"]
     assert store.read().machines.set_index("machine_id").loc[renamed.loc[0, "machine_id"], "site"] == "north"
+
+
+def test_a_store_that_kept_register_text_as_numbers_takes_text_after_the_upgrade(
+    tmp_path: Path, history: Dataset
+) -> None:
+    """Stores written before register text columns were kept as text hold site 101.0 and vibration_class 3.0:
+    the next batch's 'III' is no change, 'north' is one, and earlier versions keep what they held."""
+    from deltalake import write_deltalake
+
+    store = open_store(tmp_path / "store")
+    machines = history.machines.copy()
+    store.append(resent(history, machines=machines), "h")
+    old = DeltaTable(tmp_path / "store" / "machines").to_pyarrow_table()
+    numbers = [float(i) for i in range(101, 101 + old.num_rows)]
+    old = old.set_column(old.schema.get_field_index("site"), "site", pa.array(numbers, pa.float64()))
+    old = old.set_column(
+        old.schema.get_field_index("vibration_class"), "vibration_class", pa.array([3.0] * old.num_rows)
+    )
+    write_deltalake(tmp_path / "store" / "machines", old, mode="overwrite", schema_mode="overwrite")
+    upgraded = machines.assign(site=[str(int(n)) for n in numbers], vibration_class="III")
+    same = store.append(resent(history, machines=upgraded), "h2")
+    assert same.stored["machines"] == 0 and same.register_updates == []
+    first = upgraded.loc[0, "machine_id"]
+    upgraded.loc[0, "site"] = "north"
+    changed = store.append(resent(history, machines=upgraded), "h3")
+    assert changed.register_updates == [f"{first}: site 101 -> north"]
+    now = store.read().machines.set_index("machine_id")
+    assert now.loc[first, "site"] == "north" and now["vibration_class"].iloc[1] == "3"
+    before = DeltaTable(tmp_path / "store" / "machines", version=1).to_pyarrow_table()  # the overwrite above
+    assert before.column("site").type == pa.float64()  # the rewrite is a new version: time travel keeps it
