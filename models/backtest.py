@@ -23,6 +23,7 @@ from models.alarms import AlarmConfig, alarm_episodes, alarm_states
 from models.bundle import RiskModel
 from models.evaluate import DAYS_PER_MONTH, calibration_table, expected_calibration_error, life_metrics
 from models.labels import failure_within
+from models.risk import life_readings
 from models.rul import remaining_life
 from models.train import TrainConfig, train_risk_model
 
@@ -274,12 +275,17 @@ def replay_status(
     return status
 
 
-def failed_since_last_reading(rows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
-    """Whether the machine failed at or after its latest reading and by the scoring time: it is down, not at
-    risk."""
+def failed_since_last_reading(rows: pd.DataFrame, events: pd.DataFrame, life: pd.DataFrame) -> np.ndarray:
+    """Whether the machine failed at or after its latest reading of a new life (``models.risk.life_readings``:
+    a snapshot, for a machine with vibration; ``life``) and by the scoring time: it is down, not at risk."""
     failures = events.loc[events["kind"] == "failure", KEYS].rename(columns={"timestamp": "failed_at"})
     failures = _ns(failures, ["failed_at"]).sort_values("failed_at")
-    probe = _ns(rows[[*KEYS, "last_reading"]], ["timestamp", "last_reading"]).reset_index(names="_row")
+    life = life[KEYS].drop_duplicates()
+    life = _ns(life.assign(last_reading=life["timestamp"]), ["timestamp", "last_reading"]).sort_values(
+        "timestamp"
+    )
+    probe = _ns(rows[KEYS], ["timestamp"]).reset_index(names="_row").sort_values("timestamp")
+    probe = pd.merge_asof(probe, life, on="timestamp", by="machine_id")
     found = (
         pd.merge_asof(
             probe.sort_values("timestamp"),
@@ -310,7 +316,9 @@ def replay(
         )
     frame = build_features(dataset, rows[KEYS], model.spec.config).frame
     coverage = model.spec.matrix(frame).notna().mean(axis=1).to_numpy()
-    rows = rows.assign(failed_since_reading=failed_since_last_reading(rows, dataset.events))
+    rows = rows.assign(
+        failed_since_reading=failed_since_last_reading(rows, dataset.events, life_readings(dataset))
+    )
     status = replay_status(rows, coverage, stale_after_h, min_coverage)
     scored = status == "scored"
     probability = np.where(scored, model.predict_proba(frame), np.nan)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from features.build import MAINTENANCE_FEATURE, build_features, latest_as_of
+from features.build import KEYS, MAINTENANCE_FEATURE, build_features, latest_as_of
 from features.dataset import Dataset
 from features.describe import driver_base, driver_phrase
 from features.errors import InputError
@@ -122,11 +122,27 @@ def crew_capacity(model: RiskModel) -> int | None:
 
 
 def failed_since_last_reading(events: pd.DataFrame, latest: pd.Series) -> pd.Series:
-    """Machines whose latest failure is at or after their latest reading (down, awaiting restart): failure time.
-    A reading stamped at the failure itself is the last one of that life (a run-to-failure record ends so)."""
+    """Machines whose latest failure is at or after their latest reading of a new life (``life_readings``):
+    down, awaiting restart; the failure time. A reading stamped at the failure itself is the last one of that
+    life (a run-to-failure record ends so)."""
     failures = events[events["kind"] == "failure"].groupby("machine_id")["timestamp"].max()
     later = failures[failures >= latest.reindex(failures.index)]
     return later
+
+
+def life_readings(dataset: Dataset) -> pd.DataFrame:
+    """The readings that show a machine in a life after a failure: its vibration snapshots where it has any
+    (its risk is built from them: a temperature reading a second after the failure, with the last snapshot
+    before it, would score the life that ended), else its telemetry rows. Columns machine_id, timestamp."""
+    snapshots = dataset.waveforms.meta[KEYS]
+    readings = dataset.telemetry[KEYS]
+    readings = readings[~readings["machine_id"].isin(snapshots["machine_id"].unique())]
+    return pd.concat([snapshots, readings], ignore_index=True) if len(readings) else snapshots
+
+
+def latest_life_reading(dataset: Dataset) -> pd.Series:
+    """Each machine's latest ``life_readings`` time."""
+    return life_readings(dataset).groupby("machine_id")["timestamp"].max()
 
 
 def unscored_statuses(
@@ -152,7 +168,10 @@ def unscored_statuses(
         down = machine_ids.isin(failed.index).to_numpy()
         status[down] = "failed"
         for machine in machine_ids[down]:
-            reasons[str(machine)] = f"failed at {failed[machine]}, no reading since: awaiting restart"
+            reasons[str(machine)] = (
+                f"failed at {failed[machine]}, no reading of a new life since (for a machine with vibration, a "
+                "snapshot): awaiting restart"
+            )
     return status, reasons
 
 
@@ -271,7 +290,7 @@ def score_dataset(
         stale_after_h,
         previous=previous,
         sensor_flags=dataset.sensor_flags,
-        failed=failed_since_last_reading(dataset.events, dataset.latest_reading()),
+        failed=failed_since_last_reading(dataset.events, latest_life_reading(dataset)),
     )
 
 

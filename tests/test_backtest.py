@@ -102,9 +102,15 @@ def test_replay_status_and_machines_down_after_a_failure():
         }
     )
     found = events(("B", 2.95, "failure"), ("A", 0.5, "failure"), ("C", 2, "failure"))
-    down = failed_since_last_reading(rows, found)
+    life = rows[["machine_id", "last_reading"]].rename(columns={"last_reading": "timestamp"})
+    down = failed_since_last_reading(rows, found, life)
     # C: its last reading is at its failure (a run-to-failure record ends so): down from then, not before
     np.testing.assert_array_equal(down, [False, False, True, False, True])
+    # A's only snapshot (its life's evidence) is before a later failure: down though telemetry came after it
+    late = events(("A", 2.0, "failure"))
+    np.testing.assert_array_equal(
+        failed_since_last_reading(rows.iloc[:2], late, life.iloc[:1]), [False, True]
+    )
     status = replay_status(
         rows.assign(failed_since_reading=down), np.array([1.0, 1.0, 0.2, 1.0, 1.0]), 24.0, 0.5
     )

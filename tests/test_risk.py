@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -141,6 +142,34 @@ def test_a_machine_is_down_when_its_failure_is_at_or_after_its_latest_reading():
     down = failed_since_last_reading(events, latest)
     # b restarted since; c's latest reading is at its failure (a run-to-failure record ends so): down too
     assert down.to_dict() == {"a": t + pd.Timedelta(hours=1), "c": t}
+
+
+def test_a_reading_just_after_a_failure_does_not_bring_the_machine_back_without_a_snapshot(tmp_path):
+    """PRONOSTIA Bearing3_3 has one temperature reading 0.8 s after its failure: with the last snapshot before the
+    failure, a score would be that of the life that ended. A machine with vibration is back with a snapshot; a
+    machine without it, with any reading."""
+    from conftest import make_tiny
+
+    from features.dataset import load_dataset
+    from models.risk import failed_since_last_reading, latest_life_reading
+
+    root = make_tiny(tmp_path / "d")  # M00 fails 5 h after the last hourly reading
+    events = pd.read_parquet(root / "events.parquet")
+    failed_at = events["timestamp"].iloc[0]
+    tel = pd.read_parquet(root / "telemetry" / "part-0.parquet")
+    after = tel[tel["machine_id"].isin(["M00", "M01"])].groupby("machine_id").tail(1)
+    after = after.assign(timestamp=failed_at + pd.Timedelta(seconds=1))
+    pd.concat([tel, after]).to_parquet(root / "telemetry" / "part-0.parquet")
+    events = pd.concat([events, events.assign(machine_id="M01")])  # M01 fails too, M02 not
+    events.to_parquet(root / "events.parquet")
+    dataset = load_dataset(root, now=failed_at + pd.Timedelta(days=1))
+    assert dataset.latest_reading()["M00"] > failed_at  # the reading after the failure is kept
+    down = failed_since_last_reading(dataset.events, latest_life_reading(dataset))
+    assert sorted(down.index) == ["M00", "M01"]
+    no_vibration = replace(
+        dataset, waveforms=replace(dataset.waveforms, meta=dataset.waveforms.meta.iloc[:0])
+    )
+    assert failed_since_last_reading(no_vibration.events, latest_life_reading(no_vibration)).empty
 
 
 def test_an_insufficient_history_names_the_signals_the_machine_sends_nothing_of():
