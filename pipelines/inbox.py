@@ -319,6 +319,8 @@ def judge_batch(
         else:  # one window before the batch, and before the state's latest reading (a logger outage)
             since = min(start, reference["as_of"].min()) - _span(reference, group)
         history = store.read(since=since, machines=group, tables=["telemetry"]).telemetry
+        if reference is None:
+            history = _enough_readings(store, history, group, start, since, config)
         if len(history):
             parts.append(_judge_group(tel.iloc[rows], rows, history, sensors, config, reference))
     if not parts:
@@ -330,6 +332,41 @@ def judge_batch(
     judged = set().union(*(part.machines for part in parts))
     applied = _apply(dataset, glitches, flags, withdrawn.reset_index(drop=True), judged)
     return applied, pd.concat(full, ignore_index=True) if full else None
+
+
+_HISTORY_WINDOWS = 3  # a full judgement reads at least this many glitch windows of readings per machine
+
+
+def _enough_readings(
+    store: HistoryStore,
+    history: pd.DataFrame,
+    machines: pd.Index,
+    start: pd.Timestamp,
+    since: pd.Timestamp,
+    config: PlausibilityConfig,
+) -> pd.DataFrame:
+    """The history with machines that have fewer than ``_HISTORY_WINDOWS`` glitch windows of readings in it
+    read further back: at a reading a day, 14 days hold fewer readings than the window widens to
+    (``glitch_window_readings``), and medians over so few readings call real values glitches that a judgement
+    of the whole record does not. Back as far as that many readings at the machine's cadence, or to its first
+    reading."""
+    need = _HISTORY_WINDOWS * config.glitch_window_readings
+    counts = history["machine_id"].value_counts().reindex(machines, fill_value=0)
+    short = counts.index[counts < need]
+    if not len(short):
+        return history
+    steps = (
+        history[history["machine_id"].isin(short)]
+        .groupby("machine_id")["timestamp"]
+        .agg(lambda t: t.diff().median())
+    )
+    if len(steps) == len(short) and steps.notna().all():
+        back = min(since, start - need * 1.5 * pd.Timedelta(steps.max()))
+        more = store.read(since=back, machines=list(short), tables=["telemetry"]).telemetry
+    else:  # a machine with one reading in the window: its cadence is unknown
+        more = store.read(machines=list(short), tables=["telemetry"]).telemetry
+    kept = history[~history["machine_id"].isin(short)]
+    return pd.concat([kept, more], ignore_index=True).sort_values(["machine_id", "timestamp"], kind="stable")
 
 
 @dataclass
