@@ -474,6 +474,24 @@ def _read_list(path: Path) -> pd.DataFrame | None:
         return None
 
 
+def dated_copy(folder: Path, stamp: str, risk: pd.DataFrame) -> Path:
+    """Where the list's dated copy goes: ``risk_list_<stamp>.parquet``. When a copy of that time exists and says
+    something else (a late batch of older readings changed the list without a newer reading), a revision
+    ``risk_list_<stamp>_r002.parquet`` ...: a list a crew received is never rewritten. The same list again
+    (an hourly run without a new batch) goes over its own copy."""
+    copies = sorted(folder.glob(f"risk_list_{stamp}_r*.parquet"))
+    latest = copies[-1] if copies else folder / f"risk_list_{stamp}.parquet"
+    if not latest.is_file():
+        return latest
+    try:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(latest).reset_index(drop=True), risk.reset_index(drop=True), check_dtype=False
+        )
+        return latest
+    except (AssertionError, OSError, ValueError):
+        return folder / f"risk_list_{stamp}_r{len(copies) + 2:03d}.parquet"
+
+
 @task(cache_policy=NO_CACHE)
 def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, str]:
     """The list (CSV, Parquet), a dated copy in ``lists/`` (the history of lists) and the quarantine."""
@@ -486,7 +504,7 @@ def write_outputs(risk: pd.DataFrame, dataset: Dataset, out: Path) -> dict[str, 
             out / "risk_list.parquet", lambda p: risk.to_parquet(p, index=False)
         ),
         "dated_list": write_atomically(
-            out / "lists" / f"risk_list_{stamp}.parquet", lambda p: risk.to_parquet(p, index=False)
+            dated_copy(out / "lists", stamp, risk), lambda p: risk.to_parquet(p, index=False)
         ),
         "quarantine": write_atomically(
             out / "quarantine.parquet", lambda p: dataset.quarantine.to_parquet(p, index=False)

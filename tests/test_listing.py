@@ -87,3 +87,32 @@ def test_a_list_made_again_on_the_same_readings_carries_over_from_the_list_befor
     assert previous_list(tmp_path) is not None and previous_list(tmp_path / "none", same) is None
     (lists / "risk_list_20260201T1000.parquet").unlink()
     assert previous_list(tmp_path, same) is None  # nothing earlier: alarms start afresh
+
+
+def test_a_list_changed_by_a_late_batch_is_a_revision_never_a_rewrite(tmp_path):
+    """A late batch of older readings changes the list without a newer reading: the copy the crew received
+    stays as it was, the new list is a revision of the same time, and the next list carries over from it."""
+    from pipelines.flows import dated_copy, list_stamp, previous_list
+
+    stamp = pd.Timestamp("2026-02-01 10:25", tz="UTC")
+    received = pd.DataFrame(
+        {"machine_id": ["a", "b"], "as_of": [stamp, stamp], "status": ["scored", "scored"]}
+    )
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    first = dated_copy(folder, list_stamp(received["as_of"]), received)
+    assert first.name == "risk_list_20260201T1025.parquet"
+    received.to_parquet(first, index=False)
+    assert dated_copy(folder, "20260201T1025", received.copy()) == first  # the same list again: its own copy
+    late = received.assign(status=["scored", "failed"])
+    revision = dated_copy(folder, "20260201T1025", late)
+    assert revision.name == "risk_list_20260201T1025_r002.parquet"
+    late.to_parquet(revision, index=False)
+    assert dated_copy(folder, "20260201T1025", late) == revision
+    assert dated_copy(folder, "20260201T1025", received).name == "risk_list_20260201T1025_r003.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(first), received)  # what the crew received
+    later = received.assign(as_of=stamp + pd.Timedelta(hours=1))  # the next hour's list, then made again
+    later.to_parquet(tmp_path / "risk_list.parquet", index=False)
+    later.to_parquet(folder / "risk_list_20260201T1125.parquet", index=False)
+    again = pd.Series([stamp + pd.Timedelta(hours=1)])
+    pd.testing.assert_frame_equal(previous_list(tmp_path, again), late)  # carried over from the revision
