@@ -870,12 +870,15 @@ def load_dataset(
     *,
     now: pd.Timestamp | str | None = None,
     known_machines: Iterable[str] | None = None,
+    readings_required: bool = True,
 ) -> Dataset:
     """Read and validate the dataset folder ``root``; raise ContractError when nothing in it is usable.
 
     ``plausibility`` sets the limits, glitch and stuck-sensor checks (defaults: ``PlausibilityConfig()``);
     ``now`` is the time after which readings are in the future (default: the clock); ``known_machines``, when
-    given (the store's machines), quarantines rows of machines that neither it nor ``machines`` lists.
+    given (the store's machines), quarantines rows of machines that neither it nor ``machines`` lists. With
+    ``readings_required=False`` (a batch for a history store) a folder of events or machine rows alone is
+    usable: the failure record of a machine that stopped sending readings, or a register update.
     """
     root = Path(root)
     if not root.is_dir():
@@ -883,8 +886,18 @@ def load_dataset(
             f"{root}: not a folder; fix: give the path of a dataset folder (equipment data contract v1)",
             "not_a_folder",
         )
-    present = [t for t in ("telemetry", "waveforms") if table_files(root, t)]
+    needed = ("telemetry", "waveforms") if readings_required else TABLES
+    present = [t for t in needed if table_files(root, t)]
     unread = {t: unread_files(root, t) for t in TABLES}
+    if not present and not readings_required:
+        skipped = [_rel(root, p) for t in TABLES for p in unread[t]]
+        also = f"; not read: {', '.join(skipped[:5])}" if skipped else ""
+        raise ContractError(
+            f"{root}: no table found (looked for machines, telemetry, waveforms and events, as files or folders"
+            f"{also}); fix: a batch needs at least one of them, as Parquet (or CSV but for waveforms; see "
+            "docs/data-contract.md)",
+            "no_tables",
+        )
     if not present:
         skipped = [_rel(root, p) for t in ("telemetry", "waveforms") for p in unread[t]]
         also = f"; not read, as not Parquet or CSV: {', '.join(skipped[:5])}" if skipped else ""
@@ -915,7 +928,8 @@ def load_dataset(
     quarantine = q.frame()
     used = {"telemetry": len(telemetry), "waveforms": len(waveforms.meta), "events": len(events)}
     _balance(counts, used, quarantine, machines)
-    if telemetry.empty and waveforms.meta.empty:
+    others = 0 if readings_required else len(events) + counts["machines"]["rows_used"]
+    if telemetry.empty and waveforms.meta.empty and not others:
         code = "empty_dataset" if quarantine.empty else "unusable_dataset"
         raise ContractError(_nothing_usable(root, quarantine), code)
     notes = pd.DataFrame([*q.notes, *ctx.notes], columns=NOTE_COLUMNS)

@@ -424,7 +424,8 @@ def print_scoring(result: dict, top: int = 10) -> None:
         f"({', '.join(f'{n} {s}' for s, n in result['statuses'].items())})"
     )
     console.print(
-        f"{'rank':>4}  {'machine':<10} {'type':<15} {'p(fail)':>7}  {'band':<6}  {'life':>6}  drivers",
+        f"{'rank':>4}  {'machine':<10} {'type':<15} {'p(fail)':>7}  {'band':<6}  {'inspect':<11} {'life':>6}  "
+        "drivers",
         style="bold",
     )
     for row in result["top"][:top]:
@@ -432,8 +433,8 @@ def print_scoring(result: dict, top: int = 10) -> None:
         shown = "" if p != p else f"{p:.3f}"
         console.print(
             f"{row['rank']:>4}  {row['machine_id']:<10} {row['machine_type']:<15} {shown:>7}  "
-            f"{row['risk_band'] or row['status']:<6}  {life_text(row.get('remaining_life_hours'), result):>6}  "
-            f"{row['drivers']}",
+            f"{row['risk_band'] or row['status']:<6}  {inspect_text(row):<11} "
+            f"{life_text(row.get('remaining_life_hours'), result):>6}  {row['drivers']}",
             soft_wrap=True,
             markup=False,
         )
@@ -479,11 +480,30 @@ def features(
 
 
 def life_text(hours: float | None, result: dict) -> str:
-    """Predicted remaining life in days ('>30d' at the regressor's cap, '' without one)."""
+    """Predicted remaining life: hours under two days ('2.3h'), else days ('>30d' at the regressor's cap, ''
+    without one)."""
     if hours is None or hours != hours:
         return ""
     cap = result.get("life_cap_h")
-    return f">{cap / 24:.0f}d" if cap and hours >= cap - 1e-6 else f"{hours / 24:.1f}d"
+    if cap and hours >= cap - 1e-6:
+        return f">{cap / 24:.0f}d"
+    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
+
+
+def _true(value: object) -> bool:
+    """True for True and numpy's True (a record of the list), not for NaN or a missing value."""
+    return str(value) == "True"
+
+
+def inspect_text(row: dict) -> str:
+    """'yes' for a machine the crew is to inspect (``flagged``), with what changed since the last list ('yes new');
+    a machine in alarm but over the crew's capacity reads 'alarm'; the status of a machine not scored."""
+    change = str(row.get("change") or "")
+    if _true(row.get("flagged")):
+        return f"yes {change}".strip()
+    if _true(row.get("alarm")):
+        return f"alarm {change}".strip()
+    return "" if row.get("status") in (None, "scored") else f"({row['status']})"
 
 
 def print_counts(counts: dict, title: str = "rows") -> None:

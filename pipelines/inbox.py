@@ -134,7 +134,9 @@ def process_batch(
         report.batch_id = fingerprint(folder)
         if report.batch_id in store.batches():
             return _already_stored(folder, store, report)
-        dataset = load_dataset(folder, plausibility, now=now, known_machines=store.machine_ids())
+        dataset = load_dataset(
+            folder, plausibility, now=now, known_machines=store.machine_ids(), readings_required=False
+        )
         incomplete(folder, dataset)
     except InputError as exc:
         return _failed(folder, report, str(exc), getattr(exc, "code", "input_error"))

@@ -218,7 +218,7 @@ def life_text(hours: Any, cap_h: float | None) -> str:
         return ""
     if cap_h is not None and float(hours) >= float(cap_h) - 1e-9:
         return f"&gt; {float(cap_h) / 24:.0f} d"
-    return f"{float(hours) / 24:.1f} d"
+    return f"{float(hours):.1f} h" if float(hours) < 48 else f"{float(hours) / 24:.1f} d"
 
 
 def cell(row: Mapping, column: str, cap_h: float | None, link_to: str = "") -> str:

@@ -572,3 +572,25 @@ def test_daily_batches_of_real_turbofans_are_judged_as_the_whole_record_is(tmp_p
     assert all(r.quarantine_codes == {} and r.withdrawn == 0 for r in reports), [
         (r.batch, r.quarantine_codes, r.withdrawn) for r in reports if r.quarantine_codes or r.withdrawn
     ]
+
+
+def test_a_batch_of_a_failure_record_alone_is_stored(hourly) -> None:
+    """A machine that has stopped sends no readings; its failure record comes alone (with the register row, or
+    without). It is stored, so the next list shows the machine failed instead of scored on its last readings."""
+    day, store, inbox = hourly
+    latest = store.read(machines=["M0002"]).telemetry["timestamp"].max()
+    folder = inbox / "failure-only"
+    folder.mkdir(parents=True)
+    failure = pd.DataFrame(
+        {"machine_id": ["M0002"], "timestamp": [latest + pd.Timedelta(minutes=5)], "kind": ["failure"]}
+    )
+    failure.to_parquet(folder / "events.parquet", index=False)
+    (report,) = process_inbox(inbox, store, now=NOW)
+    assert report.status == "stored" and report.balanced, report.error
+    assert report.tables["events"]["stored"] == 1
+    events = store.read(machines=["M0002"]).events
+    assert (events["timestamp"] == failure["timestamp"].iloc[0]).any()
+    empty = inbox / "nothing"
+    empty.mkdir()
+    (report,) = process_inbox(inbox, store, now=NOW)
+    assert report.status == "failed" and "no table found" in (report.error or "")
