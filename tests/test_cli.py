@@ -275,3 +275,21 @@ def test_a_replay_that_scored_almost_nothing_says_so_and_how_to_fix_it():
     assert "the 24 h step" in warning and "fix: a smaller --every-h" in warning
     fine = pd.DataFrame({"machine_id": ["b1"] * 4, "status": ["scored"] * 4})
     assert thin_replay(fine, 24.0) is None
+
+
+def test_the_printed_list_says_who_to_inspect_and_lives_in_hours_when_short():
+    import numpy as np
+
+    from pipelines.cli import inspect_text, life_text
+
+    assert (
+        inspect_text({"flagged": np.True_, "alarm": np.True_, "change": "new", "status": "scored"})
+        == "yes new"
+    )
+    assert (
+        inspect_text({"flagged": np.False_, "alarm": np.True_, "change": "", "status": "scored"}) == "alarm"
+    )
+    assert inspect_text({"flagged": np.nan, "alarm": np.nan, "change": "", "status": "failed"}) == "(failed)"
+    assert inspect_text({"flagged": np.False_, "alarm": np.False_, "change": "", "status": "scored"}) == ""
+    assert life_text(2.3, {}) == "2.3h" and life_text(100.0, {"life_cap_h": 720}) == "4.2d"
+    assert life_text(720.0, {"life_cap_h": 720}) == ">30d" and life_text(float("nan"), {}) == ""
