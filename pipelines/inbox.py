@@ -118,7 +118,22 @@ def process_inbox(
     inbox = Path(inbox_dir)
     if not inbox.is_dir():
         raise InputError(f"{inbox}: inbox is not a folder; fix: give the folder that holds the batch folders")
-    return [process_batch(b, store, now, plausibility, history_days) for b in batch_folders(inbox)]
+    reports = [process_batch(b, store, now, plausibility, history_days) for b in batch_folders(inbox)]
+    return reports + [_loose(path) for path in loose_files(inbox)]
+
+
+def loose_files(inbox: Path) -> list[Path]:
+    """Files dropped into the inbox itself, not in a batch folder (names starting with '.' are being copied)."""
+    return sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _loose(path: Path) -> BatchReport:
+    """A loose file is no batch: moved to failed/ with the fix, so that it is seen and not left for ever."""
+    message = (
+        f"{path}: a file loose in the inbox, not a batch folder; fix: put the files of a batch (machines, "
+        "telemetry/, waveforms/, events) in a folder of their own and move that folder into the inbox"
+    )
+    return _failed(path, BatchReport(batch=path.name, status="failed"), message, "not_a_batch_folder")
 
 
 def process_batch(

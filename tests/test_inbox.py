@@ -594,3 +594,14 @@ def test_a_batch_of_a_failure_record_alone_is_stored(hourly) -> None:
     empty.mkdir()
     (report,) = process_inbox(inbox, store, now=NOW)
     assert report.status == "failed" and "no table found" in (report.error or "")
+
+
+def test_files_dropped_loose_into_the_inbox_are_named_and_moved_to_failed(hourly) -> None:
+    day, store, inbox = hourly
+    hours_batch(day, inbox, "b1", slice(0, 1))
+    (inbox / "export.zip").write_bytes(b"PK")
+    (inbox / ".copying.parquet").write_bytes(b"")  # being copied: left alone
+    reports = process_inbox(inbox, store, now=NOW)
+    assert [(r.batch, r.status) for r in reports] == [("b1", "stored"), ("export.zip", "failed")]
+    assert reports[1].error_code == "not_a_batch_folder" and "folder of their own" in (reports[1].error or "")
+    assert (inbox / "failed" / "export.zip").is_file() and (inbox / ".copying.parquet").is_file()
