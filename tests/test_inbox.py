@@ -577,7 +577,7 @@ def test_daily_batches_of_real_turbofans_are_judged_as_the_whole_record_is(tmp_p
 def test_a_batch_of_a_failure_record_alone_is_stored(hourly) -> None:
     """A machine that has stopped sends no readings; its failure record comes alone (with the register row, or
     without). It is stored, so the next list shows the machine failed instead of scored on its last readings."""
-    day, store, inbox = hourly
+    _day, store, inbox = hourly
     latest = store.read(machines=["M0002"]).telemetry["timestamp"].max()
     folder = inbox / "failure-only"
     folder.mkdir(parents=True)
