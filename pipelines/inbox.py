@@ -365,11 +365,13 @@ def _enough_readings(
     """The history with machines that have fewer than ``_HISTORY_WINDOWS`` glitch windows of readings in it
     read further back: at a reading a day, 14 days hold fewer readings than the window widens to
     (``glitch_window_readings``), and medians over so few readings call real values glitches that a judgement
-    of the whole record does not. Back as far as that many readings at the machine's cadence, or to its first
-    reading."""
+    of the whole record does not. Back as far as 1.5 times that many readings at the slowest such machine's
+    cadence."""
     need = _HISTORY_WINDOWS * config.glitch_window_readings
     counts = history["machine_id"].value_counts().reindex(machines, fill_value=0)
-    short = counts.index[counts < need]
+    # a machine with fewer than 2 readings in the window (new, or silent for days) has no cadence to go by:
+    # judged as before, so that a batch of new machines never scans the whole store
+    short = counts.index[(counts < need) & (counts >= 2)]
     if not len(short):
         return history
     steps = (
@@ -377,11 +379,8 @@ def _enough_readings(
         .groupby("machine_id")["timestamp"]
         .agg(lambda t: t.diff().median())
     )
-    if len(steps) == len(short) and steps.notna().all():
-        back = min(since, start - need * 1.5 * pd.Timedelta(steps.max()))
-        more = store.read(since=back, machines=list(short), tables=["telemetry"]).telemetry
-    else:  # a machine with one reading in the window: its cadence is unknown
-        more = store.read(machines=list(short), tables=["telemetry"]).telemetry
+    back = min(since, start - need * 1.5 * pd.Timedelta(steps.max()))
+    more = store.read(since=back, machines=list(short), tables=["telemetry"]).telemetry
     kept = history[~history["machine_id"].isin(short)]
     return pd.concat([kept, more], ignore_index=True).sort_values(["machine_id", "timestamp"], kind="stable")
 
