@@ -276,7 +276,7 @@ def _file_note(table: str, file: str, code: str, note: str) -> dict:
 
 
 def _read_tabular(path: Path) -> pd.DataFrame:
-    if path.suffix == ".csv":
+    if path.suffix.lower() == ".csv":
         return pd.read_csv(path, dtype={"machine_id": str}, keep_default_na=True)
     return pq.read_table(path).to_pandas()
 
@@ -317,7 +317,16 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
         frame = q.reject(
             table, file, frame.assign(_stamp=stamps), ambiguous, "timestamp", reason, "bad_timestamp"
         )
-        zoned = (unread & text.str.contains(_ZONE_WORD, regex=True).to_numpy())[~ambiguous]
+        epoch = (unread & text.str.fullmatch(r"\s*[-+]?\d+(?:\.\d*)?\s*").fillna(False).to_numpy())[
+            ~ambiguous
+        ]
+        reason = (
+            "timestamp is a number, not a timestamp (epoch numbers are ambiguous: s, ms or ns); "
+            "fix: write ISO 8601 text or a Parquet timestamp"
+        )
+        frame = q.reject(table, file, frame, epoch, "timestamp", reason, "wrong_type")
+        unread, text = unread[~ambiguous][~epoch], text[~ambiguous][~epoch]
+        zoned = unread & text.str.contains(_ZONE_WORD, regex=True).to_numpy()
         reason = (
             "timestamp names its time zone by an abbreviation (CET, EST ...), which is ambiguous and not read; "
             "fix: write the offset (2025-03-01T12:00:00+01:00) or UTC"
@@ -390,7 +399,9 @@ def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.
     frames = []
     for path in table_files(root, table):
         file = _rel(root, path)
-        if path.suffix == ".csv" and path.stat().st_size == 0:  # an export of no rows: nothing to read
+        if (
+            path.suffix.lower() == ".csv" and path.stat().st_size == 0
+        ):  # an export of no rows: nothing to read
             q.notes.append(
                 _file_note(table, file, "empty_file", "the file is empty (0 bytes): read as no rows")
             )
@@ -403,7 +414,7 @@ def _read_table(root: Path, table: str, q: _Collector, counts: dict) -> list[pd.
         counts[table]["rows_in"] += len(frame)
         present = [str(c) for c in frame.columns]
         frame = frame.assign(_row=np.arange(len(frame)), _file=file)
-        if path.suffix == ".csv" and len(frame) and not _ends_with_line_break(path):
+        if path.suffix.lower() == ".csv" and len(frame) and not _ends_with_line_break(path):
             reason = "the file does not end with a line break, so its last row may be cut short"
             frame = q.reject(
                 table, file, frame, np.arange(len(frame)) == len(frame) - 1, "", reason, "cut_short_row"

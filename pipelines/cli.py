@@ -749,26 +749,34 @@ def print_truth_check(result: dict, fleet: Path, top: int) -> None:
 
 ScoreCron = Annotated[
     str | None,
-    typer.Option(help="Cron of the hourly scoring of the inbox [env WEARCAST_SCORE_CRON; 0 * * * *]."),
+    typer.Option(
+        help="Cron of the hourly scoring of the inbox (env WEARCAST_SCORE_CRON; default 0 * * * *)."
+    ),
 ]
 TrainCron = Annotated[
-    str | None, typer.Option(help="Cron of the weekly retraining [env WEARCAST_TRAIN_CRON; 0 3 * * 1].")
+    str | None,
+    typer.Option(help="Cron of the weekly retraining (env WEARCAST_TRAIN_CRON; default 0 3 * * 1)."),
 ]
 BacktestCron = Annotated[
     str | None,
-    typer.Option(help="Cron of the daily backtest report [env WEARCAST_BACKTEST_CRON; 30 4 * * *]."),
+    typer.Option(help="Cron of the daily backtest report (env WEARCAST_BACKTEST_CRON; default 30 4 * * *)."),
 ]
 TimeZone = Annotated[
-    str | None, typer.Option(help="IANA time zone of the crons [env WEARCAST_TIMEZONE; UTC].")
+    str | None, typer.Option(help="IANA time zone of the crons (env WEARCAST_TIMEZONE; default UTC).")
 ]
-InboxDir = Annotated[Path | None, typer.Option(help="Inbox of batch folders [env WEARCAST_INBOX; inbox/].")]
-StoreDir = Annotated[Path | None, typer.Option(help="History store [env WEARCAST_STORE; store/].")]
+InboxDir = Annotated[
+    Path | None, typer.Option(help="Inbox of batch folders (env WEARCAST_INBOX; default inbox/).")
+]
+StoreDir = Annotated[Path | None, typer.Option(help="History store (env WEARCAST_STORE; default store/).")]
 TrainData = Annotated[
-    Path | None, typer.Option(help="Dataset to retrain and backtest on [env WEARCAST_TRAIN_DATA; data/].")
+    Path | None,
+    typer.Option(help="Dataset to retrain and backtest on (env WEARCAST_TRAIN_DATA; default data/)."),
 ]
-OutDir = Annotated[Path | None, typer.Option(help="Risk lists and reports [env WEARCAST_OUT; outputs/].")]
+OutDir = Annotated[
+    Path | None, typer.Option(help="Risk lists and reports (env WEARCAST_OUT; default outputs/).")
+]
 ModelName = Annotated[
-    str | None, typer.Option(help="Registered model name [env WEARCAST_MODEL_NAME; wearcast].")
+    str | None, typer.Option(help="Registered model name (env WEARCAST_MODEL_NAME; default wearcast).")
 ]
 Paused = Annotated[bool, typer.Option(help="Create the schedules paused (runs only when triggered).")]
 

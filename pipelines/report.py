@@ -98,8 +98,8 @@ def render_report(risk: pd.DataFrame, history: pd.DataFrame, meta: dict, out: Pa
 
 def precision_section(precision: pd.DataFrame | None) -> str:
     """The lists' real precision per week from the crew's findings (``wearcast feedback``), when there are any."""
-    if precision is None or len(precision) == 0:
-        return ""
+    if precision is None or len(precision) == 0 or not precision["inspected"].sum():
+        return ""  # no finding recorded yet: flagged counts alone say nothing about how right the lists were
     rows = "".join(
         f"<tr><td>{escape(str(pd.Timestamp(week).date()))}</td><td class='num'>{flagged}</td>"
         f"<td class='num'>{inspected}</td><td class='num'>{confirmed}</td><td class='num'>{nothing}</td>"

@@ -24,6 +24,11 @@ SCALE_ENV = {
 def project_root() -> Path:
     """``WEARCAST_HOME`` if set, else the project folder this package lives in, else the working directory."""
     if home := os.environ.get("WEARCAST_HOME"):
+        if not Path(home).is_dir():
+            raise InputError(
+                f"WEARCAST_HOME={home}: not a folder (it holds mlruns/, store/, outputs/ and feedback/); fix: "
+                f"create it (mkdir -p {home}) or unset WEARCAST_HOME to use the project folder"
+            )
         return Path(home).resolve()
     candidate = Path(__file__).resolve().parents[1]
     return candidate if (candidate / "pyproject.toml").is_file() else Path.cwd().resolve()

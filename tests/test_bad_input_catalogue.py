@@ -153,6 +153,14 @@ def timestamps_with_a_zone_abbreviation(root):
     return Expect("bad_timestamp", machine="M01")
 
 
+def epoch_number_among_iso_text(root):
+    rows = _rows(n=3)
+    rows["timestamp"] = rows["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    rows.loc[1, "timestamp"] = str(int(T_HALF.timestamp()) + 3600)
+    _extra(root, rows, "part-1.csv")
+    return Expect("wrong_type", machine="M01")
+
+
 def installed_at_that_is_not_a_time(root):
     _edit_register(root, "installed_at", "13.01.2026")
     return Expect("register_not_a_time", "note")
@@ -515,6 +523,7 @@ CASES: dict[str, Callable[[Path], Expect]] = {
         compressed_csv_is_named_not_skipped,
         timestamps_with_a_zone_abbreviation,
         installed_at_that_is_not_a_time,
+        epoch_number_among_iso_text,
         text_instead_of_numbers_in_a_row,
         text_in_one_cell_is_repaired,
         numeric_epoch_timestamps,

@@ -293,3 +293,23 @@ def test_the_printed_list_says_who_to_inspect_and_lives_in_hours_when_short():
     assert inspect_text({"flagged": np.False_, "alarm": np.False_, "change": "", "status": "scored"}) == ""
     assert life_text(2.3, {}) == "2.3h" and life_text(100.0, {"life_cap_h": 720}) == "4.2d"
     assert life_text(720.0, {"life_cap_h": 720}) == ">30d" and life_text(float("nan"), {}) == ""
+
+
+def test_deploy_help_names_the_environment_variables(tmp_path):
+    out = run("deploy", "--help", home=tmp_path)
+    assert out.returncode == 0
+    for name in ("WEARCAST_SCORE_CRON", "WEARCAST_TIMEZONE", "WEARCAST_INBOX", "WEARCAST_MODEL_NAME"):
+        assert name in out.stdout, name
+
+
+def test_a_wearcast_home_that_is_not_a_folder_exits_2_with_the_fix(tmp_path):
+    env_home = tmp_path / "missing"
+    out = subprocess.run(
+        [WEARCAST, "rollback", "--reason", "t"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WEARCAST_HOME": str(env_home), "PREFECT_HOME": str(tmp_path / "p")},
+        timeout=300,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "WEARCAST_HOME" in out.stderr and "mkdir -p" in out.stderr

@@ -118,7 +118,13 @@ def test_register_values_that_cannot_be_used_are_named_in_notes_and_classes_are_
 
 def test_table_files_in_any_case_are_read_and_files_that_are_not_read_are_named(tiny):
     clean = load_dataset(tiny)
+    tel = pd.read_parquet(tiny / "telemetry" / "part-0.parquet")
     (tiny / "telemetry" / "part-0.parquet").rename(tiny / "telemetry" / "part-0.PARQUET")
+    half = tel.iloc[: len(tel) // 2]
+    pd.read_parquet(tiny / "telemetry" / "part-0.PARQUET").iloc[len(tel) // 2 :].to_parquet(
+        tiny / "telemetry" / "part-0.PARQUET"
+    )
+    half.to_csv(tiny / "telemetry" / "part-1.CSV", index=False)  # an export from a tool that shouts
     (tiny / "telemetry" / "notes.txt").write_text("exported by the historian")
     (tiny / "telemetry" / "_SUCCESS").write_text("")  # a Spark marker: not data
     (tiny / "telemetry" / ".DS_Store").write_bytes(b"\0")

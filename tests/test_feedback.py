@@ -303,3 +303,22 @@ def test_precision_reads_the_dated_lists_and_handles_no_findings(tmp_path):
     none = list_precision(findings_by_hand().iloc[:0], history)
     assert none["inspected"].tolist() == [0, 0, 0] and none["precision"].isna().all()
     assert list_precision(findings_by_hand(), read_lists(tmp_path / "nothing")).empty
+
+
+def test_the_report_shows_how_right_the_lists_were_only_once_a_finding_is_recorded():
+    from pipelines.report import precision_section
+
+    week = pd.Timestamp("2026-01-26", tz="UTC")
+    none_yet = pd.DataFrame(
+        {
+            "week": [week],
+            "flagged": [1],
+            "inspected": [0],
+            "confirmed": [0],
+            "nothing_found": [0],
+            "precision": [np.nan],
+        }
+    )
+    assert precision_section(none_yet) == ""
+    one = none_yet.assign(inspected=[1], confirmed=[1], precision=[1.0])
+    assert "How right were the lists?" in precision_section(one)
