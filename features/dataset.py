@@ -308,7 +308,7 @@ def _check_keys(table: str, file: str, frame: pd.DataFrame, q: _Collector) -> pd
     if "timestamp" in frame:
         stamps = _to_utc(frame["timestamp"])
         unread = stamps.isna().to_numpy()
-        text = frame["timestamp"].astype(str)
+        text = frame["timestamp"].astype(str).where(unread, "")  # only the unread cells are looked at
         ambiguous = unread & text.str.contains(_NUMERIC_DATE, regex=True).to_numpy()
         reason = (
             "timestamp is not ISO 8601: in a date such as 01.03.2025 or 03/01/2025 the order of day and month "
@@ -356,13 +356,13 @@ def _to_utc(values: pd.Series) -> pd.Series:
         out = values.dt.tz_localize("UTC")
     else:
         out = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-        text = values.astype(str)
-        other = (  # '2025-03-01 12:00 UTC', '... 01:00 PM', '1 March 2025': read; not '01.03.2025' or '... CET'
-            out.isna().to_numpy()
-            & values.notna().to_numpy()
-            & ~text.str.contains(_NUMERIC_DATE, regex=True).to_numpy()
-            & ~text.str.contains(_ZONE_WORD, regex=True).to_numpy()
-        )
+        other = out.isna().to_numpy() & values.notna().to_numpy()
+        if (
+            other.any()
+        ):  # '2025-03-01 12:00 UTC', '... 01:00 PM', '1 March 2025': read; not '01.03.2025' or '... CET'
+            text = values[other].astype(str)
+            guessed = text.str.contains(_NUMERIC_DATE, regex=True) | text.str.contains(_ZONE_WORD, regex=True)
+            other[np.flatnonzero(other)[guessed.to_numpy()]] = False
         if other.any():
             with warnings.catch_warnings():
                 warnings.simplefilter(
