@@ -705,7 +705,7 @@ def _register_updates(c: _Comparison) -> tuple[pa.Table, list[str]]:
         stored = c.both.get(f"{column}@stored", c.both.get(column))
         if stored is not None and frame[column].isna().all():
             frame[column] = frame[column].astype(stored.dtype)
-    return _store_frame(frame, frozenset(REGISTER_NUMBERS)), changes
+    return _store_frame(frame, _TEXT_TABLES["machines"]), changes
 
 
 def _same_samples(mine: object, theirs: object) -> bool:
