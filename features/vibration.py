@@ -31,8 +31,9 @@ Conventions an analyst can check:
   SNR is its Hann-windowed peak (within the tolerance) over the median of the whitened envelope spectrum
   within +-10 % of the line (at least +-8 bins; 17 evenly spread bins of that window): dimensionless,
   independent of sensor gain, mounting and resonance, so it carries the fault's kinematics from one bearing
-  to another. Noise alone reads about 3-6 dB in 1 s snapshots (about 1 dB in 0.1 s, 7 dB in 10 s: the peak is
-  the largest of more bins when the resolution is finer), so compare snapshots of one length. Sideband SNRs are the mean of the lower and upper sideband's.
+  to another. Noise alone reads about 3-6 dB in 1 s snapshots (white noise about 0 dB in 0.1 s, 4 dB in 1 s,
+  7 dB in 10 s: the peak is the largest of more bins when the resolution is finer), so compare snapshots of one
+  length. Sideband SNRs are the mean of the lower and upper sideband's.
   Harmonic families (``envelope__<defect>_harmonics_snr``: 1-3x BPFO, 1-3x BPFI, 1-4x BSF) are
   10 log10 of the mean, over the family's readable harmonics, of (line peak / its floor)^2; family ratios
   (``envelope__bpfi_to_bpfo_db`` ...) are differences of two families in dB, i.e. log ratios of their powers.

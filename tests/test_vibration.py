@@ -289,6 +289,23 @@ def test_a_resonance_of_a_few_khz_is_found_at_any_sample_rate(fs: float) -> None
     assert f["envelope__bpfo_snr"][0] > 15.0 and f["envelope__bpfo_amp"][0] > 0.05
 
 
+def test_the_noise_level_of_line_snrs_rises_with_snapshot_length() -> None:
+    """White noise: a line's peak is the largest of the bins within the +-2 % speed tolerance, and a longer snapshot
+    has more of them, so noise reads about 0 dB at 0.1 s, 4 dB at 1 s and 7 dB at 10 s (docs/features.md: compare
+    snapshots of one length)."""
+    fs, rows = 25600.0, 40
+    shaft, orders = bearing_at(87.0, "bpfo")
+    rng = np.random.default_rng(0)
+    levels = []
+    for seconds in (0.1, 1.0, 10.0):
+        noise = rng.standard_normal((rows, int(fs * seconds))).astype(np.float32)
+        f = vibration_features(
+            noise, fs, np.repeat(shaft, rows), {k: np.repeat(v, rows) for k, v in orders.items()}
+        )
+        levels.append(float(np.nanmedian([f[f"envelope__{k}_snr"] for k in ("bpfo", "bpfi", "bsf")])))
+    assert levels[0] < 2.0 and 2.5 < levels[1] < 5.5 and 6.0 < levels[2] < 9.0, levels
+
+
 def test_inner_race_impacts_show_at_bpfi() -> None:
     shaft, orders = bearing_at(150.0, "bpfi")
     values = impacting_bearing(150.0, 3000.0, fs=12000.0, n=12000)
