@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from features.build import KEYS, MAINTENANCE_FEATURE, build_features, latest_as_of
+from features.build import MAINTENANCE_FEATURE, build_features, default_as_of, latest_as_of
 from features.dataset import Dataset
 from features.describe import driver_base, driver_phrase
 from features.errors import InputError
@@ -133,11 +133,9 @@ def failed_since_last_reading(events: pd.DataFrame, latest: pd.Series) -> pd.Ser
 def life_readings(dataset: Dataset) -> pd.DataFrame:
     """The readings that show a machine in a life after a failure: its vibration snapshots where it has any
     (its risk is built from them: a temperature reading a second after the failure, with the last snapshot
-    before it, would score the life that ended), else its telemetry rows. Columns machine_id, timestamp."""
-    snapshots = dataset.waveforms.meta[KEYS]
-    readings = dataset.telemetry[KEYS]
-    readings = readings[~readings["machine_id"].isin(snapshots["machine_id"].unique())]
-    return pd.concat([snapshots, readings], ignore_index=True) if len(readings) else snapshots
+    before it, would score the life that ended), else its telemetry rows: the feature table's default rows
+    (``default_as_of``). Columns machine_id, timestamp."""
+    return default_as_of(dataset)
 
 
 def latest_life_reading(dataset: Dataset) -> pd.Series:

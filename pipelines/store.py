@@ -287,7 +287,8 @@ class HistoryStore:
         with 'III' or 'north' can be stored (earlier table versions keep the numbers, for time travel)."""
         if not _exists(self.path / table):
             return
-        schema = DeltaTable(self.path / table).to_pyarrow_dataset().schema
+        delta = DeltaTable(self.path / table)
+        schema = delta.to_pyarrow_dataset().schema
         numbers = _TEXT_TABLES[table]
         stale = [
             f.name
@@ -298,7 +299,7 @@ class HistoryStore:
         ]
         if not stale:
             return
-        arrow = DeltaTable(self.path / table).to_pyarrow_table()
+        arrow = delta.to_pyarrow_table()
         for name in stale:
             text = pa.array([_spelled(v) for v in arrow.column(name).to_pylist()], type=pa.string())
             arrow = arrow.set_column(arrow.schema.get_field_index(name), name, text)
