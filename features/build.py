@@ -238,7 +238,9 @@ def empty_feature_notes(
     with the reason its kind implies, unless ``noted`` (features already explained row by row) holds it."""
     skip = set(KEYS) | (noted or set())
     empty = [
-        c for c in frame.columns if len(frame) and c not in skip and frame[c].isna().all()
+        c
+        for c in frame.columns
+        if len(frame) and c not in skip and frame[c].isna().all() and not _unneeded_rise(frame, c)
     ]  # no rows: none
     return pd.DataFrame(
         {
@@ -247,6 +249,19 @@ def empty_feature_notes(
             "feature": empty,
             "reason": [_empty_reason(c, config) for c in empty],
         }
+    )
+
+
+def _unneeded_rise(frame: pd.DataFrame, column: str) -> bool:
+    """True for a rise over the fleet that no row needed: every row with the temperature rises over ambient."""
+    if not column.endswith("__rise_over_fleet"):
+        return False
+    stem = column.removesuffix("__rise_over_fleet")
+    level, over_ambient = f"{stem}__last", f"{stem}__rise_over_ambient"
+    return (
+        level in frame
+        and over_ambient in frame
+        and not (frame[level].notna() & frame[over_ambient].isna()).any()
     )
 
 
@@ -264,8 +279,8 @@ def _empty_reason(column: str, config: FeatureConfig) -> str:
     if column.endswith("__rise_over_fleet"):
         return (
             f"a rise over the fleet needs at least {MIN_FLEET} machines of the same machine_type (machines table) "
-            "reporting the sensor in the same hour; no hour here has them (or there is no machine_type), and "
-            "there is no temperature_ambient to rise over instead"
+            "reporting the sensor in the same hour; no hour here has them (or there is no machine_type); rows "
+            "with a temperature_ambient reading rise over ambient instead"
         )
     if "__envelope__" in column or "__order_" in column:
         return "no shaft speed or bearing geometry, or the envelope band lies above the Nyquist frequency"

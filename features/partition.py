@@ -120,10 +120,12 @@ def fleet_reference(
     dataset: Dataset, as_of: pd.DataFrame | None, config: FeatureConfig
 ) -> pd.DataFrame | None:
     """The fleet medians ``rise_over_fleet`` needs at ``as_of`` (None when the features have no such column:
-    no temperature, or an ambient sensor). Limited to the hours a level read at those times can come from."""
+    no temperature but the ambient one). Limited to the hours a level read at those times can come from. With
+    an ambient sensor, only the rows without an ambient level read them; the medians are computed all the same,
+    since which rows those are is known only once each partition is built."""
     tel = dataset.telemetry
     as_of = default_as_of(dataset) if as_of is None else as_of
-    if AMBIENT in tel or not any(c.startswith("temperature") for c in tel.columns) or as_of.empty:
+    if not any(c.startswith("temperature") and c != AMBIENT for c in tel.columns) or as_of.empty:
         return None
     stamps = pd.to_datetime(as_of["timestamp"], utc=True).astype(reading_time_dtype(dataset))
     reach = pd.Timedelta(hours=max(config.windows_h, default=0) + config.telemetry_max_age_h + 1)

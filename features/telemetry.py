@@ -19,7 +19,9 @@ Rules of the fast path, for an as-of time T of a machine:
   path forward-fills without limit; bounding the level by the longest window keeps a months-old reading
   from posing as current, and makes the features of trimmed history exactly those of the full history.
 - ``tel__<temperature>__rise_over_ambient``: level minus the ``temperature_ambient`` level.
-- ``tel__<temperature>__rise_over_fleet`` (only when there is no ``temperature_ambient`` column): level minus
+- ``tel__<temperature>__rise_over_fleet`` (for an as-of row without an ambient level: every row when there is
+  no ``temperature_ambient`` column; with one, the rows of a machine without an ambient sensor or with no
+  recent ambient reading, and NaN on the rows that rise over ambient): level minus
   the median of the same sensor over the machines of the same ``machine_type`` (from ``machines``) at the
   hour of the level's reading. The fleet at hour H takes each machine's latest non-NaN reading in
   (H - 1 h, H]; a reading at time t is compared with the fleet at H = t floored to the hour, so no other
@@ -186,10 +188,11 @@ MOMENTS = ("n", "t", "tt", "x", "xx", "tx")  # window sums behind mean, std and 
 
 
 def telemetry_feature_names(sensors: list[str], windows_h: tuple[int, ...]) -> list[str]:
-    """Telemetry feature columns for these sensors and windows, in table order."""
-    temperatures = [c for c in sensors if c.startswith("temperature") and c != AMBIENT]
-    rise = "rise_over_ambient" if AMBIENT in sensors else "rise_over_fleet"
-    names = [f"tel__{c}__last" for c in sensors] + [f"tel__{c}__{rise}" for c in temperatures]
+    """Telemetry feature columns for these sensors and windows, in table order (the columns depend on the
+    sensors alone, never on which rows are asked or have values)."""
+    temperatures = [c for c in sensors if _fleet_sensor(c)]
+    rises = ["rise_over_ambient", "rise_over_fleet"] if AMBIENT in sensors else ["rise_over_fleet"]
+    names = [f"tel__{c}__last" for c in sensors] + [f"tel__{c}__{r}" for r in rises for c in temperatures]
     for h in windows_h:
         names += [f"tel__{c}__{stat}__{h}h" for stat in WINDOW_STATS for c in sensors]
     return names
@@ -225,9 +228,21 @@ def telemetry_features_asof(
         if q1 > q0:
             chunk = _Chunk(readings, int(g0), int(g1))
             chunk.fill(rows[q0:q1], codes[q0:q1] - g0, micros[q0:q1], spans, sensors, out, level_rows)
-    if AMBIENT not in sensors:
-        _rise_over_fleet(readings, level_rows, sensors, as_of, machines, fleet_telemetry, fleet_medians, out)
+    # rows without an ambient level (every row without the sensor) rise over their fleet instead
+    fleet_rows = level_rows if AMBIENT not in sensors else _without_ambient(level_rows, sensors)
+    if AMBIENT not in sensors or (fleet_rows[[_fleet_sensor(c) for c in sensors]] >= 0).any():
+        _rise_over_fleet(readings, fleet_rows, sensors, as_of, machines, fleet_telemetry, fleet_medians, out)
     return pd.DataFrame(block.T, index=as_of.index, columns=names, copy=False)
+
+
+def _fleet_sensor(column: str) -> bool:
+    """A temperature that can rise over the fleet (not the ambient one)."""
+    return column.startswith("temperature") and column != AMBIENT
+
+
+def _without_ambient(level_rows: np.ndarray, sensors: list[str]) -> np.ndarray:
+    """``level_rows`` with -1 (no level) on the as-of rows that have an ambient level."""
+    return np.where(level_rows[sensors.index(AMBIENT)] < 0, level_rows, -1)
 
 
 def epoch_micros(stamps: pd.Series | pd.Index) -> np.ndarray:
@@ -691,8 +706,9 @@ def _rise_over_fleet(
     medians: pd.DataFrame | None,
     out: dict[str, np.ndarray],
 ) -> None:
-    """Write ``tel__<temperature>__rise_over_fleet``: each level minus its type's fleet median (rules above)."""
-    temperatures = [c for c in sensors if c.startswith("temperature")]
+    """Write ``tel__<temperature>__rise_over_fleet``: each level minus its type's fleet median (rules above);
+    rows with ``level_rows`` -1 get NaN."""
+    temperatures = [c for c in sensors if _fleet_sensor(c)]
     types = _machine_types(machines)
     query_types = types.reindex(pd.Index(as_of["machine_id"])).to_numpy(dtype=object)
     ask = {col: np.flatnonzero(level_rows[sensors.index(col)] >= 0) for col in temperatures}

@@ -25,6 +25,8 @@ def write_waveforms(path: Path, rows: list[dict]) -> None:
             "values": pa.array([np.asarray(r["values"], np.float32) for r in rows], pa.list_(pa.float32())),
         }
     )
+    if any("speed_rpm" in r for r in rows):  # the snapshot's own shaft speed, where a row gives one
+        table = table.append_column("speed_rpm", pa.array([r.get("speed_rpm") for r in rows], pa.float64()))
     pq.write_table(table, path)
 
 

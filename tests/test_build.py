@@ -276,9 +276,10 @@ def test_features_empty_for_every_machine_are_noted_with_their_reason(tmp_path):
     notes = empty_feature_notes(frame, config)
     ratios = [c for c in frame.columns if c.endswith("__ratio_to_baseline")]
     assert ratios and set(ratios) <= set(notes["feature"])
-    assert set(notes["feature"]) == {
-        c for c in frame.columns if c not in ("machine_id", "timestamp") and frame[c].isna().all()
-    }
+    empty = {c for c in frame.columns if c not in ("machine_id", "timestamp") and frame[c].isna().all()}
+    # every row with a bearing temperature rises over ambient: the empty rise over the fleet needs no note
+    assert set(notes["feature"]) == empty - {"tel__temperature_bearing__rise_over_fleet"}
+    assert "tel__temperature_bearing__rise_over_fleet" in empty
     assert (notes["machine_id"] == EVERY_MACHINE).all() and notes["timestamp"].isna().all()
     ratio_reason = notes.set_index("feature").loc[ratios[0], "reason"]
     assert "10 earlier snapshots" in ratio_reason and "baseline_snapshots" in ratio_reason
@@ -383,3 +384,108 @@ def test_missing_model_features_are_named_outside_a_flow_too():
 def test_feature_config_rejects_settings_that_cannot_make_columns(settings_):
     with pytest.raises(ValidationError):
         FeatureConfig(**settings_)
+
+
+def test_shaft_speed_comes_from_the_snapshot_else_earlier_telemetry_else_the_rated_speed(tmp_path):
+    """M00: its first snapshot states 1200 rpm (telemetry says 700 then: the snapshot wins); the next, at 12 h,
+    has telemetry 900 rpm at 10 h and 600 rpm at 13 h (later: not used); later snapshots have no reading within
+    the 6 h max age, so the rated 1500 rpm. M01 has no speed anywhere: its order features are NaN and noted.
+    The waveform is a 25 Hz sine of amplitude 1, so only a speed of 1500 rpm puts the 1x order on it."""
+    from conftest import make_tiny, write_waveforms
+
+    from features.build import shaft_speed_hz
+
+    root = make_tiny(tmp_path / "speeds")
+    tel = pd.read_parquet(root / "telemetry" / "part-0.parquet")
+    hour = (tel["timestamp"] - tel["timestamp"].min()) / pd.Timedelta(hours=1)
+    mine, other = tel["machine_id"] == "M00", tel["machine_id"] == "M01"
+    tel.loc[mine | other, "speed_rpm"] = np.nan
+    for at, rpm in ((0, 700.0), (10, 900.0), (13, 600.0)):
+        tel.loc[mine & (hour == at), "speed_rpm"] = rpm
+    tel.to_parquet(root / "telemetry" / "part-0.parquet")
+    machines = pd.read_parquet(root / "machines.parquet")
+    machines.loc[machines["machine_id"] == "M01", "rated_speed_rpm"] = np.nan
+    machines.to_parquet(root / "machines.parquet")
+    waveforms = pq_rows(root / "waveforms" / "part-0.parquet")
+    for row in waveforms:
+        row["speed_rpm"] = (
+            1200.0 if row["machine_id"] == "M00" and row["timestamp"] == tel["timestamp"].min() else None
+        )
+    write_waveforms(root / "waveforms" / "part-0.parquet", waveforms)
+
+    dataset = load_dataset(root)
+    meta = dataset.waveforms.meta
+    rpm = pd.Series(shaft_speed_hz(dataset, max_age_h=6.0) * 60.0, index=meta.index)
+    first = meta["timestamp"].min()
+    at = (meta["timestamp"] - first) / pd.Timedelta(hours=1)
+    m00 = rpm[meta["machine_id"] == "M00"].set_axis(at[meta["machine_id"] == "M00"])
+    assert m00.to_dict() == {0.0: 1200.0, 12.0: 900.0, 24.0: 1500.0, 36.0: 1500.0}
+    assert rpm[meta["machine_id"] == "M01"].isna().all()
+    assert (rpm[meta["machine_id"] == "M02"] == 1500.0).all()
+
+    table = build_features(dataset, config=FeatureConfig(telemetry_max_age_h=6.0))
+    frame = table.frame.assign(hour=(table.frame["timestamp"] - first) / pd.Timedelta(hours=1))
+    one_x = frame.set_index(["machine_id", "hour"])["vib__acc_horizontal__order_1x_amp"]
+    assert one_x[("M00", 0.0)] < 0.1 and one_x[("M00", 12.0)] < 0.1  # 20 Hz and 15 Hz: no line there
+    np.testing.assert_allclose(one_x[("M00", 24.0)], 1.0, rtol=0.05)  # rated 25 Hz: the sine
+    assert one_x.loc["M01"].isna().all()
+    notes = table.notes[table.notes["machine_id"] == "M01"]
+    assert len(notes) == 4 and notes["reason"].str.contains("no shaft speed").all()
+    assert notes["feature"].str.contains("order_").all()
+
+
+def pq_rows(path) -> list[dict]:
+    """The rows of a waveform file written by ``write_waveforms``, as dicts of numpy arrays."""
+    frame = pd.read_parquet(path)
+    return [{**row, "values": np.asarray(row["values"], np.float32)} for row in frame.to_dict("records")]
+
+
+def test_operating_regimes_band_speed_in_10_percent_steps_and_load_in_50_percent_steps(tmp_path):
+    from conftest import make_tiny
+
+    from features.build import snapshot_regimes
+
+    root = make_tiny(tmp_path / "regimes", machines=1, hours=48)  # snapshots at 0, 12, 24 and 36 h
+    tel = pd.read_parquet(root / "telemetry" / "part-0.parquet")
+    hour = (tel["timestamp"] - tel["timestamp"].min()) / pd.Timedelta(hours=1)
+    tel["load_pct"] = np.select([hour < 12, hour < 24, hour < 30], [40.0, 10.0, 60.0], np.nan)
+    tel.to_parquet(root / "telemetry" / "part-0.parquet")
+    dataset = load_dataset(root)
+    shaft_hz = np.array([30.0, 31.5, 36.0, np.nan])  # 1.05x the first: same band; 1.2x: the next but one
+    regime = snapshot_regimes(dataset, shaft_hz, FeatureConfig(telemetry_max_age_h=6.0))
+    speed, load = zip(*(r.split("|") for r in regime), strict=True)
+    assert speed[0] == speed[1] != speed[2] and int(speed[2]) - int(speed[0]) == 2 and speed[3] == "?"
+    assert load[0] == load[1] != load[2]  # 40 % and 10 %: one band; 60 %: the next
+    assert load[3] == "?"  # the last load reading, at 29 h, is older than the 6 h max age
+
+
+def test_a_machine_alternating_between_two_speeds_keeps_a_ratio_of_one(tmp_path):
+    """Healthy, 44 % louder at 1800 rpm than at 1500 rpm: ratios to the baseline of the same regime stay 1."""
+    from conftest import make_tiny, write_waveforms
+
+    root = make_tiny(tmp_path / "alternating", machines=1, hours=120)  # 10 snapshots, every 12 h
+    rows = pq_rows(root / "waveforms" / "part-0.parquet")
+    t = np.arange(4096) / 10240.0
+    rng = np.random.default_rng(3)
+    for i, row in enumerate(rows):
+        rpm = 1800.0 if i % 2 else 1500.0
+        gain = (rpm / 1500.0) ** 2
+        row["speed_rpm"] = rpm
+        row["values"] = gain * (np.sin(2 * np.pi * rpm / 60 * t) + rng.normal(0, 0.05, t.size))
+    write_waveforms(root / "waveforms" / "part-0.parquet", rows)
+    config = FeatureConfig(baseline_snapshots=4)
+    frame = build_features(load_dataset(root), config=config).frame.sort_values("timestamp")
+    ratio = frame["vib__acc_horizontal__rms__ratio_to_baseline"].to_numpy()
+    assert np.isnan(ratio[:4]).all()
+    np.testing.assert_allclose(ratio[4:], 1.0, rtol=0.03)
+    one_x = frame["vib__acc_horizontal__order_1x_amp__ratio_to_baseline"].to_numpy()
+    np.testing.assert_allclose(one_x[4:], 1.0, rtol=0.03)
+
+
+def test_progress_counts_every_snapshot_up_to_the_total(fleet):
+    calls: list[tuple[int, int]] = []
+    build_features(fleet, progress=lambda done, total: calls.append((done, total)))
+    total = len(fleet.waveforms.meta)
+    assert calls and calls[-1] == (total, total)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert {t for _, t in calls} == {total}

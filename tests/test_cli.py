@@ -29,9 +29,9 @@ def test_help_lists_the_commands(tmp_path):
         assert command in out.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "score", "backtest", "evaluate"])
+@pytest.mark.parametrize("command", ["train", "score", "backtest", "evaluate", "features"])
 def test_missing_folder_exits_2_with_one_line(tmp_path, command):
-    extra = ["--out", str(tmp_path / "t.parquet")] if command in ("backtest", "evaluate") else []
+    extra = ["--out", str(tmp_path / "t.parquet")] if command in ("backtest", "evaluate", "features") else []
     out = run(command, str(tmp_path / "nowhere"), *extra, home=tmp_path)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr + out.stdout
@@ -98,6 +98,43 @@ def test_outputs_are_never_written_inside_the_input(tmp_path):
     out = run("score", str(data), "--out", str(data / "results"), home=tmp_path)
     assert out.returncode == 2 and "never writes" in out.stderr
     assert not (data / "results").exists()
+    out = run("features", str(data), "--out", str(data / "features.parquet"), home=tmp_path)
+    assert out.returncode == 2 and "never writes" in out.stderr and "Traceback" not in out.stderr
+    assert not (data / "features.parquet").exists()
+
+
+@pytest.mark.e2e
+def test_features_of_data_that_break_the_contract_quarantine_or_exit_2_naming_the_file_and_fix(tmp_path):
+    """A register without machine_id: its rows are quarantined with the fix and the readings still give
+    features (exit 0); no usable table at all: exit 2 with the fix, and no table written."""
+    import pandas as pd
+    from conftest import make_tiny
+
+    data = make_tiny(tmp_path / "data")
+    pd.read_parquet(data / "machines.parquet").rename(columns={"machine_id": "asset"}).to_parquet(
+        data / "machines.parquet"
+    )
+    out = tmp_path / "out" / "features.parquet"
+    result = run("features", str(data), "--out", str(out), home=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    quarantine = pd.read_parquet(out.with_suffix(".quarantine.parquet"))
+    register = quarantine[quarantine["file"] == "machines.parquet"]
+    assert len(register) == 3 and (register["column"] == "machine_id").all()
+    assert register["fix"].str.contains("add the required column").all()
+    assert "machines 3 in / 0 used / 3 quarantined" in result.stdout.replace("\n", " ")
+    for name in ("telemetry", "waveforms", "events.parquet", "machines.parquet"):
+        target = data / name
+        if target.is_dir():
+            for part in target.iterdir():
+                part.unlink()
+            target.rmdir()
+        else:
+            target.unlink()
+    broken = tmp_path / "out2" / "features.parquet"
+    result = run("features", str(data), "--out", str(broken), home=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout and "fix" in result.stderr
+    assert not broken.exists()
 
 
 def test_bad_alert_policy_exits_2_naming_the_setting(tmp_path):

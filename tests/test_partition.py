@@ -37,19 +37,36 @@ def partitioned(dataset: Dataset, size: int, as_of: pd.DataFrame | None) -> pd.D
     return concat_tables(parts, tables).frame
 
 
-@pytest.mark.parametrize("ambient", [True, False], ids=["rise_over_ambient", "rise_over_fleet"])
+def with_some_ambient(dataset: Dataset) -> Dataset:
+    """The first three machines have no ambient sensor: they rise over the fleet, the others over ambient."""
+    tel = dataset.telemetry.copy()
+    first = sorted(tel["machine_id"].unique())[:3]
+    tel.loc[tel["machine_id"].isin(first), "temperature_ambient"] = np.nan
+    return replace(dataset, telemetry=tel)
+
+
+@pytest.mark.parametrize(
+    "ambient", ["all", "none", "some"], ids=["rise_over_ambient", "rise_over_fleet", "mixed"]
+)
 @pytest.mark.parametrize("scoring", [True, False], ids=["latest_as_of", "every_snapshot"])
-def test_partitions_give_the_features_of_the_whole_fleet(fleet: Dataset, ambient: bool, scoring: bool):
-    dataset = fleet if ambient else without_ambient(fleet)
+def test_partitions_give_the_features_of_the_whole_fleet(fleet: Dataset, ambient: str, scoring: bool):
+    dataset = {"all": fleet, "none": without_ambient(fleet), "some": with_some_ambient(fleet)}[ambient]
     as_of = latest_as_of(dataset) if scoring else None
     whole = build_features(dataset, as_of, CONFIG).frame
     split = partitioned(dataset, 4, as_of)
     assert len(split) == len(whole)
     assert list(split.columns) == list(whole.columns)
     pd.testing.assert_frame_equal(split, whole, check_exact=False, rtol=1e-12, atol=0)
-    if not ambient:
-        rise = [c for c in whole.columns if c.endswith("__rise_over_fleet")]
+    rise = [c for c in whole.columns if c.endswith("__rise_over_fleet")]
+    if ambient == "none":
         assert rise and whole[rise].notna().to_numpy().mean() > 0.5  # the check compared real numbers
+    elif ambient == "some":  # exactly the machines without ambient rise over the fleet
+        risen = whole.loc[whole[rise].notna().any(axis=1), "machine_id"].unique()
+        assert sorted(risen) == sorted(whole["machine_id"].unique())[:3]
+    if ambient != "none":  # one reference per row: a row rises over the fleet only without an ambient level
+        for column in rise:
+            over_ambient = whole[column.replace("__rise_over_fleet", "__rise_over_ambient")]
+            assert over_ambient[whole[column].notna()].isna().all()
 
 
 def test_one_partition_alone_lacks_the_fleet_without_the_reference(fleet: Dataset):

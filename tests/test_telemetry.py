@@ -196,6 +196,26 @@ def test_rise_over_fleet_median_of_the_same_type():
     )
 
 
+def test_a_machine_without_an_ambient_sensor_rises_over_its_fleet_in_a_fleet_with_one():
+    """P1-P3 report ambient 20 °C, P4 has no ambient sensor: P4 rises over the pumps' median, the others over
+    ambient (their rise over the fleet is NaN: one reference per row)."""
+    tel = fleet({"P1": 50.0, "P2": 52.0, "P3": 54.0, "P4": 70.0})
+    tel["temperature_ambient"] = np.where(tel["machine_id"] == "P4", np.nan, 20.0)
+    as_of = pd.DataFrame({"machine_id": ["P4", "P1"], "timestamp": tel["timestamp"].max()})
+    out = telemetry_features_asof(tel, as_of, (24,), 24.0, MACHINES)
+    over_fleet = out["tel__temperature_bearing__rise_over_fleet"].to_numpy()
+    over_ambient = out["tel__temperature_bearing__rise_over_ambient"].to_numpy()
+    assert over_fleet[0] == pytest.approx(70.0 - 53.0) and np.isnan(over_ambient[0])
+    assert over_ambient[1] == pytest.approx(50.0 - 20.0) and np.isnan(over_fleet[1])
+    assert "tel__temperature_ambient__rise_over_fleet" not in out
+    names = list(out.columns)
+    assert names.index("tel__temperature_bearing__rise_over_fleet") == (
+        names.index("tel__temperature_bearing__rise_over_ambient") + 1
+    )
+    every = telemetry_features_asof(tel[tel["machine_id"] != "P4"], as_of.iloc[1:], (24,), 24.0, MACHINES)
+    assert every["tel__temperature_bearing__rise_over_fleet"].isna().all()  # every row has its ambient level
+
+
 def test_rise_over_fleet_uses_no_reading_after_the_level():
     """The fleet at hour H takes each machine's latest reading in (H - 1 h, H]; a level read at 10:20 meets the
     fleet at 10:00, so the other pumps' readings at 10:40 (after the as-of time) are not used."""
@@ -289,7 +309,8 @@ def expected_from_pandas(tel: pd.DataFrame, as_of: pd.DataFrame, windows, max_ag
         old[f"tel__{col}__rise_over_ambient"] = (
             old[f"tel__{col}__last"] - old["tel__temperature_ambient__last"]
         )
-    return old
+        old[f"tel__{col}__rise_over_fleet"] = np.nan  # no machine types given: no fleet to rise over
+    return old[telemetry_feature_names(sensors, tuple(windows))]
 
 
 def assert_same_features(new: pd.DataFrame, old: pd.DataFrame) -> None:

@@ -62,6 +62,19 @@ def test_no_usable_feature_and_mismatched_labels_are_named():
         train_risk_model(frame, y.iloc[:315], FeatureConfig(), FAST)
 
 
+def test_features_without_a_value_in_the_labelled_rows_are_left_out_of_the_spec():
+    """A feature NaN everywhere, and one with values only in unlabelled rows, are not in the model's spec: the
+    model was never fitted on them, so scoring must not rebuild them."""
+    frame, y = table()
+    y = y.copy()
+    y.iloc[:40] = np.nan  # M0's rows are unlabelled (the tail of the data, say)
+    frame["vib__b__kurtosis"] = np.where(y.isna(), 3.0, np.nan)
+    frame["tel__never__last"] = np.nan
+    model = train_risk_model(frame, y, FeatureConfig(), FAST)
+    assert model.spec.columns == ("vib__a__rms", "tel__t__last")
+    assert list(model.spec.matrix(frame).columns) == ["vib__a__rms", "tel__t__last"]
+
+
 def test_infinite_or_float32_overflowing_features_are_missing_in_training_and_scoring():
     frame, y = table()
     frame.loc[[3, 50], "tel__t__last"] = [np.inf, 1e40]
