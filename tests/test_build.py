@@ -95,9 +95,14 @@ def test_iso_zone_feature_is_built(fleet):
 
 
 def test_every_feature_has_a_unit_and_a_description(fleet):
-    for name in build_features(fleet).feature_columns:
+    """Every column, the optional vibration slopes included; a unit for all but the dimensionless ones."""
+    dimensionless = ("crest_factor", "kurtosis", "skewness", "shape_factor", "impulse_factor", "hf_ratio")
+    columns = build_features(fleet, config=FeatureConfig(vibration_trend_h=48)).feature_columns
+    assert any("__slope__48h" in c and c.startswith("vib__") for c in columns)
+    for name in columns:
         info = describe(name)
         assert info.description and info.description != name, name
+        assert info.unit or name.endswith(dimensionless), name
 
 
 def test_channels_and_sensors_whose_names_hold_double_underscores_are_described(tmp_path):
@@ -489,3 +494,51 @@ def test_progress_counts_every_snapshot_up_to_the_total(fleet):
     assert calls and calls[-1] == (total, total)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     assert {t for _, t in calls} == {total}
+
+
+def test_the_iso_zone_follows_each_machines_vibration_class(tmp_path):
+    """The same 5 mm/s vibration on three machines: zone D for class I, C for the default class II, B for class
+    IV (ISO 10816-1 Annex B boundaries, classes spelled 'I' and '4' in the register)."""
+    from conftest import make_tiny, write_waveforms
+
+    from features.vibration import STANDARD_GRAVITY_M_S2
+
+    root = make_tiny(tmp_path / "classes")
+    machines = pd.read_parquet(root / "machines.parquet")
+    machines["vibration_class"] = ["I", "4", None]
+    machines.to_parquet(root / "machines.parquet")
+    rows = pq_rows(root / "waveforms" / "part-0.parquet")
+    t = np.arange(4096) / 10240.0
+    amplitude_g = (
+        5.0 * np.sqrt(2) * 2 * np.pi * 25.0 / (STANDARD_GRAVITY_M_S2 * 1000.0)
+    )  # 5 mm/s RMS at 25 Hz
+    for row in rows:
+        row["values"] = amplitude_g * np.sin(2 * np.pi * 25.0 * t)
+    write_waveforms(root / "waveforms" / "part-0.parquet", rows)
+    frame = build_features(load_dataset(root)).frame
+    velocity = frame.groupby("machine_id")["vib__acc_horizontal__velocity_rms_mm_s"].median()
+    np.testing.assert_allclose(velocity, 5.0, rtol=0.01)
+    zones = frame.groupby("machine_id")["vib__acc_horizontal__iso_zone"].agg(set)
+    assert zones.to_dict() == {"M00": {4.0}, "M01": {2.0}, "M02": {3.0}}
+
+
+def test_vibration_slopes_read_a_linear_rise_per_hour(tmp_path):
+    """RMS rising by 0.01 g / sqrt(2) an hour (a sine whose amplitude grows 0.01 g an hour): the trend over 48 h
+    is that slope once 3 snapshots are inside the window, NaN before."""
+    from conftest import make_tiny, write_waveforms
+
+    root = make_tiny(tmp_path / "rising", machines=1, hours=120)  # 10 snapshots, every 12 h
+    rows = pq_rows(root / "waveforms" / "part-0.parquet")
+    t = np.arange(4096) / 10240.0
+    first = rows[0]["timestamp"]
+    for row in rows:
+        hours = (row["timestamp"] - first) / pd.Timedelta(hours=1)
+        row["values"] = (1.0 + 0.01 * hours) * np.sin(2 * np.pi * 25.0 * t)
+    write_waveforms(root / "waveforms" / "part-0.parquet", rows)
+    frame = build_features(load_dataset(root), config=FeatureConfig(vibration_trend_h=48)).frame
+    slope = frame.sort_values("timestamp")["vib__acc_horizontal__rms__slope__48h"].to_numpy()
+    assert np.isnan(slope[:2]).all()  # 1 and 2 snapshots in the window
+    np.testing.assert_allclose(slope[2:], 0.01 / np.sqrt(2), rtol=1e-4)
+    assert (
+        "vib__acc_horizontal__rms__slope__48h" not in build_features(load_dataset(root)).frame
+    )  # off by default
