@@ -27,7 +27,7 @@ from features.telemetry import (
     machine_runs,
     telemetry_features_asof,
 )
-from features.vibration import VibrationConfig, nan_reasons, vibration_features
+from features.vibration import VibrationConfig, nan_reasons, vibration_feature_names, vibration_features
 
 KEYS = ["machine_id", "timestamp"]
 Progress = Callable[[int, int], None]
@@ -55,6 +55,10 @@ class FeatureConfig(BaseModel):
     # some held-out bearings and hurt others badly (benchmarks/trend_slopes_ablation.py), and with 2 training
     # bearings (tests/test_real_bearings.py) the ranking falls below chance.
     vibration_trend_h: PositiveInt | None = None
+    # the vibration features whose slopes are computed (feature names as in features.vibration, e.g. "rms",
+    # "band_energy__500_1000hz", "envelope__bpfo_snr"; a name also matches the features it ends: "rms" also
+    # slopes "envelope__rms")
+    vibration_trend_features: tuple[str, ...] = SLOPE_SUFFIXES
     telemetry_max_age_h: Positive = 24.0
 
     @model_validator(mode="after")
@@ -64,7 +68,16 @@ class FeatureConfig(BaseModel):
             raise ValueError(
                 f"windows_h {self.windows_h} lists a window twice (each window is a set of columns)"
             )
-        VibrationConfig(bands_hz=self.bands_hz, envelope_band_hz=self.envelope_band_hz)
+        vibration = VibrationConfig(bands_hz=self.bands_hz, envelope_band_hz=self.envelope_band_hz)
+        known = [*vibration_feature_names(vibration), "iso_zone"]
+        unknown = [
+            f for f in self.vibration_trend_features if not any(k == f or k.endswith(f"__{f}") for k in known)
+        ]
+        if unknown:
+            raise ValueError(
+                f"vibration_trend_features {unknown} name no vibration feature; fix: use names of "
+                f"features.vibration.vibration_feature_names(), e.g. {', '.join(known[:4])}"
+            )
         return self
 
 
@@ -396,11 +409,16 @@ def restrict_to_needed(dataset: Dataset, as_of: pd.DataFrame, config: FeatureCon
 
 
 def vibration_slopes(
-    channel: pd.DataFrame, as_of: pd.DataFrame, hours: int, max_age_h: float
+    channel: pd.DataFrame,
+    as_of: pd.DataFrame,
+    hours: int,
+    max_age_h: float,
+    features: tuple[str, ...] = SLOPE_SUFFIXES,
 ) -> pd.DataFrame:
-    """``<feature>__slope__<h>h``: least-squares trend per hour of a channel's health indicators over the
-    trend window ending at the latest snapshot at or before each as-of time (NaN with fewer than 3 snapshots)."""
-    columns = [c for c in channel.columns if c.endswith(SLOPE_SUFFIXES)]
+    """``<feature>__slope__<h>h``: least-squares trend per hour of a channel's ``features`` (by default its
+    health indicators) over the trend window ending at the latest snapshot at or before each as-of time (NaN
+    with fewer than 3 snapshots)."""
+    columns = [c for c in channel.columns if c.endswith(tuple(f"__{f}" for f in features))]
     stats = telemetry_features_asof(channel[[*KEYS, *columns]], as_of, (hours,), max_age_h)
     names = {f"tel__{c}__slope__{hours}h": f"{c}__slope__{hours}h" for c in columns}
     return stats[list(names)].rename(columns=names).reset_index(drop=True)
@@ -441,7 +459,13 @@ def build_features(
         parts.append(asof_join(as_of, channel, config.vibration_max_age_h).drop(columns=KEYS))
         if config.vibration_trend_h:
             parts.append(
-                vibration_slopes(channel, as_of, config.vibration_trend_h, config.vibration_max_age_h)
+                vibration_slopes(
+                    channel,
+                    as_of,
+                    config.vibration_trend_h,
+                    config.vibration_max_age_h,
+                    config.vibration_trend_features,
+                )
             )
     if not dataset.telemetry.empty:
         parts.append(

@@ -542,3 +542,13 @@ def test_vibration_slopes_read_a_linear_rise_per_hour(tmp_path):
     assert (
         "vib__acc_horizontal__rms__slope__48h" not in build_features(load_dataset(root)).frame
     )  # off by default
+    chosen = FeatureConfig(vibration_trend_h=48, vibration_trend_features=("band_energy__10_500hz", "peak"))
+    frame = build_features(load_dataset(root), config=chosen).frame.sort_values("timestamp")
+    slopes = sorted(c for c in frame.columns if "__slope__" in c and c.startswith("vib__"))
+    assert slopes == [
+        "vib__acc_horizontal__band_energy__10_500hz__slope__48h",
+        "vib__acc_horizontal__peak__slope__48h",
+    ]
+    np.testing.assert_allclose(frame[slopes[1]].to_numpy()[2:], 0.01, rtol=1e-3)  # the amplitude, per hour
+    with pytest.raises(ValidationError, match=r"\['rsm'\] name no vibration feature"):
+        FeatureConfig(vibration_trend_h=48, vibration_trend_features=("rsm",))
