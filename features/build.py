@@ -69,7 +69,7 @@ class FeatureConfig(BaseModel):
                 f"windows_h {self.windows_h} lists a window twice (each window is a set of columns)"
             )
         vibration = VibrationConfig(bands_hz=self.bands_hz, envelope_band_hz=self.envelope_band_hz)
-        known = [*vibration_feature_names(vibration), "iso_zone"]
+        known = vibration_feature_names(vibration)
         unknown = [
             f for f in self.vibration_trend_features if not any(k == f or k.endswith(f"__{f}") for k in known)
         ]
@@ -292,8 +292,8 @@ def _empty_reason(column: str, config: FeatureConfig) -> str:
     if column.endswith("__rise_over_fleet"):
         return (
             f"a rise over the fleet needs at least {MIN_FLEET} machines of the same machine_type (machines table) "
-            "reporting the sensor in the same hour; no hour here has them (or there is no machine_type); rows "
-            "with a temperature_ambient reading rise over ambient instead"
+            "reporting the sensor in the same hour; no hour here has them (or there is no machine_type), and "
+            "there is no temperature_ambient reading to rise over instead"
         )
     if "__envelope__" in column or "__order_" in column:
         return "no shaft speed or bearing geometry, or the envelope band lies above the Nyquist frequency"
@@ -419,6 +419,8 @@ def vibration_slopes(
     health indicators) over the trend window ending at the latest snapshot at or before each as-of time (NaN
     with fewer than 3 snapshots)."""
     columns = [c for c in channel.columns if c.endswith(tuple(f"__{f}" for f in features))]
+    if not columns:  # no feature chosen: no slope columns
+        return pd.DataFrame(index=range(len(as_of)))
     stats = telemetry_features_asof(channel[[*KEYS, *columns]], as_of, (hours,), max_age_h)
     names = {f"tel__{c}__slope__{hours}h": f"{c}__slope__{hours}h" for c in columns}
     return stats[list(names)].rename(columns=names).reset_index(drop=True)

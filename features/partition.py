@@ -130,6 +130,8 @@ def fleet_reference(
     stamps = pd.to_datetime(as_of["timestamp"], utc=True).astype(reading_time_dtype(dataset))
     reach = pd.Timedelta(hours=max(config.windows_h, default=0) + config.telemetry_max_age_h + 1)
     recent = tel[(tel["timestamp"] >= stamps.min() - reach) & (tel["timestamp"] <= stamps.max())]
+    if AMBIENT in recent and np.isfinite(recent[AMBIENT].to_numpy(dtype=float)).all():
+        return None  # every reading has an ambient value: every row rises over ambient, none over the fleet
     return fleet_medians(recent, dataset.machines)
 
 

@@ -552,3 +552,7 @@ def test_vibration_slopes_read_a_linear_rise_per_hour(tmp_path):
     np.testing.assert_allclose(frame[slopes[1]].to_numpy()[2:], 0.01, rtol=1e-3)  # the amplitude, per hour
     with pytest.raises(ValidationError, match=r"\['rsm'\] name no vibration feature"):
         FeatureConfig(vibration_trend_h=48, vibration_trend_features=("rsm",))
+    with pytest.raises(ValidationError, match="name no vibration feature"):  # a zone number has no trend
+        FeatureConfig(vibration_trend_h=48, vibration_trend_features=("iso_zone",))
+    none = FeatureConfig(vibration_trend_h=48, vibration_trend_features=())
+    assert not [c for c in build_features(load_dataset(root), config=none).frame if "__slope__48h" in c]

@@ -110,3 +110,11 @@ def test_tiny_dataset_partitions(tiny: Path):
     as_of = latest_as_of(dataset)
     whole = build_features(dataset, as_of, CONFIG).frame
     pd.testing.assert_frame_equal(partitioned(dataset, 1, as_of), whole, check_exact=False, rtol=1e-12)
+
+
+def test_no_fleet_reference_is_computed_when_every_reading_has_an_ambient_value(fleet: Dataset):
+    tel = fleet.telemetry.assign(temperature_ambient=fleet.telemetry["temperature_ambient"].fillna(20.0))
+    complete = replace(fleet, telemetry=tel)
+    assert fleet_reference(complete, latest_as_of(complete), CONFIG) is None
+    assert fleet_reference(with_some_ambient(complete), latest_as_of(complete), CONFIG) is not None
+    assert fleet_reference(without_ambient(complete), latest_as_of(complete), CONFIG) is not None
