@@ -121,8 +121,9 @@ def fleet_reference(
 ) -> pd.DataFrame | None:
     """The fleet medians ``rise_over_fleet`` needs at ``as_of`` (None when the features have no such column:
     no temperature but the ambient one). Limited to the hours a level read at those times can come from. With
-    an ambient sensor, only the rows without an ambient level read them; the medians are computed all the same,
-    since which rows those are is known only once each partition is built."""
+    an ambient sensor, only the rows without an ambient level read them: none when every recent reading has an
+    ambient value (None), else the medians are computed, since which rows need them is known only once each
+    partition is built."""
     tel = dataset.telemetry
     as_of = default_as_of(dataset) if as_of is None else as_of
     if not any(c.startswith("temperature") and c != AMBIENT for c in tel.columns) or as_of.empty:
